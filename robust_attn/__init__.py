@@ -1,0 +1,46 @@
+"""robust-attn: adversarial-robustness evaluation of Learn-To-Pay-Attention CNNs.
+
+Public API::
+
+    import robust_attn as ra
+    model = ra.create_model("vgg-att3-pc", num_classes=10, width=0.25)
+    model, meta = ra.load_model("builtin/vgg-att3-pc")      # zoo, trained on demand
+    test = ra.load_dataset("builtin", "test", n=1000)
+"""
+
+from robust_attn.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from robust_attn.data import ImageDataset, list_datasets, load_dataset
+from robust_attn.device import resolve_device
+from robust_attn.evaluate import clean_accuracy, predict
+from robust_attn.models import AttentionOutput, create_model, list_models, register_model
+from robust_attn.training import RECIPES, Recipe, get_recipe, train_model
+from robust_attn.zoo import QUICK_ZOO, ZOO, load_model, train_entry, zoo_home
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QUICK_ZOO",
+    "RECIPES",
+    "ZOO",
+    "AttentionOutput",
+    "CheckpointError",
+    "ImageDataset",
+    "Recipe",
+    "__version__",
+    "clean_accuracy",
+    "create_model",
+    "get_recipe",
+    "list_datasets",
+    "list_models",
+    "load_checkpoint",
+    "load_dataset",
+    "load_model",
+    "predict",
+    "read_metadata",
+    "register_model",
+    "resolve_device",
+    "save_checkpoint",
+    "train_entry",
+    "train_model",
+    "zoo_home",
+]

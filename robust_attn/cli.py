@@ -1,0 +1,141 @@
+"""The ``robust-attn`` command: a thin shell over the public API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from robust_attn.checkpoint import CheckpointError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default: auto)")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets (not needed for builtin)")
+    p.add_argument("--download", action="store_true", help="let torchvision download the data set into --data-dir")
+    p.add_argument("--no-verify", action="store_true", help="skip torchvision's MD5 check of CIFAR/SVHN files")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from robust_attn.data import load_dataset
+    from robust_attn.device import resolve_device
+    from robust_attn.models import create_model
+    from robust_attn.models.registry import get_factory
+    from robust_attn.training import get_recipe, train_model
+
+    get_factory(args.model)  # fail on a bad name before generating or loading data
+    recipe = get_recipe(args.recipe)
+    overrides = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None}
+    recipe = dataclasses.replace(recipe, **overrides)
+    device = resolve_device(args.device)
+    data = {"data_dir": args.data_dir, "download": args.download, "verify": not args.no_verify, "seed": args.seed}
+    train = load_dataset(args.dataset, "train", n=args.train_size, **data)
+    test = load_dataset(args.dataset, "test", n=args.test_size, **data)
+    c, h, _ = train.image_shape
+    torch.manual_seed(args.seed)
+    model = create_model(
+        args.model, num_classes=len(train.classes), in_channels=c, image_size=h, mean=list(train.mean), std=list(train.std),
+        width=args.width, layout=args.layout, dropout=args.dropout,
+    )  # fmt: skip
+    out = Path(args.out) / f"{args.model}.safetensors"
+    print(f"training {args.model} on {len(train)} {train.name} images ({args.layout} layout, width {args.width}, recipe {recipe.name}, {device})")
+    try:
+        result = train_model(model, train, test, recipe, epochs=args.epochs, seed=args.seed, device=device, out=out, resume=args.resume)
+    except KeyboardInterrupt:
+        return 130
+    print(f"clean test accuracy {result.test_accuracy:.2%} after {result.epochs} epochs, {result.seconds:.0f} s -> {out}")
+    return 0
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    from robust_attn.zoo import ZOO, cached_metadata
+
+    rows = [("name", "model", "data", "quick", "cached", "clean acc", "description")]
+    for name, e in ZOO.items():
+        meta = cached_metadata(name)
+        acc = f"{meta['clean_accuracy']:.2%}" if meta and "clean_accuracy" in meta else "-"
+        rows.append((name, e.model, e.dataset, "yes" if e.quick else "", "yes" if meta else "no", acc, e.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    return 0
+
+
+def cmd_zoo_train(args: argparse.Namespace) -> int:
+    from robust_attn.zoo import QUICK_ZOO, get_entry, train_entry
+
+    names = args.names or list(QUICK_ZOO)
+    for n in names:
+        get_entry(n)  # fail on a bad name before training anything
+    try:
+        for n in names:
+            meta = train_entry(n, device=args.device, data_dir=args.data_dir, force=args.force)
+            print(f"{n}: clean test accuracy {meta['clean_accuracy']:.2%}")
+    except KeyboardInterrupt:
+        print("stopped; run the same command again to resume")
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from robust_attn import __version__
+    from robust_attn.models import list_models
+    from robust_attn.training import RECIPES
+
+    parser = argparse.ArgumentParser(prog="robust-attn", description="Adversarial robustness of Learn-To-Pay-Attention CNNs.")
+    parser.add_argument("--version", action="version", version=f"robust-attn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one model and write a checkpoint")
+    p.add_argument("model", help=f"architecture: {', '.join(list_models())}")
+    p.add_argument("--dataset", default="builtin", help="builtin (default), cifar10, cifar100, svhn, mnist, fashionmnist")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
+    p.add_argument("--width", type=float, default=0.125, help="channel width multiplier, 1.0 = paper (default: 0.125)")
+    p.add_argument("--layout", choices=["compact", "paper"], default="compact", help="compact (CPU, stages at 16/8/4) or paper (32/16/8)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout scale, 1.0 = the paper's rates (default: 0)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="fast (few epochs, CPU) or paper (SGD, step schedule)")
+    p.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
+    p.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
+    p.add_argument("--train-size", type=int, default=20_000, help="training samples to use (default: 20000)")
+    p.add_argument("--test-size", type=int, default=2_000, help="test samples evaluated each epoch (default: 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="checkpoints", help="output folder (default: checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/MODEL.resume.safetensors")
+    _add_device(p)
+    _add_data(p)
+    p.set_defaults(func=cmd_train)
+
+    zoo = sub.add_parser("zoo", help="list or train the model zoo").add_subparsers(dest="zoo_command", required=True)
+    p = zoo.add_parser("list", help="zoo entries with cached/clean-accuracy columns")
+    p.set_defaults(func=cmd_zoo_list)
+    p = zoo.add_parser("train", help="train zoo entries into the cache (default: the quick zoo)")
+    p.add_argument("names", nargs="*", help="zoo names (default: the quick zoo)")
+    p.add_argument("--force", action="store_true", help="retrain even if cached")
+    p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
+    _add_device(p)
+    p.set_defaults(func=cmd_zoo_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"robust-attn: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The built-in data set: ten shape classes on cluttered, textured 32x32 backgrounds.
+
+Each image holds one object (the label) of random colour, scale, position and rotation,
+drawn over a background of random coloured gratings and pixel noise that is strewn with
+distractor fragments (line segments and ring arcs). Every image comes with its object's
+ground-truth mask, used to score attention maps as the paper does on Object Discovery.
+
+Generation is vectorised over chunks of images and seeded per (seed, split, chunk), so
+the first N images of a split are the same whatever the split's total size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SHAPE_CLASSES: tuple[str, ...] = (
+    "disk", "square", "triangle", "plus", "ring", "diamond", "star", "tee", "half-disk", "bars",
+)  # fmt: skip
+CHUNK = 1000
+_SPLIT_IDS = {"train": 0, "test": 1}
+_MAX_ROTATION = np.deg2rad(20.0)  # square/diamond and plus/cross must stay distinct
+
+
+def _shape_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Mask of class ``label`` at object-frame coordinates (u right, v down, unit radius)."""
+    au, av = np.abs(u), np.abs(v)
+    r = np.hypot(u, v)
+    name = SHAPE_CLASSES[label]
+    if name == "disk":
+        return r <= 1.0
+    if name == "square":
+        return np.maximum(au, av) <= 0.8
+    if name == "triangle":
+        return (v <= 0.7) & (v >= -0.9 + (1.6 / 0.9) * au)
+    if name == "plus":
+        return ((au <= 0.3) & (av <= 0.95)) | ((av <= 0.3) & (au <= 0.95))
+    if name == "ring":
+        return (r >= 0.5) & (r <= 1.0)
+    if name == "diamond":
+        return au + av <= 1.05
+    if name == "star":
+        return r <= 0.55 + 0.4 * np.cos(5 * np.arctan2(u, -v))
+    if name == "tee":
+        return ((v >= -0.95) & (v <= -0.5) & (au <= 0.95)) | ((au <= 0.25) & (v >= -0.95) & (v <= 0.95))
+    if name == "half-disk":
+        return (r <= 1.0) & (v >= -0.15)
+    return (au <= 0.95) & (av >= 0.2) & (av <= 0.65)  # bars
+
+
+def _uniform(rng: np.random.Generator, low: float | np.ndarray, high: float | np.ndarray, shape: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """Uniform draws as float32, so that all image arithmetic stays in float32."""
+    return rng.uniform(low, high, shape).astype(np.float32)
+
+
+def _rotate(x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (H, W) into per-image frames (m, H, W) centred at (cx, cy)."""
+    dx = x[None] - cx[:, None, None]
+    dy = y[None] - cy[:, None, None]
+    c, s = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    return c * dx + s * dy, -s * dx + c * dy
+
+
+def _chunk(rng: np.random.Generator, m: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
+    # Background: base colour plus three random gratings per image, and pixel noise.
+    base = _uniform(rng, 0.25, 0.75, (m, 3))
+    k = 3
+    theta = _uniform(rng, 0, np.pi, (m, k))
+    freq = _uniform(rng, 0.15, 0.9, (m, k))
+    phase = _uniform(rng, 0, 2 * np.pi, (m, k))
+    amp = _uniform(rng, -0.18, 0.18, (m, k, 3))
+    proj = np.cos(theta)[..., None, None] * x + np.sin(theta)[..., None, None] * y
+    waves = np.sin(freq[..., None, None] * proj + phase[..., None, None]).astype(np.float32)
+    img = base[:, :, None, None] + np.einsum("mkc,mkhw->mchw", amp, waves)
+    img += 0.04 * rng.standard_normal(img.shape, dtype=np.float32)
+
+    def paint(mask: np.ndarray, colour: np.ndarray) -> None:
+        np.copyto(img, colour[:, :, None, None], where=mask[:, None])
+
+    # Distractors: thin segments and ring arcs, each smaller than any object.
+    for _ in range(4):
+        u, v = _rotate(x, y, _uniform(rng, 0, size, m), _uniform(rng, 0, size, m), _uniform(rng, 0, np.pi, m))
+        half_len = _uniform(rng, 2.0, 5.0, m)[:, None, None]
+        half_wid = _uniform(rng, 0.5, 1.1, m)[:, None, None]
+        paint((np.abs(u) <= half_len) & (np.abs(v) <= half_wid), _uniform(rng, 0, 1, (m, 3)))
+    for _ in range(3):
+        u, v = _rotate(x, y, _uniform(rng, 0, size, m), _uniform(rng, 0, size, m), _uniform(rng, -np.pi, np.pi, m))
+        radius = _uniform(rng, 2.5, 5.0, m)[:, None, None]
+        r = np.hypot(u, v)
+        arc = (r >= radius - 1.0) & (r <= radius) & (np.arctan2(v, u) >= 0) & (np.arctan2(v, u) <= 1.8)
+        paint(arc, _uniform(rng, 0, 1, (m, 3)))
+
+    # The object: class, scale, position, rotation and a colour that contrasts with the base.
+    labels = rng.integers(0, len(SHAPE_CLASSES), m)
+    scale = _uniform(rng, 4.5, 9.0, m)
+    cx = _uniform(rng, scale + 1, size - scale - 1)
+    cy = _uniform(rng, scale + 1, size - scale - 1)
+    u, v = _rotate(x, y, cx, cy, _uniform(rng, -_MAX_ROTATION, _MAX_ROTATION, m))
+    u, v = u / scale[:, None, None], v / scale[:, None, None]
+    masks = np.zeros((m, size, size), dtype=bool)
+    for label in range(len(SHAPE_CLASSES)):
+        idx = np.flatnonzero(labels == label)
+        masks[idx] = _shape_mask(label, u[idx], v[idx])
+    sign = rng.choice(np.array([-1.0, 1.0], np.float32), (m, 3))
+    colour = np.clip(base + sign * _uniform(rng, 0.15, 0.5, (m, 3)), 0, 1).astype(np.float32)
+    shading = 1.0 + 0.15 * u[:, None].astype(np.float32)  # a gentle gradient across the object
+    obj = np.clip(colour[:, :, None, None] * shading, 0, 1)
+    np.copyto(img, obj, where=masks[:, None])
+
+    images = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return images, labels.astype(np.int64), masks
+
+
+def generate_shapes(n: int, split: str = "train", seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images (n, 3, size, size) uint8, labels (n,) int64 and object masks (n, size, size) bool."""
+    if split not in _SPLIT_IDS:
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    images, labels, masks = [], [], []
+    for chunk, start in enumerate(range(0, n, CHUNK)):
+        rng = np.random.default_rng([seed, _SPLIT_IDS[split], chunk])
+        i, lab, msk = _chunk(rng, CHUNK, size)
+        take = min(CHUNK, n - start)
+        images.append(i[:take])
+        labels.append(lab[:take])
+        masks.append(msk[:take])
+    if not images:
+        return np.zeros((0, 3, size, size), np.uint8), np.zeros(0, np.int64), np.zeros((0, size, size), bool)
+    return np.concatenate(images), np.concatenate(labels), np.concatenate(masks)

@@ -1,0 +1,17 @@
+"""Model zoo architectures: VGG baselines and LTPA attention variants, registered by name."""
+
+from robust_attn.models.attention import Attended, AttentionBlock
+from robust_attn.models.normalize import Normalize
+from robust_attn.models.registry import create_model, list_models, register_model
+from robust_attn.models.vgg import VGG, AttentionOutput
+
+__all__ = [
+    "VGG",
+    "Attended",
+    "AttentionBlock",
+    "AttentionOutput",
+    "Normalize",
+    "create_model",
+    "list_models",
+    "register_model",
+]

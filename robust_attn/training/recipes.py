@@ -1,0 +1,61 @@
+"""Training recipes: the paper's and a fast one for CPUs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Schedule = Literal["step", "cosine", "onecycle"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """SGD hyper-parameters, learning-rate schedule and augmentation."""
+
+    name: str
+    lr: float
+    epochs: int
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: Schedule = "step"
+    step_epochs: int = 25  # "step": multiply lr by step_gamma every step_epochs
+    step_gamma: float = 0.5
+    warmup_fraction: float = 0.0  # "onecycle": share of steps spent warming up
+    crop_padding: int = 0
+    flip: bool = True
+    label_smoothing: float = 0.0
+
+    def lr_at(self, step: int, steps_per_epoch: int, epochs: int) -> float:
+        """Learning rate for optimiser step ``step`` (0-based) of a run of ``epochs``."""
+        total = max(1, steps_per_epoch * epochs)
+        if self.schedule == "step":
+            return self.lr * self.step_gamma ** (step // (self.step_epochs * steps_per_epoch))
+        if self.schedule == "cosine":
+            return 0.5 * self.lr * (1 + math.cos(math.pi * step / total))
+        warm = max(1, int(self.warmup_fraction * total))
+        if step < warm:
+            return self.lr * (0.1 + 0.9 * step / warm)
+        return 0.5 * self.lr * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RECIPES: dict[str, Recipe] = {
+    # Authors: SGD, momentum 0.9, wd 5e-4, lr halved every 25 epochs, 300 epochs; flips,
+    # plus the PyTorch re-implementation's lr 0.1 and random crops with padding 4.
+    "paper": Recipe("paper", lr=0.1, epochs=300, schedule="step", crop_padding=4),
+    "cosine": Recipe("cosine", lr=0.1, epochs=200, schedule="cosine", crop_padding=4),
+    # A few epochs on 2 CPU cores: warm-up then cosine decay, light crops.
+    "fast": Recipe("fast", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2, label_smoothing=0.05),
+}  # fmt: skip
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None

@@ -1,0 +1,152 @@
+"""The training loop: SGD with a recipe, per-epoch evaluation, resumable and interruptible."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from robust_attn.checkpoint import load_checkpoint_with_extra, save_checkpoint
+from robust_attn.data import ImageDataset
+from robust_attn.evaluate import clean_accuracy
+from robust_attn.training.augment import random_crop, random_flip
+from robust_attn.training.recipes import Recipe
+from robust_attn.versions import library_versions
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports; also stored in the checkpoint metadata."""
+
+    test_accuracy: float
+    epochs: int
+    seconds: float
+    images_per_second: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resume_path(out: Path) -> Path:
+    """Where the resumable state of a run that writes ``out`` lives."""
+    return out.with_name(out.stem + ".resume.safetensors")
+
+
+def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+    )  # fmt: skip
+
+
+def _momentum_state(opt: torch.optim.SGD) -> dict[str, torch.Tensor]:
+    params = [p for g in opt.param_groups for p in g["params"]]
+    return {f"momentum.{i}": opt.state[p]["momentum_buffer"] for i, p in enumerate(params) if "momentum_buffer" in opt.state[p]}
+
+
+def _restore_momentum(opt: torch.optim.SGD, extra: dict[str, torch.Tensor], device: torch.device) -> None:
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for i, p in enumerate(params):
+        if f"momentum.{i}" in extra:
+            opt.state[p]["momentum_buffer"] = extra[f"momentum.{i}"].to(device)
+
+
+def train_model(
+    model: nn.Module,
+    train: ImageDataset,
+    test: ImageDataset,
+    recipe: Recipe,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    metadata: dict[str, Any] | None = None,
+    channels_last: bool = True,
+) -> TrainResult:
+    """Train ``model`` (built by :func:`robust_attn.create_model`) and write it to ``out``.
+
+    The state after every epoch goes to a ``.resume.safetensors`` file beside ``out``; with
+    ``resume=True`` training continues from it and gives the same weights as an
+    uninterrupted run. Each epoch's shuffling and dropout are seeded from (seed, epoch).
+    """
+    device = torch.device(device)
+    epochs = recipe.epochs if epochs is None else epochs
+    out_path = Path(out) if out is not None else None
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    opt = _optimizer(model, recipe)
+    start_epoch, history, seconds = 0, [], 0.0
+    if resume and out_path is not None and resume_path(out_path).is_file():
+        saved, meta, extra = load_checkpoint_with_extra(resume_path(out_path), device)
+        model.load_state_dict(saved.state_dict())
+        _restore_momentum(opt, extra, device)
+        start_epoch, history, seconds = meta["epochs_done"], meta["history"], meta["seconds"]
+        if progress:
+            print(f"resuming {getattr(model, 'model_name', 'model')} from epoch {start_epoch}/{epochs}")
+
+    steps_per_epoch = -(-len(train) // recipe.batch_size)
+    images_seen = 0
+    base_meta = {
+        "dataset": train.name, "classes": list(train.classes), "mean": list(train.mean), "std": list(train.std),
+        "image_shape": list(train.image_shape), "recipe": recipe.to_dict(), "epochs": epochs, "seed": seed,
+        "train_size": len(train), "versions": library_versions(), **(metadata or {}),
+    }  # fmt: skip
+    for epoch in range(start_epoch, epochs):
+        torch.manual_seed(seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{epochs}", unit="img", disable=not progress, leave=False)
+        try:
+            for step, (_, x, y) in enumerate(train.batches(recipe.batch_size, shuffle=True, generator=gen)):
+                x = random_flip(random_crop(x, recipe.crop_padding, gen), gen) if recipe.flip else random_crop(x, recipe.crop_padding, gen)
+                x = x.to(device, memory_format=memory_format)
+                y = y.to(device)
+                for group in opt.param_groups:
+                    group["lr"] = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch, epochs)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += float(loss.detach()) * len(y)
+                correct += int((logits.argmax(1) == y).sum())
+                seen += len(y)
+                bar.update(len(y))
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        except KeyboardInterrupt:
+            bar.close()
+            where = f"; rerun with --resume to continue from epoch {epoch}" if out_path is not None and epoch > 0 else ""
+            print(f"interrupted during epoch {epoch + 1}{where}")
+            raise
+        bar.close()
+        epoch_seconds = time.perf_counter() - t0
+        seconds += epoch_seconds
+        images_seen += seen
+        test_acc = clean_accuracy(model, test, device=device)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen, "test_accuracy": test_acc, "seconds": epoch_seconds})
+        if progress:
+            print(f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {seen / epoch_seconds:.0f} img/s")
+        if out_path is not None and epoch + 1 < epochs:
+            save_checkpoint(resume_path(out_path), model, {**base_meta, "epochs_done": epoch + 1, "history": history, "seconds": seconds}, _momentum_state(opt))
+
+    model.eval()
+    test_acc = history[-1]["test_accuracy"] if history else clean_accuracy(model, test, device=device)
+    rate = images_seen / max(seconds, 1e-9) if images_seen else 0.0
+    result = TrainResult(test_acc, epochs, seconds, rate, history)
+    if out_path is not None:
+        save_checkpoint(out_path, model, {**base_meta, "clean_accuracy": test_acc, "test_size": len(test), "train_result": asdict(result)})
+        resume_path(out_path).unlink(missing_ok=True)
+    model.to(memory_format=torch.contiguous_format)
+    return result
