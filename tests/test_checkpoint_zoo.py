@@ -1,0 +1,101 @@
+"""Checkpoints round-trip, refuse damage, and the zoo trains on demand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import robust_attn as ra
+from robust_attn.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint_with_extra
+from robust_attn.zoo import ZooEntry
+
+
+def _tiny(name: str = "vgg-att2-pc") -> torch.nn.Module:
+    torch.manual_seed(0)
+    return ra.create_model(name, width=0.0625, layout="compact")
+
+
+def test_round_trip_keeps_outputs_and_metadata(tmp_path: Path) -> None:
+    model = _tiny().eval()
+    path = tmp_path / "m.safetensors"
+    meta = ra.save_checkpoint(path, model, {"clean_accuracy": 0.5}, extra={"momentum.0": torch.ones(3)})
+    loaded, read = ra.load_checkpoint(path)
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))
+    assert read["model"] == "vgg-att2-pc" and read["model_kwargs"]["width"] == 0.0625
+    assert read["weights_sha256"] == meta["weights_sha256"] and len(meta["weights_sha256"]) == 64
+    _, _, extra = load_checkpoint_with_extra(path)
+    assert torch.equal(extra["momentum.0"], torch.ones(3))
+
+
+def test_corrupt_tampered_and_foreign_files_fail_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    ra.save_checkpoint(path, _tiny(), {})
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"<html>not a checkpoint</html>")
+    with pytest.raises(CheckpointError, match="corrupt or not a safetensors file"):
+        ra.load_checkpoint(garbage)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ra.load_checkpoint(truncated)
+
+    tensors = load_file(str(path))
+    meta = ra.read_metadata(path)
+    tensors["block_a.0.weight"] = tensors["block_a.0.weight"] + 1
+    tampered = tmp_path / "tampered.safetensors"
+    save_file(tensors, str(tampered), metadata={METADATA_KEY: json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="sha256"):
+        ra.load_checkpoint(tampered)
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(1)}, str(foreign))
+    with pytest.raises(CheckpointError, match="no robust_attn metadata"):
+        ra.load_checkpoint(foreign)
+
+    unknown = tmp_path / "unknown.safetensors"
+    save_file(load_file(str(path)), str(unknown), metadata={METADATA_KEY: json.dumps({**meta, "model": "resnet9000"})})
+    with pytest.raises(CheckpointError, match="unknown architecture 'resnet9000'"):
+        ra.load_checkpoint(unknown)
+
+    mismatch = tmp_path / "mismatch.safetensors"
+    save_file(load_file(str(path)), str(mismatch), metadata={METADATA_KEY: json.dumps({**meta, "model_kwargs": {"width": 0.125, "layout": "compact"}})})
+    with pytest.raises(CheckpointError, match="does not fit vgg-att2-pc"):
+        ra.load_checkpoint(mismatch)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ra.load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_dataparallel_prefix_is_stripped(tmp_path: Path) -> None:
+    model = _tiny("vgg")
+    path = tmp_path / "m.safetensors"
+    meta = ra.save_checkpoint(path, model, {})
+    tensors = {f"module.{k}": v for k, v in load_file(str(path)).items()}
+    dp = tmp_path / "dp.safetensors"
+    save_file(tensors, str(dp), metadata={METADATA_KEY: json.dumps(meta)})
+    loaded, _ = ra.load_checkpoint(dp)
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+
+
+def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    from robust_attn import zoo
+
+    entry = ZooEntry("builtin/tiny", "vgg-att2-pc", {"layout": "compact", "width": 0.0625, "dropout": 0.0}, epochs=1, train_size=256)
+    monkeypatch.setitem(zoo.ZOO, entry.name, entry)
+    with pytest.raises(FileNotFoundError, match="robust-attn zoo train builtin/tiny"):
+        ra.load_model("builtin/tiny", "cpu", train_missing=False)
+    model, meta = ra.load_model("builtin/tiny", "cpu", progress=False)
+    assert meta["zoo_name"] == "builtin/tiny" and 0 <= meta["clean_accuracy"] <= 1
+    assert Path(meta["checkpoint"]).is_relative_to(isolated_home)
+    assert len(meta["checkpoint_sha256"]) == 64
+    mtime = Path(meta["checkpoint"]).stat().st_mtime_ns
+    _, again = ra.load_model("builtin/tiny", "cpu", progress=False)
+    assert Path(again["checkpoint"]).stat().st_mtime_ns == mtime  # cached, not retrained
+    assert again["checkpoint_sha256"] == meta["checkpoint_sha256"]
+    with pytest.raises(ValueError, match="unknown model 'builtin/nope'"):
+        ra.load_model("builtin/nope")
