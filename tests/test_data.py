@@ -102,7 +102,7 @@ def test_svhn_real_format(tmp_path: Path) -> None:
     scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": x, "y": y})
     ds = ra.load_dataset("svhn", "test", data_dir=tmp_path, verify=False)
     assert ds.images.shape == (5, 3, 32, 32) and ds.labels.tolist() == [0, 1, 2, 3, 4]
-    assert torch.equal(ds.images[2, :, 5, 7], torch.from_numpy(x[7, 5, :, 2]))  # transposed like torchvision
+    assert torch.equal(ds.images[2, :, 5, 7], torch.from_numpy(x[5, 7, :, 2]))  # .mat stores (H, W, C, N)
 
 
 def _write_idx(path: Path, arr: np.ndarray) -> None:
