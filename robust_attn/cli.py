@@ -87,6 +87,47 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from robust_attn.sweeps import load_spec, run_sweep
+
+    spec = load_spec(args.spec).with_overrides(
+        models=tuple(args.models) if args.models else None, n=args.n, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, precision=args.precision, data_dir=args.data_dir,
+        modes=("independent",) if args.independent else (("worst-case", "independent") if args.both_modes else None),
+        save_examples=args.save_examples,
+    )  # fmt: skip
+    try:
+        root = run_sweep(spec, args.out, force=args.force, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("stopped; finished cells are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"wrote {root / 'results.csv'}, {root / 'outcomes.npz'}, {root / 'manifest.json'}")
+    print(summary_table(root))
+    return 0
+
+
+def summary_table(root: Path) -> str:
+    """Accuracy per model and eps for each attack, as plain text."""
+    import csv
+
+    from robust_attn.attacks.eps import format_eps
+
+    with open(root / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    lines = []
+    for (attack, mode) in dict.fromkeys((r["attack"], r["mode"]) for r in rows):
+        sel = [r for r in rows if r["attack"] == attack and r["mode"] == mode]
+        eps = list(dict.fromkeys(float(r["eps"]) for r in sel))
+        models = list(dict.fromkeys(r["model"] for r in sel))
+        width = max(len(m) for m in models)
+        lines.append(f"{attack} ({mode}) accuracy at eps:")
+        lines.append(" " * width + "".join(f"{format_eps(e):>8}" for e in eps))
+        for m in models:
+            acc = {float(r["eps"]): float(r["accuracy"]) for r in sel if r["model"] == m}
+            lines.append(m.ljust(width) + "".join(f"{acc[e]:>8.1%}" for e in eps))
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from robust_attn import __version__
     from robust_attn.models import list_models
@@ -124,6 +165,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
     _add_device(p)
     p.set_defaults(func=cmd_zoo_train)
+
+    p = sub.add_parser("sweep", help="run an epsilon sweep spec (attacks/*.toml); resumes unfinished cells")
+    p.add_argument("spec", help="TOML sweep spec, e.g. attacks/quickstart.toml")
+    p.add_argument("--out", default=None, help="run directory (default: reports/<spec name>)")
+    p.add_argument("--models", nargs="+", default=None, help="override the spec's models (zoo names, .safetensors, pkg.mod:factory)")
+    p.add_argument("-n", type=int, default=None, help="override the number of samples")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="forward precision (default fp32)")
+    p.add_argument("--independent", action="store_true", help="classic per-eps attacks instead of worst-case")
+    p.add_argument("--both-modes", action="store_true", help="record worst-case and independent numbers")
+    p.add_argument("--save-examples", type=int, default=None, metavar="N", help="keep adversarial images of the first N samples")
+    p.add_argument("--force", action="store_true", help="recompute finished cells")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
+    p.add_argument("--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -132,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
+    except (ValueError, KeyError, FileNotFoundError, CheckpointError) as err:
+        if isinstance(err, KeyError):
+            err = ValueError(err.args[0] if err.args else str(err))
         print(f"robust-attn: error: {err}", file=sys.stderr)
         return 2
 

@@ -41,6 +41,14 @@ class AttentionBlock(nn.Module):
         self.compatibility = compatibility
         self.normalisation = normalisation
         self.u = nn.Conv2d(channels, 1, kernel_size=1, bias=False) if compatibility == "pc" else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Start ``u`` at zero: the first maps are uniform (global average pooling) and
+        sharpen as training finds where to look. A fan-based init makes the first softmax
+        maps nearly one-hot at random positions, which slows training several-fold."""
+        if self.u is not None:
+            nn.init.zeros_(self.u.weight)
 
     def forward(self, local: torch.Tensor, glob: torch.Tensor) -> Attended:
         b, c, h, w = local.shape

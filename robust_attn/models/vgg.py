@@ -172,6 +172,14 @@ class VGG(nn.Module):
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for block in self.attention:
+            block.reset_parameters()
+        if self.attention_stages and self.attention[0].compatibility == "dp":
+            # <l, g> = 0 for every position starts each map uniform, as u = 0 does for pc
+            for layer in (self.global_path[-1], self.project_g1[-1] if self.project_g1 is not None else None):
+                if isinstance(layer, nn.Linear):
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def _features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         x = self.normalize(x)

@@ -1,0 +1,30 @@
+"""Epsilon values as users write them: ``8/255``, ``"0.031"``, ``0``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+
+def parse_eps(value: str | float | int) -> float:
+    """A float in pixel units from a number or a ``a/b`` string; rejects NaN and negatives.
+
+    Values above 1 are refused: for [0, 1] images an eps of 8 almost always means 8/255.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"eps must be a number or 'a/b', got {value!r}")
+    try:
+        eps = float(Fraction(value.strip())) if isinstance(value, str) else float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"cannot read eps {value!r}; write a number like 0.03 or a fraction like 8/255") from None
+    if math.isnan(eps) or eps < 0:
+        raise ValueError(f"eps must be >= 0, got {value!r}")
+    if eps > 1:
+        raise ValueError(f"eps {value!r} exceeds 1 (images are in [0, 1]); did you mean {value}/255?")
+    return eps
+
+
+def format_eps(eps: float) -> str:
+    """``8/255`` when eps is a whole number of 255ths, else the decimal."""
+    k = eps * 255
+    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"

@@ -1,0 +1,117 @@
+"""Evaluation sanity checks after Carlini et al. (2019), "On Evaluating Adversarial Robustness".
+
+Each check reads a results table (the columns of ``results.csv``) and clean-accuracy counts,
+so it can be tested on crafted tables, and returns pass, warning or skipped with its figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+LARGE_EPS = 16 / 255  # an undefended 32x32 classifier should be near 0% under a strong attack here
+NEAR_ZERO = 0.10
+ITERATIVE = ("pgd", "pgd-l2")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # "pass", "warning" or "skipped"
+    detail: str
+    figures: list[str] = field(default_factory=list)
+
+
+def _fmt(eps: float) -> str:
+    return f"{eps * 255:.4g}/255"
+
+
+def eps_zero_is_clean(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) -> Check:
+    name = "eps = 0 equals clean accuracy"
+    rows = results[results["eps"] == 0]
+    if rows.empty:
+        return Check(name, "skipped", "no attack has eps = 0 in its grid")
+    bad = [f"{r.model} {r.attack} [{r.mode}]: {r.correct}/{r.n} vs clean {clean[r.model][0]}/{clean[r.model][1]}"
+           for r in rows.itertuples() if (int(r.correct), int(r.n)) != clean[r.model]]  # fmt: skip
+    if bad:
+        return Check(name, "warning", "an attack at eps = 0 changed predictions (randomness or a preprocessing mismatch)", bad)
+    return Check(name, "pass", f"{len(rows)} rows at eps = 0 reproduce the clean counts exactly")
+
+
+def accuracy_does_not_rise(results: pd.DataFrame) -> Check:
+    name = "accuracy does not rise with eps"
+    bad = []
+    for (model, attack, mode), g in results.groupby(["model", "attack", "mode"], sort=False):
+        g = g.sort_values("eps")
+        acc, high, eps = g["accuracy"].to_numpy(), g["ci_high"].to_numpy(), g["eps"].to_numpy()
+        for j in range(1, len(g)):
+            i = int(high[:j].argmin())
+            if acc[j] > high[i]:
+                bad.append(f"{model} {attack} [{mode}]: {acc[j]:.3f} at {_fmt(eps[j])} > {high[i]:.3f} (upper 95% bound at {_fmt(eps[i])})")
+    if bad:
+        return Check(name, "warning", "accuracy rose beyond its interval: the attack is not converging (gradient masking?)", bad)
+    return Check(name, "pass", "no curve rises above the 95% interval of any smaller eps")
+
+
+def iterative_at_least_fgsm(results: pd.DataFrame) -> Check:
+    name = "iterative attacks at least as strong as FGSM"
+    fgsm = results[(results["name"] == "fgsm") & (results["backend"] == "native")]
+    it = results[results["name"].isin(ITERATIVE[:1]) & (results["backend"] == "native")]
+    merged = it.merge(fgsm, on=["model", "mode", "eps"], suffixes=("", "_fgsm"))
+    merged = merged[merged["eps"] > 0]
+    if merged.empty:
+        return Check(name, "skipped", "no native PGD and FGSM rows share an eps")
+    bad = [f"{r.model} {r.attack} [{r.mode}] at {_fmt(r.eps)}: {r.accuracy:.3f} > FGSM {r.accuracy_fgsm:.3f} (upper bound {r.ci_high_fgsm:.3f})"
+           for r in merged.itertuples() if r.accuracy > r.ci_high_fgsm]  # fmt: skip
+    figures = [f"{r.model} [{r.mode}] {_fmt(r.eps)}: {r.attack} {r.accuracy:.3f} vs FGSM {r.accuracy_fgsm:.3f}" for r in merged.itertuples()]
+    if bad:
+        return Check(name, "warning", "PGD left more samples correct than FGSM: too few steps or a bad step size", bad)
+    return Check(name, "pass", f"PGD is at most FGSM's upper bound at all {len(merged)} shared (model, eps)", figures)
+
+
+def large_eps_near_zero(results: pd.DataFrame) -> Check:
+    name = f"accuracy near zero at large eps (>= {_fmt(LARGE_EPS)})"
+    linf = results[results["name"] != "pgd-l2"]
+    large = linf[linf["eps"] >= LARGE_EPS - 1e-12]
+    if large.empty:
+        return Check(name, "skipped", f"the largest L-inf eps is {_fmt(float(linf['eps'].max()))}, below {_fmt(LARGE_EPS)}")
+    best = large.loc[large.groupby("model")["accuracy"].idxmin()]
+    figures = [f"{r.model}: {r.accuracy:.3f} ({r.attack} [{r.mode}] at {_fmt(r.eps)})" for r in best.itertuples()]
+    bad = [f for f, r in zip(figures, best.itertuples()) if r.accuracy > NEAR_ZERO]
+    if bad:
+        return Check(name, "warning", f"some model keeps more than {NEAR_ZERO:.0%} at a large eps: use a stronger attack or check for masking", bad)
+    return Check(name, "pass", f"every model is at most {NEAR_ZERO:.0%} accurate under its strongest attack at a large eps", figures)
+
+
+def libraries_agree(results: pd.DataFrame) -> Check:
+    name = "torchattacks / foolbox cross-check"
+    native = results[results["backend"] == "native"]
+    other = results[results["backend"] != "native"]
+    merged = other.merge(native, on=["model", "name", "mode", "eps"], suffixes=("", "_native"))
+    merged = merged[merged["params"].map(_no_steps_params) == merged["params_native"].map(_no_steps_params)]
+    if merged.empty:
+        return Check(name, "skipped", "no torchattacks or foolbox attack was run beside a native one with the same parameters")
+    figures, bad = [], []
+    for r in merged.itertuples():
+        deterministic = r.name == "fgsm" or not json.loads(r.params).get("random_start", True)
+        half_width = max(r.ci_high - r.ci_low, r.ci_high_native - r.ci_low_native) / 2
+        ok = r.correct == r.correct_native if deterministic else abs(r.accuracy - r.accuracy_native) <= half_width
+        line = f"{r.model} {r.name}@{r.backend} [{r.mode}] {_fmt(r.eps)}: {r.correct}/{r.n} vs native {r.correct_native}/{r.n_native}"
+        figures.append(line)
+        if not ok:
+            bad.append(line)
+    if bad:
+        return Check(name, "warning", "the libraries disagree with the native engine beyond tolerance", bad)
+    return Check(name, "pass", f"{len(merged)} rows agree (identical counts where the attack is deterministic, within the interval otherwise)", figures)
+
+
+def _no_steps_params(params: str) -> str:
+    return json.dumps(json.loads(params), sort_keys=True)
+
+
+def run_checks(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) -> list[Check]:
+    """All checks in report order."""
+    return [eps_zero_is_clean(results, clean), accuracy_does_not_rise(results), iterative_at_least_fgsm(results),
+            large_eps_near_zero(results), libraries_agree(results)]  # fmt: skip

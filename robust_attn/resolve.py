@@ -1,0 +1,48 @@
+"""Turn what a user names (zoo entry, checkpoint file, ``package.module:factory``) into a model."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from robust_attn.zoo import ZOO, load_model
+
+
+def _is_import_spec(ref: str) -> bool:
+    mod, sep, attr = ref.partition(":")
+    return bool(sep and mod and attr) and all(p.isidentifier() for p in mod.split(".")) and attr.isidentifier()
+
+
+def check_model_ref(ref: str) -> None:
+    """Cheap validation before any work: raise ValueError naming the fix."""
+    if ref in ZOO or _is_import_spec(ref):
+        return
+    if ref.endswith(".safetensors"):
+        if not Path(ref).expanduser().is_file():
+            raise ValueError(f"checkpoint {ref!r} not found; train one with robust-attn train or use a zoo name")
+        return
+    raise ValueError(f"unknown model {ref!r}; use a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint, or package.module:factory")
+
+
+def load_model_ref(ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on ``device``, metadata). Import specs call the factory with no
+    arguments; it must return an ``nn.Module`` taking [0, 1] images."""
+    check_model_ref(ref)
+    if _is_import_spec(ref):
+        mod_name, attr = ref.split(":")
+        try:
+            obj = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"cannot import {ref!r} ({err}); check PYTHONPATH and the name after ':'") from None
+        model = obj() if not isinstance(obj, nn.Module) else obj
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module")
+        from robust_attn.device import resolve_device
+
+        return model.to(resolve_device(device)).eval(), {"model_name": ref, "source": "import"}
+    model, meta = load_model(ref, device, progress=progress, data_dir=data_dir)
+    return model.eval(), meta

@@ -1,0 +1,137 @@
+"""Run a sweep spec: every model x attack x mode cell over its eps grid, streamed in batches,
+resumable cell by cell."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from robust_attn.attacks import Attack, create_attack
+from robust_attn.attacks.base import Mode
+from robust_attn.data import ImageDataset, load_dataset
+from robust_attn.device import resolve_device
+from robust_attn.resolve import load_model_ref
+from robust_attn.sweeps.spec import AttackSpec, SweepSpec
+from robust_attn.sweeps.store import Cell, RunStore, atomic_bytes, npz_bytes
+from robust_attn.versions import library_versions
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def batch_seed(seed: int, cell: Cell, batch: int) -> int:
+    """Seed for one batch's random starts: resumed runs replay the same stream."""
+    return int(_hash([seed, cell.config_hash, batch])[:15], 16)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def make_cells(spec: SweepSpec, model_ref: str, model_sha: str) -> list[Cell]:
+    """The cells of one model; their hash covers everything that changes the numbers."""
+    data_key = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
+    cells = []
+    for a in spec.attacks:
+        for mode in spec.modes:
+            h = _hash([model_ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, data_key])
+            cells.append(Cell(model_ref, a.key, a.name, a.backend, mode, dict(a.params), list(a.eps), h))
+    return cells
+
+
+def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
+    return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,  # type: ignore[arg-type]
+                         channels_last=spec.channels_last and a.backend == "native", **a.params)  # fmt: skip
+
+
+def run_cell(attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream the data set through one attack; returns correct (K, N), pred (K, N), clean_pred (N)."""
+    n, k = len(data), len(cell.eps)
+    correct = np.zeros((k, n), dtype=bool)
+    pred = np.zeros((k, n), dtype=np.int16)
+    clean = np.zeros(n, dtype=np.int16)
+    bar = tqdm(total=n, desc=f"  {cell.attack} [{cell.mode}]", unit="img", leave=False, disable=not progress)
+    for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"non-finite pixels in batch {b} of {data.name}; clean the data set before attacking")
+        attack.reseed(batch_seed(spec.seed, cell, b))
+        out = attack.sweep(x, y, cell.eps, mode=cell.mode)  # type: ignore[arg-type]
+        sl = idx.numpy()
+        correct[:, sl] = out.correct.cpu().numpy()
+        pred[:, sl] = out.pred.cpu().numpy()
+        clean[sl] = out.clean_pred.cpu().numpy()
+        bar.update(len(sl))
+    bar.close()
+    return correct, pred, clean
+
+
+def _save_examples(attack: Attack, data: ImageDataset, cell: Cell, count: int, path: Path) -> None:
+    """Adversarial images of the first ``count`` samples at every eps (independent attacks)."""
+    sub = data.subset(range(min(count, len(data))))
+    _, x, y = next(iter(sub.batches(len(sub))))
+    attack.reseed(batch_seed(0, cell, -1))
+    advs = [x if eps == 0 else attack(x, y, eps).cpu() for eps in cell.eps]
+    atomic_bytes(path, npz_bytes({"clean": x.numpy().astype(np.float16), "adversarial": torch.stack(advs).numpy().astype(np.float16), "eps": np.asarray(cell.eps)}))
+
+
+def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool = False, progress: bool = True) -> Path:
+    """Run (or resume) ``spec``; returns the run directory holding results.csv,
+    outcomes.npz and manifest.json."""
+    t_start = time.perf_counter()
+    root = Path(out_dir) if out_dir is not None else Path("reports") / spec.name
+    store = RunStore(root)
+    device = resolve_device(spec.device)
+    data = load_dataset(spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed)
+    if len(data) < spec.n:
+        print(f"note: {spec.dataset} {spec.split} has {len(data)} images; using all of them (n = {spec.n} asked)")
+    indices = np.arange(len(data))
+    labels = data.labels.numpy()
+    manifest: dict[str, Any] = {
+        "spec": asdict(spec), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(), "git_commit": git_commit(), "versions": library_versions(),
+        "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed},
+        "models": {},
+    }  # fmt: skip
+    all_cells: list[Cell] = []
+    model_bar = tqdm(spec.models, desc="models", unit="model", disable=not progress)
+    for ref in model_bar:
+        model_bar.set_postfix_str(ref)
+        model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
+        sha = meta.get("checkpoint_sha256", "")
+        manifest["models"][ref] = {k: meta.get(k) for k in ("model_name", "model_kwargs", "checkpoint", "checkpoint_sha256", "test_accuracy", "dataset", "classes")}
+        cells = make_cells(spec, ref, sha)
+        all_cells += cells
+        todo = [c for c in cells if force or not store.is_done(c)]
+        for cell in tqdm(todo, desc="  cells", unit="cell", leave=False, disable=not progress):
+            a = next(a for a in spec.attacks if a.key == cell.attack)
+            attack = build_attack(a, model, spec)
+            t0 = time.perf_counter()
+            correct, pred, clean = run_cell(attack, data, cell, spec, progress)
+            seconds = time.perf_counter() - t0
+            store.write_cell(cell, correct, pred, clean, seconds, {"attack_repr": repr(attack)})
+            if spec.save_examples:
+                _save_examples(attack, data, cell, spec.save_examples, root / "examples" / f"{cell.slug}.npz")
+            manifest["wall_seconds"] = time.perf_counter() - t_start
+            store.merge(all_cells, indices, labels, manifest)
+        del model
+    manifest["wall_seconds"] = time.perf_counter() - t_start
+    store.merge(all_cells, indices, labels, manifest)
+    return root

@@ -1,0 +1,132 @@
+"""Sweep specs, the resumable runner and the run-directory files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robust_attn.cli import main
+from robust_attn.stats import wilson_interval
+from robust_attn.sweeps import SpecError, load_spec, parse_spec, run_sweep
+from robust_attn.sweeps import runner as runner_mod
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spec(ckpt: Path, **extra: object) -> dict:
+    raw = {
+        "name": "t", "models": [str(ckpt)], "n": 60, "batch_size": 25, "modes": ["worst-case", "independent"],
+        "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]}],
+    }  # fmt: skip
+    raw.update(extra)
+    return raw
+
+
+def _rows(path: Path, drop_seconds: bool = True) -> list[dict[str, str]]:
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return [{k: v for k, v in r.items() if not (drop_seconds and k == "seconds")} for r in rows]
+
+
+def test_shipped_specs_parse() -> None:
+    for name in ("fgsm", "pgd", "quickstart"):
+        spec = load_spec(ROOT / "attacks" / f"{name}.toml")
+        assert spec.name == name and spec.attacks
+    quick = load_spec(ROOT / "attacks" / "quickstart.toml")
+    fgsm, pgd = quick.attacks
+    assert [round(e * 255) for e in fgsm.eps] == [0, 1, 2, 3, 4, 6, 8, 12, 16]
+    assert [round(e * 255) for e in pgd.eps] == [2, 4, 8] and pgd.params["steps"] == 10
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"colour": 1}, "colour: unknown key"),
+        ({"models": ["builtin/nope"]}, "models: unknown model 'builtin/nope'"),
+        ({"attacks": [{"name": "cw", "eps": ["1/255"]}]}, r"attacks\[0\].name: unknown attack 'cw'"),
+        ({"attacks": [{"name": "fgsm", "eps": ["-1/255"]}]}, r"attacks\[0\].eps: eps must be >= 0"),
+        ({"attacks": [{"name": "fgsm", "eps": ["2"]}]}, r"attacks\[0\].eps: eps '2' exceeds 1"),
+        ({"attacks": [{"name": "fgsm", "eps": []}]}, r"attacks\[0\].eps: must be a non-empty list"),
+        ({"attacks": [{"name": "pgd", "eps": ["1/255"], "steps": 0}]}, r"attacks\[0\].steps: must be a positive integer"),
+        ({"attacks": [{"name": "fgsm", "eps": ["0"], "sigma": 1}]}, r"attacks\[0\].sigma: unknown key"),
+        ({"n": 0}, "n: must be a positive integer"),
+        ({"modes": ["best-case"]}, "modes: must be a non-empty list"),
+        ({"dataset": "imagenet"}, "dataset: unknown data set"),
+    ],
+)
+def test_bad_specs_name_the_field(trained, change: dict, field: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError, match=field):
+        parse_spec(_spec(trained[1], **change))
+
+
+def test_bad_spec_from_cli_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text('models = ["builtin/vgg"]\n[[attacks]]\nname = "fgsm"\neps = ["-1"]\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robust-attn: error: attacks[0].eps") and "\n" not in err
+    assert not (tmp_path / "run").exists(), "a bad spec must fail before any work"
+
+
+def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = parse_spec(_spec(trained[1]))
+    run = run_sweep(spec, tmp_path / "a", progress=False)
+    rows = _rows(run / "results.csv", drop_seconds=False)
+    assert len(rows) == 2 * (3 + 2)  # modes x (fgsm eps + pgd eps)
+    assert set(rows[0]) >= {"model", "attack", "backend", "params", "eps", "n", "correct", "accuracy", "ci_low", "ci_high", "seconds"}
+    for r in rows:
+        low, high = wilson_interval(int(r["correct"]), int(r["n"]))
+        assert float(r["ci_low"]) == pytest.approx(low, abs=1e-6) and float(r["ci_high"]) == pytest.approx(high, abs=1e-6)
+        assert float(r["ci_low"]) <= float(r["accuracy"]) <= float(r["ci_high"])
+    z = np.load(run / "outcomes.npz")
+    cells = list(z["cells"])
+    assert len(cells) == 4 and z["indices"].tolist() == list(range(60))
+    i = cells.index(f"{trained[1]}|fgsm|worst-case")
+    assert z[f"cell{i}_correct"].shape == (3, 60) and z[f"cell{i}_correct"].dtype == bool
+    fgsm_wc = [r for r in rows if r["attack"] == "fgsm" and r["mode"] == "worst-case"]
+    assert [int(r["correct"]) for r in fgsm_wc] == z[f"cell{i}_correct"].sum(axis=1).tolist()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["models"][str(trained[1])]["checkpoint_sha256"] and manifest["versions"]["torch"]
+    again = run_sweep(spec, tmp_path / "b", progress=False)
+    assert _rows(run / "results.csv") == _rows(again / "results.csv")
+
+
+def test_resume_redoes_only_unfinished_cells(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    spec = parse_spec(_spec(trained[1]))
+    reference = run_sweep(spec, tmp_path / "ref", progress=False)
+    calls: list[str] = []
+    real = runner_mod.run_cell
+
+    def crash_on_third(attack, data, cell, spec, progress):  # type: ignore[no-untyped-def]
+        calls.append(cell.slug)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(attack, data, cell, spec, progress)
+
+    monkeypatch.setattr(runner_mod, "run_cell", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, tmp_path / "run", progress=False)
+    assert len(_rows(tmp_path / "run" / "results.csv")) == 3 + 3  # two finished fgsm cells
+    assert not list((tmp_path / "run").rglob("*.tmp")), "no half-written files"
+    calls.clear()
+    monkeypatch.setattr(runner_mod, "run_cell", lambda *a: (calls.append(a[2].slug), real(*a))[1])
+    run_sweep(spec, tmp_path / "run", progress=False)
+    assert len(calls) == 2, "only the two unfinished pgd cells run again"
+    assert _rows(tmp_path / "run" / "results.csv") == _rows(reference / "results.csv")
+    calls.clear()
+    run_sweep(spec, tmp_path / "run", progress=False, force=True)
+    assert len(calls) == 4
+
+
+def test_cli_sweep_with_overrides(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'name = "s"\nmodels = ["{trained[1]}"]\nn = 500\n[[attacks]]\nname = "fgsm"\neps = ["0", "4/255"]\n')
+    assert main(["sweep", str(spec), "-n", "40", "--independent", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "fgsm (independent) accuracy at eps:" in out and "4/255" in out
+    rows = _rows(tmp_path / "run" / "results.csv")
+    assert {r["n"] for r in rows} == {"40"} and {r["mode"] for r in rows} == {"independent"}
