@@ -26,7 +26,9 @@ FGSM_EPS = [k / 255 for k in (0, 1, 2, 3, 4, 6, 8, 12, 16)]
 PGD_EPS = [k / 255 for k in (2, 4, 8)]
 
 
-def run(attack_name: str, backend: str, model: nn.Module, data: ra.ImageDataset, eps: list[float], mode: str, batch: int, **params: object) -> tuple[float, torch.Tensor]:
+def run(
+    attack_name: str, backend: str, model: nn.Module, data: ra.ImageDataset, eps: list[float], mode: str, batch: int, **params: object
+) -> tuple[float, torch.Tensor]:
     attack = create_attack(attack_name, model, backend=backend, **params)
     correct = []
     t0 = time.perf_counter()
@@ -59,18 +61,29 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, meta = ra.load_model(args.model, "cpu")
+    model, _meta = ra.load_model(args.model, "cpu")
     data = ra.load_dataset("builtin", "test", n=args.n)
     params = sum(p.numel() for p in model.parameters())
-    print(f"model {args.model} ({params:,} parameters), {len(data)} images, batch {args.batch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"model {args.model} ({params:,} parameters), {len(data)} images, batch {args.batch_size}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
 
     def fresh() -> nn.Module:  # the native engine switches its model to channels_last in place
         return copy.deepcopy(model)
 
     fgsm: list[tuple[str, Callable[[], tuple[float, torch.Tensor]]]] = [
-        ("native fp32 (worst-case)", lambda: run("fgsm", "native", fresh(), data, FGSM_EPS, "worst-case", args.batch_size, channels_last=True)),
-        ("native fp32 (independent)", lambda: run("fgsm", "native", fresh(), data, FGSM_EPS, "independent", args.batch_size, channels_last=True)),
-        ("native bf16 (independent)", lambda: run("fgsm", "native", fresh(), data, FGSM_EPS, "independent", args.batch_size, channels_last=True, precision="bf16")),
+        (
+            "native fp32 (worst-case)",
+            lambda: run("fgsm", "native", fresh(), data, FGSM_EPS, "worst-case", args.batch_size, channels_last=True),
+        ),
+        (
+            "native fp32 (independent)",
+            lambda: run("fgsm", "native", fresh(), data, FGSM_EPS, "independent", args.batch_size, channels_last=True),
+        ),
+        (
+            "native bf16 (independent)",
+            lambda: run("fgsm", "native", fresh(), data, FGSM_EPS, "independent", args.batch_size, channels_last=True, precision="bf16"),
+        ),
         ("torchattacks (loop over eps)", lambda: run("fgsm", "torchattacks", fresh(), data, FGSM_EPS, "independent", args.batch_size)),
         ("foolbox (epsilons list)", lambda: run("fgsm", "foolbox", fresh(), data, FGSM_EPS, "independent", args.batch_size)),
     ]
@@ -81,11 +94,42 @@ def main() -> None:
     if args.skip_pgd:
         return
     pgd = [
-        ("native fp32 (worst-case)", lambda: run("pgd", "native", fresh(), data, PGD_EPS, "worst-case", args.batch_size, steps=10, random_start=False, channels_last=True)),
-        ("native fp32 (independent)", lambda: run("pgd", "native", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False, channels_last=True)),
-        ("native bf16 (independent)", lambda: run("pgd", "native", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False, channels_last=True, precision="bf16")),
-        ("torchattacks (loop over eps)", lambda: run("pgd", "torchattacks", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False)),
-        ("foolbox (epsilons list)", lambda: run("pgd", "foolbox", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False)),
+        (
+            "native fp32 (worst-case)",
+            lambda: run(
+                "pgd", "native", fresh(), data, PGD_EPS, "worst-case", args.batch_size, steps=10, random_start=False, channels_last=True
+            ),
+        ),
+        (
+            "native fp32 (independent)",
+            lambda: run(
+                "pgd", "native", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False, channels_last=True
+            ),
+        ),
+        (
+            "native bf16 (independent)",
+            lambda: run(
+                "pgd",
+                "native",
+                fresh(),
+                data,
+                PGD_EPS,
+                "independent",
+                args.batch_size,
+                steps=10,
+                random_start=False,
+                channels_last=True,
+                precision="bf16",
+            ),
+        ),
+        (
+            "torchattacks (loop over eps)",
+            lambda: run("pgd", "torchattacks", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False),
+        ),
+        (
+            "foolbox (epsilons list)",
+            lambda: run("pgd", "foolbox", fresh(), data, PGD_EPS, "independent", args.batch_size, steps=10, random_start=False),
+        ),
     ]
     report("PGD-10 (no random start, step 2.5*eps/10)", pgd, len(data) * len(PGD_EPS), reference="native fp32 (independent)")
 
@@ -112,7 +156,9 @@ def report(title: str, runs: list[tuple[str, Callable[[], tuple[float, torch.Ten
     fb = results["foolbox (epsilons list)"][0]
     for name in ("native fp32 (worst-case)", "native fp32 (independent)", "native bf16 (independent)"):
         print(f"  {name}: {ta / results[name][0]:.2f}x faster than torchattacks, {fb / results[name][0]:.2f}x faster than foolbox")
-    print(f"  bf16 speed-up over fp32 (independent): {results['native fp32 (independent)'][0] / results['native bf16 (independent)'][0]:.2f}x")
+    print(
+        f"  bf16 speed-up over fp32 (independent): {results['native fp32 (independent)'][0] / results['native bf16 (independent)'][0]:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,12 @@ def main() -> None:
     total = time.perf_counter() - t_all
     base = next(acc for n, _, acc, _ in rows if n.endswith("/vgg"))
     attn = [acc for n, _, acc, _ in rows if not n.endswith("/vgg")]
-    print(f"\n| model | train time (s) | clean accuracy |\n|---|---:|---:|")
+    print("\n| model | train time (s) | clean accuracy |\n|---|---:|---:|")
     for name, sec, acc, _ in rows:
         print(f"| `{name}` | {sec:.0f} | {acc:.2%} |")
-    print(f"\ntotal {total:.0f} s; attention mean {sum(attn) / len(attn):.2%} vs baseline {base:.2%}; min {min(a for _, _, a, _ in rows):.2%}")
+    print(
+        f"\ntotal {total:.0f} s; attention mean {sum(attn) / len(attn):.2%} vs baseline {base:.2%}; min {min(a for _, _, a, _ in rows):.2%}"
+    )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,9 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, metadata: dict[str, Any], extra: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+def save_checkpoint(
+    path: str | Path, model: nn.Module, metadata: dict[str, Any], extra: dict[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
     """Write ``model``'s weights (and ``extra`` tensors, e.g. optimiser state) with metadata.
 
     The model must come from :func:`robust_attn.create_model` so its name and kwargs can be
@@ -107,7 +109,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model, meta
 
 
-def load_checkpoint_with_extra(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any], dict[str, torch.Tensor]]:
+def load_checkpoint_with_extra(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any], dict[str, torch.Tensor]]:
     """As :func:`load_checkpoint`, plus the extra tensors saved beside the weights."""
     meta = read_metadata(path)
     name = meta.get("model")

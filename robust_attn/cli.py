@@ -48,7 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         width=args.width, layout=args.layout, dropout=args.dropout,
     )  # fmt: skip
     out = Path(args.out) / f"{args.model}.safetensors"
-    print(f"training {args.model} on {len(train)} {train.name} images ({args.layout} layout, width {args.width}, recipe {recipe.name}, {device})")
+    print(
+        f"training {args.model} on {len(train)} {train.name} images ({args.layout} layout, width {args.width}, recipe {recipe.name}, {device})"
+    )
     try:
         result = train_model(model, train, test, recipe, epochs=args.epochs, seed=args.seed, device=device, out=out, resume=args.resume)
     except KeyboardInterrupt:
@@ -106,7 +108,37 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_table(root: Path) -> str:
+def cmd_report(args: argparse.Namespace) -> int:
+    from robust_attn.reports import make_report
+
+    report = make_report(args.run_dir, attention=not args.no_attention, progress=not args.quiet)
+    _print_report(report)
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from robust_attn.quickstart import quickstart
+
+    try:
+        report = quickstart(args.out, device=args.device, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("stopped; trained models and finished cells are saved; run again to resume", file=sys.stderr)
+        return 130
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: object) -> None:
+    from robust_attn.reports import Report
+
+    assert isinstance(report, Report)
+    print(f"report: {report.pdf}\n        {report.markdown}\n        {report.summary_csv}")
+    print(summary_table(report.pdf.parent, modes=("worst-case",)))
+    for c in report.checks:
+        print(f"check {c.status:>7}: {c.name}" + ("" if c.status == "pass" else f" - {c.detail}"))
+
+
+def summary_table(root: Path, modes: tuple[str, ...] = ("worst-case", "independent")) -> str:
     """Accuracy per model and eps for each attack, as plain text."""
     import csv
 
@@ -115,7 +147,7 @@ def summary_table(root: Path) -> str:
     with open(root / "results.csv") as f:
         rows = list(csv.DictReader(f))
     lines = []
-    for (attack, mode) in dict.fromkeys((r["attack"], r["mode"]) for r in rows):
+    for attack, mode in dict.fromkeys((r["attack"], r["mode"]) for r in rows if r["mode"] in modes):
         sel = [r for r in rows if r["attack"] == attack and r["mode"] == mode]
         eps = list(dict.fromkeys(float(r["eps"]) for r in sel))
         models = list(dict.fromkeys(r["model"] for r in sel))
@@ -182,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
     p.add_argument("--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="write report.pdf, report.md and summary.csv for a sweep's run directory")
+    p.add_argument("run_dir", help="run directory written by robust-attn sweep (e.g. reports/quickstart)")
+    p.add_argument("--no-attention", action="store_true", help="skip the attention and segmentation pages (no checkpoints needed)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("quickstart", help="train the quick zoo if needed, run attacks/quickstart.toml, write the report")
+    p.add_argument("--out", default="reports/quickstart", help="run directory (default: reports/quickstart)")
+    p.add_argument("--quiet", action="store_true")
+    _add_device(p)
+    p.set_defaults(func=cmd_quickstart)
     return parser
 
 
@@ -190,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     try:
         return handler(args)
-    except (ValueError, KeyError, FileNotFoundError, CheckpointError) as err:
+    except (ValueError, KeyError, FileNotFoundError, CheckpointError) as err:  # RunDirError, SpecError are ValueErrors
         if isinstance(err, KeyError):
             err = ValueError(err.args[0] if err.args else str(err))
         print(f"robust-attn: error: {err}", file=sys.stderr)

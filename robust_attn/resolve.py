@@ -28,7 +28,9 @@ def check_model_ref(ref: str) -> None:
     raise ValueError(f"unknown model {ref!r}; use a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint, or package.module:factory")
 
 
-def load_model_ref(ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_model_ref(
+    ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode on ``device``, metadata). Import specs call the factory with no
     arguments; it must return an ``nn.Module`` taking [0, 1] images."""
     check_model_ref(ref)

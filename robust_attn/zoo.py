@@ -54,7 +54,16 @@ def _builtin(model: str, quick: bool, description: str) -> ZooEntry:
 
 
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
-    return ZooEntry(f"{dataset}/{model}", model, {"layout": "paper", "width": 1.0}, dataset=dataset, recipe="paper", epochs=300, train_size=None, description=description)
+    return ZooEntry(
+        f"{dataset}/{model}",
+        model,
+        {"layout": "paper", "width": 1.0},
+        dataset=dataset,
+        recipe="paper",
+        epochs=300,
+        train_size=None,
+        description=description,
+    )
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -123,7 +132,15 @@ def train_entry(
     test = load_dataset(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.seed)
     c, h, _ = train.image_shape
     torch.manual_seed(entry.seed)
-    model = create_model(entry.model, num_classes=len(train.classes), in_channels=c, image_size=h, mean=list(train.mean), std=list(train.std), **entry.model_kwargs)
+    model = create_model(
+        entry.model,
+        num_classes=len(train.classes),
+        in_channels=c,
+        image_size=h,
+        mean=list(train.mean),
+        std=list(train.std),
+        **entry.model_kwargs,
+    )
     if progress:
         print(f"training {name} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev})")
     t0 = time.perf_counter()
@@ -132,7 +149,9 @@ def train_entry(
         out=checkpoint_path(name), resume=not force, progress=progress, metadata={"zoo_entry": entry.config(), "zoo_name": name},
     )  # fmt: skip
     if progress:
-        print(f"trained {name}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(name)}")
+        print(
+            f"trained {name}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(name)}"
+        )
     return read_metadata(checkpoint_path(name))
 
 

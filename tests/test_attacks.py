@@ -13,7 +13,9 @@ from robust_attn.evaluate import predict
 EPS = [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255]
 
 
-def _outcomes(name: str, backend: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float], **params: object) -> torch.Tensor:
+def _outcomes(
+    name: str, backend: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: list[float], **params: object
+) -> torch.Tensor:
     attack = create_attack(name, model, backend=backend, **params)
     return attack.sweep(x, y, eps, mode="independent").correct
 
@@ -34,7 +36,9 @@ def test_parse_eps(text: str | float, value: float) -> None:
     assert parse_eps(text) == pytest.approx(value, abs=0)
 
 
-@pytest.mark.parametrize(("text", "message"), [("-1/255", ">= 0"), ("8", "did you mean 8/255"), ("nan", "cannot read eps"), ("x", "cannot read eps")])
+@pytest.mark.parametrize(
+    ("text", "message"), [("-1/255", ">= 0"), ("8", "did you mean 8/255"), ("nan", "cannot read eps"), ("x", "cannot read eps")]
+)
 def test_parse_eps_rejects(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_eps(text)
@@ -43,7 +47,7 @@ def test_parse_eps_rejects(text: str, message: str) -> None:
 def test_eps_zero_is_clean_accuracy_exactly(trained, test_batch) -> None:  # type: ignore[no-untyped-def]
     model, _ = trained
     x, y = test_batch
-    clean = (predict(model, _as_dataset(x, y)) == y)
+    clean = predict(model, _as_dataset(x, y)) == y
     for name in ("fgsm", "pgd"):
         for mode in ("worst-case", "independent"):
             out = create_attack(name, model).sweep(x, y, [0.0, 4 / 255], mode=mode)

@@ -63,7 +63,11 @@ def test_corrupt_tampered_and_foreign_files_fail_clearly(tmp_path: Path) -> None
         ra.load_checkpoint(unknown)
 
     mismatch = tmp_path / "mismatch.safetensors"
-    save_file(load_file(str(path)), str(mismatch), metadata={METADATA_KEY: json.dumps({**meta, "model_kwargs": {"width": 0.125, "layout": "compact"}})})
+    save_file(
+        load_file(str(path)),
+        str(mismatch),
+        metadata={METADATA_KEY: json.dumps({**meta, "model_kwargs": {"width": 0.125, "layout": "compact"}})},
+    )
     with pytest.raises(CheckpointError, match="does not fit vgg-att2-pc"):
         ra.load_checkpoint(mismatch)
     with pytest.raises(CheckpointError, match="does not exist"):
@@ -89,7 +93,7 @@ def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolat
     monkeypatch.setitem(zoo.ZOO, entry.name, entry)
     with pytest.raises(FileNotFoundError, match="robust-attn zoo train builtin/tiny"):
         ra.load_model("builtin/tiny", "cpu", train_missing=False)
-    model, meta = ra.load_model("builtin/tiny", "cpu", progress=False)
+    _model, meta = ra.load_model("builtin/tiny", "cpu", progress=False)
     assert meta["zoo_name"] == "builtin/tiny" and 0 <= meta["clean_accuracy"] <= 1
     assert Path(meta["checkpoint"]).is_relative_to(isolated_home)
     assert len(meta["checkpoint_sha256"]) == 64

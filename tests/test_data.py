@@ -36,7 +36,7 @@ def test_builtin_shapes_labels_masks() -> None:
     area = ds.masks.float().mean(dim=(1, 2))
     assert (area > 0.01).all() and (area < 0.5).all()  # every image has one visible object
     x, y = ds[0]
-    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and y == int(ds.labels[0])
+    assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1 and y == int(ds.labels[0])
 
 
 def test_object_pixels_carry_the_object_colour() -> None:

@@ -47,18 +47,19 @@ def test_paper_layout_stage_resolutions() -> None:
 
 def test_attention_block_dp_and_sigmoid_match_definitions() -> None:
     torch.manual_seed(0)
-    l, g = torch.randn(2, 5, 3, 4), torch.randn(2, 5)
-    dp = AttentionBlock(5, "dp")(l, g)
-    c = torch.einsum("bchw,bc->bhw", l, g)
+    local, g = torch.randn(2, 5, 3, 4), torch.randn(2, 5)
+    dp = AttentionBlock(5, "dp")(local, g)
+    c = torch.einsum("bchw,bc->bhw", local, g)
     torch.testing.assert_close(dp.scores[:, 0], c)
     a = torch.softmax(c.flatten(1), 1).view(2, 3, 4)
-    torch.testing.assert_close(dp.feature, torch.einsum("bhw,bchw->bc", a, l))
+    torch.testing.assert_close(dp.feature, torch.einsum("bhw,bchw->bc", a, local))
     sig = AttentionBlock(5, "pc", "sigmoid")
-    out = sig(l, g)
+    torch.nn.init.normal_(sig.u.weight)  # u starts at zero; test a non-trivial one
+    out = sig(local, g)
     u = sig.u.weight.view(5)
-    c_pc = torch.einsum("c,bchw->bhw", u, l + g[:, :, None, None])
+    c_pc = torch.einsum("c,bchw->bhw", u, local + g[:, :, None, None])
     torch.testing.assert_close(out.attention[:, 0], torch.sigmoid(c_pc))
-    torch.testing.assert_close(out.feature, (torch.sigmoid(c_pc)[:, None] * l).mean(dim=(2, 3)))
+    torch.testing.assert_close(out.feature, (torch.sigmoid(c_pc)[:, None] * local).mean(dim=(2, 3)))
 
 
 def _conv_bn(cin: int, cout: int) -> int:
@@ -75,8 +76,8 @@ def _paper_counts() -> dict[str, int]:
         trunk += _conv_bn(cin, w)
         cin = w
     g_path = 2 * _conv_bn(512, 512) + 512 * 512 + 512
-    head = lambda c, k: 2 * c + c * k + k  # noqa: E731  BN1d + linear
-    u = lambda c: c  # noqa: E731  the pc vector
+    head = lambda c, k: 2 * c + c * k + k  # BN1d + linear
+    u = lambda c: c
     baseline = trunk + g_path + head(512, 10)
     att3_pc = trunk + g_path + (2 * 512 + 512 * 256 + 256) + u(256) + 2 * u(512) + 2 * (256 + 512 + 512) + 1280 * 10 + 10
     att2_dp = trunk + g_path + 2 * (512 + 512) + 1024 * 10 + 10
@@ -103,8 +104,16 @@ def test_known_parameter_count_literal() -> None:
 def test_gradients_reach_every_parameter(name: str, projection: str) -> None:
     torch.manual_seed(0)
     model = ra.create_model(name, width=0.125, layout="compact", projection=projection).train()
-    loss = torch.nn.functional.cross_entropy(model(torch.rand(6, 3, 32, 32)), torch.arange(6) % 10)
-    loss.backward()
+    x, y = torch.rand(6, 3, 32, 32), torch.arange(6) % 10
+    # u (pc) and g's last layer (dp) start at zero so the first maps are uniform; after one
+    # step every parameter must receive gradient
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
 

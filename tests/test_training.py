@@ -92,7 +92,24 @@ def test_interrupt_then_resume_gives_identical_weights(
 
 
 def test_cli_train_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["train", "vgg", "--epochs", "1", "--width", "0.0625", "--train-size", "128", "--test-size", "64", "--out", str(tmp_path), "--device", "cpu"])
+    rc = main(
+        [
+            "train",
+            "vgg",
+            "--epochs",
+            "1",
+            "--width",
+            "0.0625",
+            "--train-size",
+            "128",
+            "--test-size",
+            "64",
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     _, meta = ra.load_checkpoint(tmp_path / "vgg.safetensors")
     assert meta["train_size"] == 128

@@ -120,7 +120,9 @@ class Attack:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         return self.perturb(self._prepare(x), y.to(self.device), eps)
 
-    def sweep(self, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float], mode: Mode = "worst-case", target: torch.Tensor | None = None) -> SweepBatch:
+    def sweep(
+        self, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float], mode: Mode = "worst-case", target: torch.Tensor | None = None
+    ) -> SweepBatch:
         """Per-sample outcomes at every eps (ascending).
 
         ``worst-case``: a sample fooled at eps_k stays fooled at every larger eps (the same

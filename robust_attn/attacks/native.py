@@ -43,7 +43,9 @@ class FGSM(GradientAttack):
         grad, _ = self.loss_gradient(x, y)
         return (x + eps * grad.sign()).clamp(0, 1)
 
-    def sweep(self, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float], mode: Mode = "worst-case", target: torch.Tensor | None = None) -> SweepBatch:
+    def sweep(
+        self, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float], mode: Mode = "worst-case", target: torch.Tensor | None = None
+    ) -> SweepBatch:
         """One forward+backward per batch for every eps: the sign of the gradient does not
         depend on eps, and the clean prediction comes from the same forward pass."""
         x, y = self._prepare(x), y.to(self.device)

@@ -47,7 +47,9 @@ def _shape_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (au <= 0.95) & (av >= 0.2) & (av <= 0.65)  # bars
 
 
-def _uniform(rng: np.random.Generator, low: float | np.ndarray, high: float | np.ndarray, shape: int | tuple[int, ...] | None = None) -> np.ndarray:
+def _uniform(
+    rng: np.random.Generator, low: float | np.ndarray, high: float | np.ndarray, shape: int | tuple[int, ...] | None = None
+) -> np.ndarray:
     """Uniform draws as float32, so that all image arithmetic stays in float32."""
     return rng.uniform(low, high, shape).astype(np.float32)
 

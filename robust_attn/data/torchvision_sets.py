@@ -66,7 +66,9 @@ def load_torchvision(name: str, split: str, data_dir: str | Path | None, *, down
         raise FileNotFoundError(f"{name} needs --data-dir DIR (the folder that holds {spec.folder}); add --download to fetch it")
     root = Path(data_dir).expanduser()
     if not root.is_dir() and not download:
-        raise FileNotFoundError(f"data dir {str(root)!r} does not exist; point --data-dir at the folder holding {spec.folder}, or add --download")
+        raise FileNotFoundError(
+            f"data dir {str(root)!r} does not exist; point --data-dir at the folder holding {spec.folder}, or add --download"
+        )
     cls = spec.cls
     if not verify:
         cls = _without_checksums(cls)

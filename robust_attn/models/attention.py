@@ -53,10 +53,7 @@ class AttentionBlock(nn.Module):
     def forward(self, local: torch.Tensor, glob: torch.Tensor) -> Attended:
         b, c, h, w = local.shape
         g = glob.view(b, c, 1, 1)
-        if self.u is not None:
-            scores = self.u(local + g)
-        else:
-            scores = (local * g).sum(dim=1, keepdim=True)
+        scores = self.u(local + g) if self.u is not None else (local * g).sum(dim=1, keepdim=True)
         flat = scores.view(b, 1, h * w)
         if self.normalisation == "softmax":
             attention = F.softmax(flat, dim=2).view(b, 1, h, w)

@@ -42,7 +42,7 @@ class AttentionOutput(NamedTuple):
 
 
 def _scaled(channels: int, width: float) -> int:
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 def _conv_bn_relu(cin: int, cout: int, dropout: float) -> list[nn.Module]:
@@ -160,9 +160,7 @@ class VGG(nn.Module):
             self.stage_heads = nn.ModuleList(_head(c, 0.5 * dropout) for c in stage_channels)
             self.heads = nn.ModuleList([nn.Linear(sum(stage_channels), num_classes)])
         else:
-            self.heads = nn.ModuleList(
-                nn.Sequential(_head(c, 0.5 * dropout), nn.Linear(c, num_classes)) for c in stage_channels
-            )
+            self.heads = nn.ModuleList(nn.Sequential(_head(c, 0.5 * dropout), nn.Linear(c, num_classes)) for c in stage_channels)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -36,7 +36,7 @@ def binarise(maps: torch.Tensor) -> torch.Tensor:
 
 def top_region(maps: torch.Tensor, fraction: float = TOP_FRACTION) -> torch.Tensor:
     flat = maps.flatten(-2)
-    k = max(1, int(round(fraction * flat.shape[-1])))
+    k = max(1, round(fraction * flat.shape[-1]))
     idx = flat.topk(k, dim=-1).indices
     return torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, idx, True).view_as(maps)
 
@@ -61,7 +61,7 @@ def gradient_saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tor
 
 
 def centred_box(batch: int, size: int) -> torch.Tensor:
-    lo, hi = int(round(size * (1 - BOX_SIDE) / 2)), int(round(size * (1 + BOX_SIDE) / 2))
+    lo, hi = round(size * (1 - BOX_SIDE) / 2), round(size * (1 + BOX_SIDE) / 2)
     box = torch.zeros(batch, size, size, dtype=torch.bool)
     box[:, lo:hi, lo:hi] = True
     return box
@@ -91,11 +91,28 @@ def study(models: dict[str, nn.Module], attack_for: dict[str, Attack], x: torch.
             maps, pred = (clean_maps, clean_pred) if eps == 0 else attention_maps(model, adv)
             for s, stage in enumerate(stages):
                 iou = jaccard(top_region(clean_maps[s]), top_region(maps[s])).mean().item()
-                drift_rows.append({"model": name, "stage": stage, "eps": eps, "one_minus_iou": 1 - iou, "cosine": cosine(clean_maps[s], maps[s]).mean().item()})
+                drift_rows.append(
+                    {
+                        "model": name,
+                        "stage": stage,
+                        "eps": eps,
+                        "one_minus_iou": 1 - iou,
+                        "cosine": cosine(clean_maps[s], maps[s]).mean().item(),
+                    }
+                )
             if masks is not None:
                 for s, stage in enumerate(stages):
-                    seg_rows.append({"method": f"{name} {stage}", "model": name, "eps": eps, "jaccard": jaccard(binarise(maps[s]), masks).mean().item()})
-                seg_rows.append({"method": f"{name} mean of stages", "model": name, "eps": eps, "jaccard": jaccard(binarise(maps.mean(0)), masks).mean().item()})
+                    seg_rows.append(
+                        {"method": f"{name} {stage}", "model": name, "eps": eps, "jaccard": jaccard(binarise(maps[s]), masks).mean().item()}
+                    )
+                seg_rows.append(
+                    {
+                        "method": f"{name} mean of stages",
+                        "model": name,
+                        "eps": eps,
+                        "jaccard": jaccard(binarise(maps.mean(0)), masks).mean().item(),
+                    }
+                )
             if eps in example_eps and eps != 0:
                 shown_imgs.append(adv[:n_examples])
                 shown_maps.append(maps[:, :n_examples])
@@ -108,7 +125,16 @@ def study(models: dict[str, nn.Module], attack_for: dict[str, Attack], x: torch.
             for eps in eps_grid:
                 adv = x if eps == 0 or base_attack is None else base_attack(x, y, eps).detach().cpu()
                 sal = gradient_saliency(baseline, adv, y)
-                seg_rows.append({"method": "input-gradient saliency (VGG)", "model": "baseline", "eps": eps, "jaccard": jaccard(binarise(sal), masks).mean().item()})
+                seg_rows.append(
+                    {
+                        "method": "input-gradient saliency (VGG)",
+                        "model": "baseline",
+                        "eps": eps,
+                        "jaccard": jaccard(binarise(sal), masks).mean().item(),
+                    }
+                )
         box = centred_box(x.shape[0], x.shape[-1])
-        seg_rows += [{"method": "centred box", "model": "baseline", "eps": eps, "jaccard": jaccard(box, masks).mean().item()} for eps in eps_grid]
+        seg_rows += [
+            {"method": "centred box", "model": "baseline", "eps": eps, "jaccard": jaccard(box, masks).mean().item()} for eps in eps_grid
+        ]
     return AttentionStudy(pd.DataFrame(drift_rows), pd.DataFrame(seg_rows), examples)

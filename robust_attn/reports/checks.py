@@ -65,7 +65,9 @@ def iterative_at_least_fgsm(results: pd.DataFrame) -> Check:
         return Check(name, "skipped", "no native PGD and FGSM rows share an eps")
     bad = [f"{r.model} {r.attack} [{r.mode}] at {_fmt(r.eps)}: {r.accuracy:.3f} > FGSM {r.accuracy_fgsm:.3f} (upper bound {r.ci_high_fgsm:.3f})"
            for r in merged.itertuples() if r.accuracy > r.ci_high_fgsm]  # fmt: skip
-    figures = [f"{r.model} [{r.mode}] {_fmt(r.eps)}: {r.attack} {r.accuracy:.3f} vs FGSM {r.accuracy_fgsm:.3f}" for r in merged.itertuples()]
+    figures = [
+        f"{r.model} [{r.mode}] {_fmt(r.eps)}: {r.attack} {r.accuracy:.3f} vs FGSM {r.accuracy_fgsm:.3f}" for r in merged.itertuples()
+    ]
     if bad:
         return Check(name, "warning", "PGD left more samples correct than FGSM: too few steps or a bad step size", bad)
     return Check(name, "pass", f"PGD is at most FGSM's upper bound at all {len(merged)} shared (model, eps)", figures)
@@ -81,7 +83,9 @@ def large_eps_near_zero(results: pd.DataFrame) -> Check:
     figures = [f"{r.model}: {r.accuracy:.3f} ({r.attack} [{r.mode}] at {_fmt(r.eps)})" for r in best.itertuples()]
     bad = [f for f, r in zip(figures, best.itertuples()) if r.accuracy > NEAR_ZERO]
     if bad:
-        return Check(name, "warning", f"some model keeps more than {NEAR_ZERO:.0%} at a large eps: use a stronger attack or check for masking", bad)
+        return Check(
+            name, "warning", f"some model keeps more than {NEAR_ZERO:.0%} at a large eps: use a stronger attack or check for masking", bad
+        )
     return Check(name, "pass", f"every model is at most {NEAR_ZERO:.0%} accurate under its strongest attack at a large eps", figures)
 
 
@@ -104,7 +108,12 @@ def libraries_agree(results: pd.DataFrame) -> Check:
             bad.append(line)
     if bad:
         return Check(name, "warning", "the libraries disagree with the native engine beyond tolerance", bad)
-    return Check(name, "pass", f"{len(merged)} rows agree (identical counts where the attack is deterministic, within the interval otherwise)", figures)
+    return Check(
+        name,
+        "pass",
+        f"{len(merged)} rows agree (identical counts where the attack is deterministic, within the interval otherwise)",
+        figures,
+    )
 
 
 def _no_steps_params(params: str) -> str:

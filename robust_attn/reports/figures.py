@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
 
-from robust_attn.reports.tables import ALL_ATTACKS, is_l2  # noqa: E402
+from robust_attn.reports.tables import ALL_ATTACKS, is_l2
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PAGE = (11.0, 8.5)  # landscape letter, inches
@@ -52,7 +52,7 @@ def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, 
         _eps_axis(ax, attack)
         ax.set_ylabel("accuracy / clean accuracy" if relative else "accuracy")
         ax.set_ylim(-0.02, 1.05 if relative else 1.02)
-    for ax in list(axes.flat)[len(attacks):]:
+    for ax in list(axes.flat)[len(attacks) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False, fontsize=8)
@@ -93,7 +93,9 @@ def attention_grid(name: str, ex: dict[str, np.ndarray], stages: list[str], clas
 def drift_curves(drift: pd.DataFrame, colours: dict[str, tuple[float, float, float]], attack: str) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(PAGE[0], 4.2))
     plot = drift.assign(eps255=drift["eps"] * 255)
-    for ax, (col, label) in zip(axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]):
+    for ax, (col, label) in zip(
+        axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]
+    ):
         sns.lineplot(plot, x="eps255", y=col, hue="model", style="stage", markers=True, palette=colours, ax=ax)
         ax.set_xlabel(f"{attack} eps (L-inf, /255)")
         ax.set_ylabel(label)

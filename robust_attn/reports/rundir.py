@@ -89,7 +89,9 @@ def load_run(root: str | Path) -> Run:
     run = Run(root, results, manifest, arrays["labels"].astype(np.int64))
     for i, name in enumerate(arrays["cells"].tolist()):
         model, attack, mode = name.split("|")
-        run.cells[(model, attack, mode)] = CellOutcomes(model, attack, mode, arrays[f"cell{i}_eps"], arrays[f"cell{i}_correct"], arrays[f"cell{i}_pred"])
+        run.cells[(model, attack, mode)] = CellOutcomes(
+            model, attack, mode, arrays[f"cell{i}_eps"], arrays[f"cell{i}_correct"], arrays[f"cell{i}_pred"]
+        )
     for key, value in arrays.items():
         if key.startswith("clean_pred|"):
             run.clean_pred[key.split("|", 1)[1]] = value.astype(np.int64)

@@ -22,7 +22,17 @@ def is_l2(attack: str) -> bool:
 def _row(model: str, attack: str, mode: str, eps: float, correct: np.ndarray) -> dict[str, object]:
     k, n = int(correct.sum()), int(correct.size)
     low, high = wilson_interval(k, n)
-    return {"model": model, "attack": attack, "mode": mode, "eps": float(eps), "n": n, "correct": k, "accuracy": k / n, "ci_low": low, "ci_high": high}
+    return {
+        "model": model,
+        "attack": attack,
+        "mode": mode,
+        "eps": float(eps),
+        "n": n,
+        "correct": k,
+        "accuracy": k / n,
+        "ci_low": low,
+        "ci_high": high,
+    }
 
 
 def worst_over_attacks(run: Run, model: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -9,7 +9,7 @@ import platform
 import subprocess
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from robust_attn.attacks import Attack, create_attack
-from robust_attn.attacks.base import Mode
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.resolve import load_model_ref
@@ -88,7 +87,16 @@ def _save_examples(attack: Attack, data: ImageDataset, cell: Cell, count: int, p
     _, x, y = next(iter(sub.batches(len(sub))))
     attack.reseed(batch_seed(0, cell, -1))
     advs = [x if eps == 0 else attack(x, y, eps).cpu() for eps in cell.eps]
-    atomic_bytes(path, npz_bytes({"clean": x.numpy().astype(np.float16), "adversarial": torch.stack(advs).numpy().astype(np.float16), "eps": np.asarray(cell.eps)}))
+    atomic_bytes(
+        path,
+        npz_bytes(
+            {
+                "clean": x.numpy().astype(np.float16),
+                "adversarial": torch.stack(advs).numpy().astype(np.float16),
+                "eps": np.asarray(cell.eps),
+            }
+        ),
+    )
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool = False, progress: bool = True) -> Path:
@@ -104,7 +112,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
     indices = np.arange(len(data))
     labels = data.labels.numpy()
     manifest: dict[str, Any] = {
-        "spec": asdict(spec), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "spec": asdict(spec), "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(), "git_commit": git_commit(), "versions": library_versions(),
         "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed},
@@ -116,7 +124,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
         model_bar.set_postfix_str(ref)
         model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
         sha = meta.get("checkpoint_sha256", "")
-        manifest["models"][ref] = {k: meta.get(k) for k in ("model_name", "model_kwargs", "checkpoint", "checkpoint_sha256", "test_accuracy", "dataset", "classes")}
+        manifest["models"][ref] = {
+            k: meta.get(k) for k in ("model_name", "model_kwargs", "checkpoint", "checkpoint_sha256", "test_accuracy", "dataset", "classes")
+        }
         cells = make_cells(spec, ref, sha)
         all_cells += cells
         todo = [c for c in cells if force or not store.is_done(c)]

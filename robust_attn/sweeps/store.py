@@ -79,8 +79,15 @@ class RunStore:
         except (json.JSONDecodeError, OSError):
             return False
 
-    def write_cell(self, cell: Cell, correct: np.ndarray, pred: np.ndarray, clean_pred: np.ndarray, seconds: float, extra: dict[str, Any]) -> None:
-        arrays = {"correct": correct.astype(bool), "pred": pred.astype(np.int16), "clean_pred": clean_pred.astype(np.int16), "eps": np.asarray(cell.eps)}
+    def write_cell(
+        self, cell: Cell, correct: np.ndarray, pred: np.ndarray, clean_pred: np.ndarray, seconds: float, extra: dict[str, Any]
+    ) -> None:
+        arrays = {
+            "correct": correct.astype(bool),
+            "pred": pred.astype(np.int16),
+            "clean_pred": clean_pred.astype(np.int16),
+            "eps": np.asarray(cell.eps),
+        }
         atomic_bytes(self.cells_dir / f"{cell.slug}.npz", npz_bytes(arrays))
         meta = {**cell.__dict__, "seconds": seconds, **extra}
         atomic_bytes(self.cells_dir / f"{cell.slug}.json", json.dumps(meta, indent=1).encode())
@@ -123,4 +130,3 @@ class RunStore:
         atomic_bytes(self.root / "results.csv", buf.getvalue().encode())
         atomic_bytes(self.root / "outcomes.npz", npz_bytes(arrays))
         atomic_bytes(self.root / "manifest.json", json.dumps({**manifest, "cell_seconds": timings}, indent=1, default=str).encode())
-

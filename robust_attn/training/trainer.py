@@ -38,7 +38,7 @@ def resume_path(out: Path) -> Path:
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for _name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     return torch.optim.SGD(
         [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -124,7 +124,9 @@ def train_model(
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 bar.update(len(y))
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}"
+                )
         except KeyboardInterrupt:
             bar.close()
             where = f"; rerun with --resume to continue from epoch {epoch}" if out_path is not None and epoch > 0 else ""
@@ -135,11 +137,26 @@ def train_model(
         seconds += epoch_seconds
         images_seen += seen
         test_acc = clean_accuracy(model, test, device=device)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen, "test_accuracy": test_acc, "seconds": epoch_seconds})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "test_accuracy": test_acc,
+                "seconds": epoch_seconds,
+            }
+        )
         if progress:
-            print(f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {seen / epoch_seconds:.0f} img/s")
+            print(
+                f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {seen / epoch_seconds:.0f} img/s"
+            )
         if out_path is not None and epoch + 1 < epochs:
-            save_checkpoint(resume_path(out_path), model, {**base_meta, "epochs_done": epoch + 1, "history": history, "seconds": seconds}, _momentum_state(opt))
+            save_checkpoint(
+                resume_path(out_path),
+                model,
+                {**base_meta, "epochs_done": epoch + 1, "history": history, "seconds": seconds},
+                _momentum_state(opt),
+            )
 
     model.eval()
     test_acc = history[-1]["test_accuracy"] if history else clean_accuracy(model, test, device=device)

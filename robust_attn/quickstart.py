@@ -1,0 +1,39 @@
+"""The one-command pipeline: quick zoo -> attacks/quickstart.toml sweep -> report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from robust_attn.reports import Report, make_report
+from robust_attn.sweeps import load_spec, run_sweep
+from robust_attn.zoo import QUICK_ZOO, cached_metadata, train_entry
+
+PACKAGED_SPEC = Path(__file__).parent / "specs" / "quickstart.toml"
+
+
+def quickstart_spec_path() -> Path:
+    """``attacks/quickstart.toml`` in the working directory (users edit it), else the packaged copy."""
+    local = Path("attacks") / "quickstart.toml"
+    return local if local.is_file() else PACKAGED_SPEC
+
+
+def quickstart(out: str | Path = "reports/quickstart", *, device: str = "auto", progress: bool = True) -> Report:
+    """Train missing quick-zoo models, run the quickstart sweep (resuming) and write the report."""
+    t0 = time.perf_counter()
+    spec_path = quickstart_spec_path()
+    spec = load_spec(spec_path).with_overrides(device=device)
+    missing = [n for n in spec.models if n in QUICK_ZOO and cached_metadata(n) is None]
+    if missing and progress:
+        print(f"[1/3] training {len(missing)} missing quick-zoo model(s) on the built-in data: {', '.join(missing)}")
+    for name in missing:
+        train_entry(name, device=device, progress=progress)
+    if progress:
+        print(f"[2/3] sweep {spec_path} -> {out}")
+    run_sweep(spec, out, progress=progress)
+    if progress:
+        print(f"[3/3] report -> {out}/report.pdf")
+    report = make_report(out, progress=progress)
+    if progress:
+        print(f"done in {time.perf_counter() - t0:.0f} s")
+    return report

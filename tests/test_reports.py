@@ -1,0 +1,160 @@
+"""Report statistics against hand-computed values, sanity checks on crafted tables, the PDF
+and Markdown of a real (small) run, and errors for broken run directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pypdf import PdfReader
+
+from robust_attn.cli import main
+from robust_attn.reports import RunDirError, load_run, make_report
+from robust_attn.reports.attention import binarise, centred_box, jaccard, top_region
+from robust_attn.reports.build import SECTIONS
+from robust_attn.reports.checks import (
+    accuracy_does_not_rise,
+    eps_zero_is_clean,
+    iterative_at_least_fgsm,
+    large_eps_near_zero,
+    libraries_agree,
+)
+from robust_attn.stats import eps_at_half, mcnemar_exact, normalised_auc, wilson_interval
+from robust_attn.sweeps import parse_spec, run_sweep
+
+
+def test_wilson_interval_known_values() -> None:
+    # Wilson (1927) score interval, z = 1.959964: 8 of 10 -> [0.4902, 0.9433]
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(20, 20)[1] == 1.0
+
+
+def test_mcnemar_exact_by_hand() -> None:
+    a = np.array([1] * 5 + [1] + [0] * 9 + [0] * 3, bool)  # 5 both right, 1 only A, 9 only B, 3 both wrong
+    b = np.array([1] * 5 + [0] + [1] * 9 + [0] * 3, bool)
+    only_a, only_b, p = mcnemar_exact(a, b)
+    assert (only_a, only_b) == (1, 9)
+    assert p == pytest.approx(2 * (1 + 10) / 2**10)  # two-sided binomial(10, 1/2) tail at 1
+    assert mcnemar_exact(a, a) == (0, 0, 1.0)
+
+
+def test_auc_and_half_clean_eps() -> None:
+    assert normalised_auc([0, 1, 2], [1.0, 0.5, 0.0]) == pytest.approx(0.5)
+    assert normalised_auc([0, 2, 4], [0.8, 0.8, 0.8]) == pytest.approx(0.8)
+    assert eps_at_half([0, 1, 2], [1.0, 0.6, 0.2], clean=1.0) == pytest.approx(1.25)
+    assert np.isnan(eps_at_half([0, 1], [1.0, 0.9], clean=1.0))
+
+
+def test_jaccard_binarise_and_regions() -> None:
+    a = torch.zeros(1, 4, 4, dtype=torch.bool)
+    a[0, :2, :2] = True  # 4 pixels
+    b = torch.zeros(1, 4, 4, dtype=torch.bool)
+    b[0, :2, :4] = True  # 8 pixels, 4 shared
+    assert jaccard(a, b).item() == pytest.approx(0.5)
+    maps = torch.full((1, 4, 4), 1 / 32)
+    maps[0, 0, 0] = 1 / 32 + 0.5
+    assert binarise(maps).sum().item() == 1 and top_region(maps, 1 / 16)[0, 0, 0]
+    assert centred_box(2, 32).sum().item() == 2 * 16 * 16
+
+
+def _results(rows: list[tuple]) -> pd.DataFrame:
+    """rows: (model, attack, name, backend, mode, params, eps, correct), n = 100."""
+    out = []
+    for model, attack, name, backend, mode, params, eps, correct in rows:
+        low, high = wilson_interval(correct, 100)
+        out.append({"model": model, "attack": attack, "name": name, "backend": backend, "mode": mode, "params": json.dumps(params),
+                    "eps": eps, "n": 100, "correct": correct, "accuracy": correct / 100, "ci_low": low, "ci_high": high})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _fgsm(mode: str, counts: list[int], eps: list[float], model: str = "m", backend: str = "native") -> list[tuple]:
+    return [(model, "fgsm" if backend == "native" else f"fgsm@{backend}", "fgsm", backend, mode, {"targeted": False}, e, c) for e, c in zip(eps, counts)]
+
+
+def test_check_eps_zero() -> None:
+    good = _results(_fgsm("independent", [90, 50], [0, 0.03]))
+    assert eps_zero_is_clean(good, {"m": (90, 100)}).status == "pass"
+    assert eps_zero_is_clean(good, {"m": (91, 100)}).status == "warning"
+
+
+def test_check_monotone() -> None:
+    assert accuracy_does_not_rise(_results(_fgsm("independent", [90, 60, 40], [0, 0.01, 0.03]))).status == "pass"
+    rising = accuracy_does_not_rise(_results(_fgsm("independent", [90, 30, 60], [0, 0.01, 0.03])))
+    assert rising.status == "warning" and "0.600" in rising.figures[0]
+    assert accuracy_does_not_rise(_results(_fgsm("independent", [90, 40, 43], [0, 0.01, 0.03]))).status == "pass"  # within interval
+
+
+def test_check_iterative_vs_fgsm() -> None:
+    pgd = lambda c: [("m", "pgd-10", "pgd", "native", "worst-case", {"steps": 10}, 0.03, c)]
+    fgsm = _fgsm("worst-case", [90, 40], [0, 0.03])
+    assert iterative_at_least_fgsm(_results(fgsm + pgd(10))).status == "pass"
+    assert iterative_at_least_fgsm(_results(fgsm + pgd(70))).status == "warning"
+    assert iterative_at_least_fgsm(_results(fgsm)).status == "skipped"
+
+
+def test_check_large_eps() -> None:
+    assert large_eps_near_zero(_results(_fgsm("worst-case", [90, 5], [0, 16 / 255]))).status == "pass"
+    assert large_eps_near_zero(_results(_fgsm("worst-case", [90, 40], [0, 16 / 255]))).status == "warning"
+    assert large_eps_near_zero(_results(_fgsm("worst-case", [90, 40], [0, 8 / 255]))).status == "skipped"
+
+
+def test_check_library_agreement() -> None:
+    native = _fgsm("independent", [90, 50], [0, 0.03])
+    assert libraries_agree(_results(native + _fgsm("independent", [90, 50], [0, 0.03], backend="foolbox"))).status == "pass"
+    assert libraries_agree(_results(native + _fgsm("independent", [90, 52], [0, 0.03], backend="torchattacks"))).status == "warning"
+    assert libraries_agree(_results(native)).status == "skipped"
+
+
+def test_broken_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(RunDirError, match="does not exist"):
+        load_run(tmp_path / "nope")
+    with pytest.raises(RunDirError, match="has no results.csv"):
+        load_run(tmp_path)
+    (tmp_path / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(RunDirError, match="malformed"):
+        load_run(tmp_path)
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robust-attn: error: run directory") and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def small_run(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    model_path = trained[1]
+    twin = model_path.with_name("twin.safetensors")  # a second model: paired comparisons need two
+    twin.write_bytes(model_path.read_bytes())
+    spec = parse_spec({
+        "name": "small", "models": [str(model_path), str(twin)], "n": 40, "batch_size": 20, "modes": ["worst-case", "independent"],
+        "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255", "16/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]},
+                    {"name": "fgsm", "backend": "torchattacks", "eps": ["0", "8/255"]}],
+    })  # fmt: skip
+    return run_sweep(spec, tmp_path_factory.mktemp("run") / "small", progress=False)
+
+
+def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
+    report = make_report(small_run, progress=False)
+    pages = PdfReader(report.pdf).pages
+    text = "\n".join(p.extract_text() for p in pages)
+    for needle in ("Robustness report: small", "Summary: fgsm (worst-case)", "Summary: all attacks (worst-case)",
+                   "Paired model comparison", "Weakly supervised segmentation", "Sanity checks"):  # fmt: skip
+        assert needle in text, needle
+    assert len(pages) >= 12
+    md = report.markdown.read_text()
+    for section in SECTIONS:
+        assert f"## {section}" in md, section
+    for png in ("curves", "curves_relative", "attention_drift", "segmentation"):
+        assert (small_run / "figures" / f"{png}.png").stat().st_size > 10_000
+    summary = pd.read_csv(report.summary_csv)
+    row = summary[(summary["attack"] == "fgsm") & (summary["mode"] == "worst-case")].iloc[0]
+    results = pd.read_csv(small_run / "results.csv")
+    at8 = results[(results["attack"] == "fgsm") & (results["mode"] == "worst-case") & np.isclose(results["eps"], 8 / 255)].iloc[0]
+    assert row["acc@8/255"] == pytest.approx(at8["accuracy"])
+    checks = {c.name: c.status for c in report.checks}
+    assert checks["eps = 0 equals clean accuracy"] == "pass"
+    assert checks["torchattacks / foolbox cross-check"] == "pass"
+    assert (small_run / "paired.csv").is_file()
