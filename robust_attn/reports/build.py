@@ -22,11 +22,14 @@ from robust_attn.data import load_dataset
 from robust_attn.reports import figures
 from robust_attn.reports.attention import AttentionStudy, has_attention, study
 from robust_attn.reports.checks import Check, run_checks
-from robust_attn.reports.render import markdown_table, table_pages, text_page
+from robust_attn.reports.render import markdown_table, stacked_tables_page, table_pages, text_page
 from robust_attn.reports.rundir import Run, load_run
 from robust_attn.reports.tables import ALL_ATTACKS, curves, paired_comparisons, summary
 from robust_attn.sweeps.store import atomic_bytes
 
+SUMMARY_NOTE = ("Accuracy and its 95% Wilson interval (in %) at each eps (/255); AUC = area under accuracy vs eps over the eps range, from eps = 0; "
+                "eps at half clean = where accuracy falls to half of clean. Highlighted: best per column. 'all attacks': a sample counts as "
+                "robust only if it survives every L-inf attack (balls are nested, so an attack at a smaller eps also counts).")  # fmt: skip
 SECTIONS = ["Run", "Summary", "Accuracy curves", "Paired model comparison", "Attention under attack",
             "Weakly supervised segmentation", "Sanity checks"]  # fmt: skip
 ATTENTION_SAMPLES = 200
@@ -67,21 +70,23 @@ def _fmt_pct(x: float) -> str:
     return "-" if pd.isna(x) else f"{x:.1%}"
 
 
-def _summary_display(summary_df: pd.DataFrame, attack: str, mode: str) -> tuple[pd.DataFrame, set[tuple[int, str]]]:
+def _summary_display(summary_df: pd.DataFrame, attack: str, mode: str, sep: str = " ") -> tuple[pd.DataFrame, set[tuple[int, str]]]:
+    """The summary rows of one attack as strings (accuracy, then its interval after ``sep``)
+    and the (row, column) cells holding the best value of each column."""
     sub = summary_df[(summary_df["attack"] == attack) & (summary_df["mode"] == mode)].reset_index(drop=True)
-    acc_cols = [c for c in sub.columns if c.startswith("acc@")]
+    acc_cols = [c for c in sub.columns if c.startswith("acc@") and sub[c].notna().any()]
     shown = pd.DataFrame({"model": sub["model"], "clean": sub["clean"].map(_fmt_pct)})
     for c in acc_cols:
         ci = sub[c.replace("acc@", "ci@")]
-        shown[c.replace("acc@", "")] = [f"{a:.1%} {i}" if isinstance(i, str) else "-" for a, i in zip(sub[c], ci)]
+        shown[c.replace("acc@", "")] = [f"{a:.1%}{sep}{i}" if isinstance(i, str) else "-" for a, i in zip(sub[c], ci)]
     shown["AUC"] = sub["auc"].map(lambda v: f"{v:.3f}")
-    shown["eps @ half clean"] = sub["eps_half_clean_255"].map(lambda v: "never" if pd.isna(v) else f"{v:.2f}/255")
+    shown["eps at half clean"] = sub["eps_half_clean_255"].map(lambda v: "never" if pd.isna(v) else f"{v:.2f}/255")
     bold: set[tuple[int, str]] = set()
     for src, dst in [
         ("clean", "clean"),
         *[(c, c.replace("acc@", "")) for c in acc_cols],
         ("auc", "AUC"),
-        ("eps_half_clean_255", "eps @ half clean"),
+        ("eps_half_clean_255", "eps at half clean"),
     ]:
         values = sub[src].astype(float)
         if len(sub) < 2:
@@ -114,7 +119,8 @@ def _title_lines(run: Run, wall: float) -> list[str]:
     lines += ["", "attacks:"]
     for a in spec.get("attacks", []):
         eps = ", ".join(format_eps(e) for e in a["eps"])
-        lines.append(f"  {a['name']} [{a['backend']}] {json.dumps(a['params'], sort_keys=True)}  eps: {eps}")
+        params = " ".join(f"{k}={v}" for k, v in sorted(a["params"].items()))
+        lines.append("  " + " ".join(x for x in (a["name"], f"[{a['backend']}]", params, f"| eps: {eps}") if x))
     lines += ["", "library versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())]
     return lines
 
@@ -167,7 +173,8 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
     summ = summary(run, table)
     colours = figures.palette(run.models)
     clean_counts = {m: (int(run.clean_correct(m).sum()), len(run.labels)) for m in run.models}
-    checks = run_checks(run.results, clean_counts)
+    combined = table[table["attack"] == ALL_ATTACKS].assign(name=ALL_ATTACKS, backend="native", params="{}")
+    checks = run_checks(pd.concat([run.results, combined[run.results.columns.intersection(combined.columns)]], ignore_index=True), clean_counts)
 
     doc.md.append(f"# Robustness report: {run.manifest.get('spec', {}).get('name', root.name)}\n")
     # 2. summary
@@ -177,10 +184,14 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
     summary_pages: list[Figure] = []
     order = [(a, m) for a, m in dict.fromkeys(zip(summ["attack"], summ["mode"]))]
     order = sorted(order, key=lambda am: (am[1] != "worst-case", am[0] == ALL_ATTACKS))
-    for attack, mode in order:
-        shown, bold = _summary_display(summ, attack, mode)
-        doc.text(f"\n**{attack}** ({mode})\n\n" + markdown_table(shown, bold))
-        summary_pages += table_pages(f"Summary: {attack} ({mode})", shown, "Accuracy [95% Wilson interval]; bold = best per column.", bold)
+    for mode in dict.fromkeys(m for _, m in order):
+        blocks = []
+        for attack, m in order:
+            if m == mode:
+                shown, bold = _summary_display(summ, attack, mode)
+                doc.text(f"\n**{attack}** ({mode})\n\n" + markdown_table(shown, bold))
+                blocks.append((f"{attack} ({mode})", _summary_display(summ, attack, mode, sep="\n")))
+        summary_pages.append(stacked_tables_page(f"Summary: {mode}", SUMMARY_NOTE, [(t, df, b) for t, (df, b) in blocks]))
     # 3. curves
     doc.section("Accuracy curves")
     curve_fig = figures.accuracy_curves(table, colours)
@@ -238,7 +249,7 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
         doc.text("Each map is upsampled to 32x32 and binarised at the uniform level (a pixel is foreground when its attention exceeds "
                  "1/(H*W), the map's mean); the Jaccard index against the ground-truth object mask is averaged over images. Baselines: "
                  "input-gradient saliency of the baseline VGG binarised the same way, and a centred box covering the middle half of each side.")  # fmt: skip
-        doc.figure(figures.segmentation_curves(seg, att_label), "segmentation", "Jaccard vs eps")
+        doc.figure(figures.segmentation_curves(seg, colours, att_label), "segmentation", "Jaccard vs eps")
         pivot = seg.pivot_table(index="method", columns="eps", values="jaccard", sort=False)
         pivot.columns = [format_eps(float(c)) for c in pivot.columns]
         seg_tab = pivot.round(3).reset_index()

@@ -63,57 +63,68 @@ def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, 
 
 
 def attention_grid(name: str, ex: dict[str, np.ndarray], stages: list[str], classes: list[str], attack: str) -> Figure:
-    """Rows: (image, stage); columns: clean and adversarial at each shown eps; maps overlaid."""
+    """Columns: each shown image clean and at each shown eps; rows: the image, then each
+    stage's attention map overlaid on it (as in the paper's figures)."""
     images, maps, preds, eps = ex["images"], ex["maps"], ex["preds"], ex["eps"]
     n_eps, n_img = images.shape[0], images.shape[1]
-    rows = n_img * (len(stages) + 1)
-    fig, axes = plt.subplots(rows, n_eps, figsize=(1.55 * n_eps + 1.2, 1.3 * rows), squeeze=False)
+    rows, cols = len(stages) + 1, n_eps * n_img
+    fig, axes = plt.subplots(rows, cols, figsize=PAGE, squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.12})
     for i in range(n_img):
         for e in range(n_eps):
+            col = i * n_eps + e
             img = np.clip(images[e, i].transpose(1, 2, 0), 0, 1).astype(np.float32)
-            r0 = i * (len(stages) + 1)
-            ax = axes[r0, e]
-            ax.imshow(img)
-            label = "clean" if eps[e] == 0 else f"{attack} {eps[e] * 255:.3g}/255"
-            ax.set_title(f"{label}\npred: {classes[int(preds[e, i])]}", fontsize=7)
+            axes[0, col].imshow(img)
+            label = "clean" if eps[e] == 0 else f"{eps[e] * 255:.3g}/255"
+            axes[0, col].set_title(f"image {i + 1}, {label}\npred: {classes[int(preds[e, i])]}", fontsize=7)
             for s, stage in enumerate(stages):
-                ax = axes[r0 + 1 + s, e]
-                ax.imshow(img.mean(axis=2), cmap="gray")
+                ax = axes[s + 1, col]
+                ax.imshow(img.mean(axis=2), cmap="gray", vmin=0, vmax=1)
                 ax.imshow(maps[e, s, i], cmap="jet", alpha=0.5)
-                if e == 0:
-                    ax.set_ylabel(f"att. {stage}", fontsize=7)
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"{name}: attention maps (jet overlay) on clean and {attack} images", fontsize=9)
-    fig.tight_layout()
+                if col == 0:
+                    ax.set_ylabel(f"attention {stage}", fontsize=8)
+    axes[0, 0].set_ylabel("input", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{name}: attention maps (jet overlay, red = high) on clean and {attack} adversarial images", fontsize=11)
+    fig.subplots_adjust(left=0.04, right=0.99, top=0.86, bottom=0.03)
     return fig
 
 
 def drift_curves(drift: pd.DataFrame, colours: dict[str, tuple[float, float, float]], attack: str) -> Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(PAGE[0], 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=PAGE)
     plot = drift.assign(eps255=drift["eps"] * 255)
-    for ax, (col, label) in zip(
-        axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]
-    ):
-        sns.lineplot(plot, x="eps255", y=col, hue="model", style="stage", markers=True, palette=colours, ax=ax)
+    for ax, (col, label) in zip(axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]):
+        sns.lineplot(plot, x="eps255", y=col, hue="model", style="stage", markers=True, palette=colours, ax=ax, legend=ax is axes[0])
         ax.set_xlabel(f"{attack} eps (L-inf, /255)")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7)
     axes[0].set_ylim(-0.02, 1.02)
-    fig.suptitle("Attention drift under attack (clean vs adversarial maps of the same image)")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle("Attention drift under attack: clean vs adversarial maps of the same image (higher left / lower right = more drift)")
+    fig.tight_layout(rect=(0, 0, 0.8, 0.95))
     return fig
 
 
-def segmentation_curves(seg: pd.DataFrame, attack: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(PAGE[0], 4.6))
-    plot = seg.assign(eps255=seg["eps"] * 255)
-    sns.lineplot(plot, x="eps255", y="jaccard", hue="method", marker="o", ax=ax)
+def segmentation_curves(seg: pd.DataFrame, colours: dict[str, tuple[float, float, float]], attack: str) -> Figure:
+    """Jaccard vs eps: colour = model, line style = stage (solid = mean of stages); baselines grey."""
+    fig, ax = plt.subplots(figsize=PAGE)
+    styles = ["--", ":", "-."]
+    for method, g in seg.groupby("method", sort=False):
+        g = g.sort_values("eps")
+        model = str(g["model"].iloc[0])
+        if model == "baseline":
+            style = {"color": "0.35" if "saliency" in str(method) else "0.0", "ls": "-" if "saliency" in str(method) else ":", "lw": 2}
+        else:
+            stage = str(method).rsplit(" ", 1)[-1]
+            ls = "-" if str(method).endswith("mean of stages") else styles[int(stage[1:]) % 3 if stage[1:].isdigit() else 0]
+            style = {"color": colours.get(model, "0.5"), "ls": ls, "lw": 2 if ls == "-" else 1.2}
+        ax.plot(g["eps"] * 255, g["jaccard"], marker="o", ms=3, label=str(method), **style)
     ax.set_xlabel(f"{attack} eps (L-inf, /255)")
     ax.set_ylabel("Jaccard index vs ground-truth mask")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Weakly supervised segmentation from binarised maps (above-uniform attention)")
+    ax.set_ylim(0, max(0.6, float(seg["jaccard"].max()) + 0.05))
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    ax.set_title("Weakly supervised segmentation from binarised maps (foreground = above-uniform attention)")
     fig.tight_layout()
     return fig

@@ -52,6 +52,35 @@ def table_pages(title: str, df: pd.DataFrame, note: str = "", bold: set[tuple[in
     return pages
 
 
+def stacked_tables_page(title: str, note: str, blocks: list[tuple[str, pd.DataFrame, set[tuple[int, str]]]]) -> Figure:
+    """Several small tables on one page, each fitted to the page width."""
+    fig = plt.figure(figsize=PAGE)
+    fig.text(0.04, 0.95, title, fontsize=14, weight="bold", va="top")
+    fig.text(0.04, 0.91, "\n".join(textwrap.wrap(note, 170)), fontsize=7.5, va="top")
+    top, bottom = 0.83, 0.04
+    row_h = min(0.05, (top - bottom) / sum(len(df) + 2.2 for _, df, _ in blocks))
+    y = top
+    for subtitle, df, bold in blocks:
+        height = row_h * (len(df) + 1)
+        fig.text(0.04, y, subtitle, fontsize=10, weight="bold", va="top")
+        ax = fig.add_axes((0.04, y - 0.02 - height, 0.92, height))
+        ax.axis("off")
+        table = ax.table(cellText=df.to_numpy().tolist(), colLabels=list(df.columns), bbox=(0, 0, 1, 1), cellLoc="center")
+        table.auto_set_font_size(False)
+        table.set_fontsize(7)
+        first = 0.15  # the model-name column
+        for (r, c), cell in table.get_celld().items():
+            cell.set_width(first if c == 0 else (1 - first) / (len(df.columns) - 1))
+            if r == 0:
+                cell.set_text_props(weight="bold")
+                cell.set_facecolor("#e8e8e8")
+            elif (df.index[r - 1], df.columns[c]) in bold:
+                cell.set_text_props(weight="bold")
+                cell.set_facecolor("#fff2b3")
+        y -= height + 1.2 * row_h + 0.02
+    return fig
+
+
 def markdown_table(df: pd.DataFrame, bold: set[tuple[int, str]] | None = None) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]

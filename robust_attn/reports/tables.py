@@ -80,7 +80,7 @@ def summary(run: Run, table: pd.DataFrame | None = None) -> pd.DataFrame:
         row: dict[str, object] = {"attack": attack, "mode": mode, "model": model, "n": int(g["n"].iloc[0]), "clean": clean}
         for e, a, lo, hi in zip(eps, acc, g["ci_low"], g["ci_high"]):
             row[f"acc@{e * 255:.4g}/255"] = a
-            row[f"ci@{e * 255:.4g}/255"] = f"[{lo:.3f}, {hi:.3f}]"
+            row[f"ci@{e * 255:.4g}/255"] = f"[{lo * 100:.1f}, {hi * 100:.1f}]"
         row["auc"] = normalised_auc(e0, a0)
         row["eps_half_clean_255"] = eps_at_half(e0, a0, clean) * 255
         out.append(row)
