@@ -97,6 +97,11 @@ class Attack:
         sweeps identical to uninterrupted ones)."""
         self._generator = torch.Generator(device="cpu").manual_seed(seed)
 
+    def seed_global_rng(self) -> None:
+        """Seed torch's global generator from ours: torchattacks and foolbox draw their random
+        starts from it."""
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+
     @property
     def generator(self) -> torch.Generator:
         if self._generator is None:
@@ -157,3 +162,46 @@ class Attack:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params().items())
         return f"{type(self).__name__}[{self.backend}]({args})"
+
+
+class IterativeAttack(Attack):
+    """Parameters of iterative attacks (PGD and its library twins), validated in one place."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        steps: int = 10,
+        alpha: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        targeted: bool = False,
+        seed: int = 0,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        if restarts < 1:
+            raise ValueError(f"restarts must be >= 1, got {restarts}")
+        if alpha is not None and alpha <= 0:
+            raise ValueError(f"alpha (step size) must be positive, got {alpha}")
+        self.steps = steps
+        self.alpha = alpha
+        self.random_start = random_start
+        self.restarts = restarts
+
+    def params(self) -> dict[str, Any]:
+        alpha = self.alpha if self.alpha is not None else "2.5*eps/steps"
+        return {
+            "steps": self.steps,
+            "alpha": alpha,
+            "random_start": self.random_start,
+            "restarts": self.restarts,
+            "targeted": self.targeted,
+        }
+
+    def step_size(self, eps: float) -> float:
+        """Absolute step size; by default 2.5 * eps / steps (Madry et al. 2018)."""
+        return self.alpha if self.alpha is not None else 2.5 * eps / self.steps

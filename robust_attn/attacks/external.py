@@ -11,43 +11,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn.attacks.base import Attack, Precision
+from robust_attn.attacks.base import Attack, IterativeAttack, Precision
 from robust_attn.attacks.registry import register_attack
 
 
-class _ParamAttack(Attack):
-    """Shared constructor for backends that forward FGSM/PGD parameters."""
+class _ParamAttack(IterativeAttack):
+    """Library attacks take FGSM/PGD parameters but not restarts."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        steps: int = 10,
-        alpha: float | None = None,
-        random_start: bool = True,
-        restarts: int = 1,
-        targeted: bool = False,
-        seed: int = 0,
-        precision: Precision = "fp32",
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last)
-        if restarts != 1:
-            raise ValueError(f"restarts={restarts} is only supported by the native backend")
-        self.steps, self.alpha, self.random_start = steps, alpha, random_start
+    def __init__(self, model: nn.Module, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        if self.restarts != 1:
+            raise ValueError(f"restarts={self.restarts} is only supported by the native backend")
 
     def params(self) -> dict[str, Any]:
-        if self.name == "fgsm":
-            return {"targeted": self.targeted}
-        alpha = self.alpha if self.alpha is not None else "2.5*eps/steps"
-        return {"steps": self.steps, "alpha": alpha, "random_start": self.random_start, "restarts": 1, "targeted": self.targeted}
-
-    def step_size(self, eps: float) -> float:
-        return self.alpha if self.alpha is not None else 2.5 * eps / self.steps
-
-    def _seed_global(self) -> None:
-        # both libraries draw random starts from torch's global generator
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
+        return {"targeted": self.targeted} if self.name == "fgsm" else super().params()
 
 
 class _Torchattacks(_ParamAttack):
@@ -65,24 +42,8 @@ class _Torchattacks(_ParamAttack):
         atk = self.build(eps)
         if self.targeted:
             atk.set_mode_targeted_by_label(quiet=True)
-        self._seed_global()
+        self.seed_global_rng()
         return atk(x, y)
-
-
-@register_attack("fgsm", "torchattacks")
-class TorchattacksFGSM(_Torchattacks):
-    name = "fgsm"
-
-
-@register_attack("pgd", "torchattacks")
-class TorchattacksPGD(_Torchattacks):
-    name = "pgd"
-
-
-@register_attack("pgd-l2", "torchattacks")
-class TorchattacksPGDL2(_Torchattacks):
-    name = "pgd-l2"
-    norm = "l2"
 
 
 class _Foolbox(_ParamAttack):
@@ -101,25 +62,15 @@ class _Foolbox(_ParamAttack):
 
         fmodel = fb.PyTorchModel(self.model, bounds=(0, 1), device=self.device)
         criterion = fb.criteria.TargetedMisclassification(y) if self.targeted else fb.criteria.Misclassification(y)
-        self._seed_global()
+        self.seed_global_rng()
         _, clipped, _ = self.build(eps)(fmodel, x, criterion, epsilons=eps)
         return clipped.detach()
 
 
-@register_attack("fgsm", "foolbox")
-class FoolboxFGSM(_Foolbox):
-    name = "fgsm"
-
-
-@register_attack("pgd", "foolbox")
-class FoolboxPGD(_Foolbox):
-    name = "pgd"
-
-
-@register_attack("pgd-l2", "foolbox")
-class FoolboxPGDL2(_Foolbox):
-    name = "pgd-l2"
-    norm = "l2"
+for _backend, _base in (("torchattacks", _Torchattacks), ("foolbox", _Foolbox)):
+    for _name, _norm in (("fgsm", "linf"), ("pgd", "linf"), ("pgd-l2", "l2")):
+        _cls = type(f"{_base.__name__[1:]}_{_name.replace('-', '_')}", (_base,), {"name": _name, "norm": _norm})
+        register_attack(_name, _backend)(_cls)
 
 
 class TorchattacksByName(Attack):
@@ -150,8 +101,5 @@ class TorchattacksByName(Attack):
             raise ValueError(f"torchattacks.{self.cls_name} rejected its parameters ({err}); check the spec's attack fields") from None
         if self.targeted:
             atk.set_mode_targeted_by_label(quiet=True)
-        self._seed()
+        self.seed_global_rng()
         return atk(x, y)
-
-    def _seed(self) -> None:
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))

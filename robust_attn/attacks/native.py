@@ -8,13 +8,11 @@ projection and clipping order), so per-sample outcomes agree with it exactly in 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from robust_attn.attacks.base import Attack, Mode, Precision, SweepBatch
+from robust_attn.attacks.base import Attack, IterativeAttack, Mode, SweepBatch
 from robust_attn.attacks.registry import register_attack
 
 
@@ -71,41 +69,8 @@ class FGSM(GradientAttack):
         return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred)
 
 
-class _PGDBase(GradientAttack):
+class _PGDBase(GradientAttack, IterativeAttack):
     """Projected gradient descent with random start, restarts and optional early stopping."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        steps: int = 10,
-        alpha: float | None = None,
-        random_start: bool = True,
-        restarts: int = 1,
-        targeted: bool = False,
-        seed: int = 0,
-        precision: Precision = "fp32",
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        if restarts < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts}")
-        if alpha is not None and alpha <= 0:
-            raise ValueError(f"alpha (step size) must be positive, got {alpha}")
-        self.steps = steps
-        self.alpha = alpha
-        self.random_start = random_start
-        self.restarts = restarts
-
-    def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "alpha": self.alpha if self.alpha is not None else "2.5*eps/steps",
-                "random_start": self.random_start, "restarts": self.restarts, "targeted": self.targeted}  # fmt: skip
-
-    def step_size(self, eps: float) -> float:
-        """Absolute step size; by default 2.5 * eps / steps (Madry et al. 2018)."""
-        return self.alpha if self.alpha is not None else 2.5 * eps / self.steps
 
     def random_init(self, x: torch.Tensor, eps: float) -> torch.Tensor:
         raise NotImplementedError
@@ -117,31 +82,42 @@ class _PGDBase(GradientAttack):
         result = x.clone()
         todo = torch.arange(x.shape[0], device=x.device)  # samples not fooled by an earlier restart
         alpha = self.step_size(eps)
-        for _ in range(self.restarts):
-            xs, ys = x[todo], y[todo]
-            adv = self.random_init(xs, eps) if self.random_start else xs.clone()
-            live = torch.arange(xs.shape[0], device=x.device)  # samples still being updated
-            done = torch.zeros(xs.shape[0], dtype=torch.bool, device=x.device)
-            for _step in range(self.steps):
-                grad, logits = self.loss_gradient(adv[live], ys[live])
-                if stop_early:
-                    hit = self._fooled(logits.argmax(dim=1), ys[live], ys[live])
-                    if hit.any():
-                        done[live[hit]] = True
-                        keep = ~hit
-                        live, grad = live[keep], grad[keep]
-                        if live.numel() == 0:
-                            break
-                adv[live] = self.ascend(adv[live], xs[live], grad, eps, alpha)
-            result[todo] = adv
-            if self.restarts == 1:
+        for restart in range(self.restarts):
+            fooled = self._run(x, y, todo, result, eps, alpha, stop_early)
+            if restart + 1 == self.restarts:
                 break
-            with torch.inference_mode():
-                fooled = done | self._fooled(self.logits(adv).argmax(dim=1), ys, ys)
             todo = todo[~fooled]
             if todo.numel() == 0:
                 break
         return result
+
+    def _run(
+        self, x: torch.Tensor, y: torch.Tensor, todo: torch.Tensor, result: torch.Tensor, eps: float, alpha: float, stop_early: bool
+    ) -> torch.Tensor:
+        """One PGD run on samples ``todo``, writing final (or first fooling) iterates into
+        ``result``; returns which of ``todo`` were fooled. The active set is only re-indexed
+        when a sample stops, so plain runs do no gather/scatter per step."""
+        xs, ys, ids = x[todo], y[todo], todo
+        adv = self.random_init(xs, eps) if self.random_start else xs.clone()
+        fooled = torch.zeros(todo.shape[0], dtype=torch.bool, device=x.device)
+        pos = torch.arange(todo.shape[0], device=x.device)  # position of each active sample in todo
+        for _step in range(self.steps):
+            grad, logits = self.loss_gradient(adv, ys)
+            if stop_early:
+                hit = self._fooled(logits.argmax(dim=1), ys, ys)
+                if hit.any():
+                    result[ids[hit]] = adv[hit]
+                    fooled[pos[hit]] = True
+                    keep = ~hit
+                    if not keep.any():
+                        return fooled
+                    xs, ys, ids, pos, adv, grad = xs[keep], ys[keep], ids[keep], pos[keep], adv[keep], grad[keep]
+            adv = self.ascend(adv, xs, grad, eps, alpha)
+        result[ids] = adv
+        if self.restarts > 1:
+            with torch.inference_mode():
+                fooled[pos] = self._fooled(self.logits(adv).argmax(dim=1), ys, ys)
+        return fooled
 
 
 @register_attack("pgd", "native")

@@ -4,7 +4,6 @@ the attention pages) -> report.pdf, report.md with PNG figures, summary.csv."""
 from __future__ import annotations
 
 import io
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -174,7 +173,9 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
     colours = figures.palette(run.models)
     clean_counts = {m: (int(run.clean_correct(m).sum()), len(run.labels)) for m in run.models}
     combined = table[table["attack"] == ALL_ATTACKS].assign(name=ALL_ATTACKS, backend="native", params="{}")
-    checks = run_checks(pd.concat([run.results, combined[run.results.columns.intersection(combined.columns)]], ignore_index=True), clean_counts)
+    checks = run_checks(
+        pd.concat([run.results, combined[run.results.columns.intersection(combined.columns)]], ignore_index=True), clean_counts
+    )
 
     doc.md.append(f"# Robustness report: {run.manifest.get('spec', {}).get('name', root.name)}\n")
     # 2. summary

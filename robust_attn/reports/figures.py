@@ -94,7 +94,9 @@ def attention_grid(name: str, ex: dict[str, np.ndarray], stages: list[str], clas
 def drift_curves(drift: pd.DataFrame, colours: dict[str, tuple[float, float, float]], attack: str) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=PAGE)
     plot = drift.assign(eps255=drift["eps"] * 255)
-    for ax, (col, label) in zip(axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]):
+    for ax, (col, label) in zip(
+        axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]
+    ):
         sns.lineplot(plot, x="eps255", y=col, hue="model", style="stage", markers=True, palette=colours, ax=ax, legend=ax is axes[0])
         ax.set_xlabel(f"{attack} eps (L-inf, /255)")
         ax.set_ylabel(label)
