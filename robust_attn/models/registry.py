@@ -43,6 +43,6 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     """Build the registered model ``name`` with ``kwargs`` (num_classes, width, layout, ...)."""
     model = get_factory(name)(**kwargs)
     # Recorded so checkpoints can rebuild the exact architecture.
-    model.model_name = name
-    model.model_kwargs = dict(kwargs)
+    setattr(model, "model_name", name)  # noqa: B010  (nn.Module's __setattr__ is typed for tensors)
+    setattr(model, "model_kwargs", dict(kwargs))  # noqa: B010
     return model

@@ -12,7 +12,7 @@ The global feature g comes from two more pooled convs and a 512 -> 512 linear la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 import torch
@@ -170,11 +170,13 @@ class VGG(nn.Module):
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for block in self.attention:
+        blocks = [b for b in self.attention if isinstance(b, AttentionBlock)]
+        for block in blocks:
             block.reset_parameters()
-        if self.attention_stages and self.attention[0].compatibility == "dp":
+        if blocks and blocks[0].compatibility == "dp":
             # <l, g> = 0 for every position starts each map uniform, as u = 0 does for pc
-            for layer in (self.global_path[-1], self.project_g1[-1] if self.project_g1 is not None else None):
+            last_g1 = list(self.project_g1)[-1] if isinstance(self.project_g1, nn.Sequential) else None
+            for layer in (list(self.global_path)[-1], last_g1):
                 if isinstance(layer, nn.Linear):
                     nn.init.zeros_(layer.weight)
                     nn.init.zeros_(layer.bias)
@@ -220,7 +222,7 @@ class VGG(nn.Module):
         return self.forward_with_attention(x).logits
 
 
-def _factory(stages: int, compatibility: Compatibility = "pc", combine: Combine = "concat"):  # type: ignore[no-untyped-def]
+def _factory(stages: int, compatibility: Compatibility = "pc", combine: Combine = "concat") -> Callable[..., VGG]:
     def make(**kwargs: object) -> VGG:
         return VGG(attention_stages=stages, compatibility=compatibility, combine=combine, **kwargs)  # type: ignore[arg-type]
 
@@ -230,5 +232,5 @@ def _factory(stages: int, compatibility: Compatibility = "pc", combine: Combine 
 register_model("vgg")(_factory(0))
 for _stages in (2, 3):
     for _compat in ("pc", "dp"):
-        register_model(f"vgg-att{_stages}-{_compat}")(_factory(_stages, _compat, "concat"))  # type: ignore[arg-type]
-        register_model(f"vgg-att{_stages}-{_compat}-indep")(_factory(_stages, _compat, "indep"))  # type: ignore[arg-type]
+        register_model(f"vgg-att{_stages}-{_compat}")(_factory(_stages, _compat, "concat"))
+        register_model(f"vgg-att{_stages}-{_compat}-indep")(_factory(_stages, _compat, "indep"))

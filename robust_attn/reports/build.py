@@ -147,7 +147,7 @@ def _attention_study(run: Run, progress: bool) -> tuple[AttentionStudy | None, s
             continue
         if has_attention(model):
             models[ref] = model
-            stages[ref] = list(model.stage_names)
+            stages[ref] = list(getattr(model, "stage_names", []))
             attack_for[ref] = create_attack(chosen["name"], model, seed=spec.get("seed", 0), **chosen["params"])
         elif baseline is None:
             baseline = model

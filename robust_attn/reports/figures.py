@@ -117,12 +117,16 @@ def segmentation_curves(seg: pd.DataFrame, colours: dict[str, tuple[float, float
         g = g.sort_values("eps")
         model = str(g["model"].iloc[0])
         if model == "baseline":
-            style = {"color": "0.35" if "saliency" in str(method) else "0.0", "ls": "-" if "saliency" in str(method) else ":", "lw": 2}
+            style: dict[str, object] = {
+                "color": "0.35" if "saliency" in str(method) else "0.0",
+                "ls": "-" if "saliency" in str(method) else ":",
+                "lw": 2,
+            }
         else:
             stage = str(method).rsplit(" ", 1)[-1]
             ls = "-" if str(method).endswith("mean of stages") else styles[int(stage[1:]) % 3 if stage[1:].isdigit() else 0]
             style = {"color": colours.get(model, "0.5"), "ls": ls, "lw": 2 if ls == "-" else 1.2}
-        ax.plot(g["eps"] * 255, g["jaccard"], marker="o", ms=3, label=str(method), **style)
+        ax.plot(g["eps"] * 255, g["jaccard"], marker="o", ms=3, label=str(method), **style)  # type: ignore[arg-type]
     ax.set_xlabel(f"{attack} eps (L-inf, /255)")
     ax.set_ylabel("Jaccard index vs ground-truth mask")
     ax.set_ylim(0, max(0.6, float(seg["jaccard"].max()) + 0.05))

@@ -65,7 +65,7 @@ def stacked_tables_page(title: str, note: str, blocks: list[tuple[str, pd.DataFr
         fig.text(0.04, y, subtitle, fontsize=10, weight="bold", va="top")
         ax = fig.add_axes((0.04, y - 0.02 - height, 0.92, height))
         ax.axis("off")
-        table = ax.table(cellText=df.to_numpy().tolist(), colLabels=list(df.columns), bbox=(0, 0, 1, 1), cellLoc="center")
+        table = ax.table(cellText=df.to_numpy().tolist(), colLabels=list(df.columns), bbox=(0, 0, 1, 1), cellLoc="center")  # type: ignore[arg-type]
         table.auto_set_font_size(False)
         table.set_fontsize(7)
         first = 0.15  # the model-name column

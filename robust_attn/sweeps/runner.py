@@ -56,7 +56,7 @@ def make_cells(spec: SweepSpec, model_ref: str, model_sha: str) -> list[Cell]:
 
 
 def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
-    return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,  # type: ignore[arg-type]
+    return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
                          channels_last=spec.channels_last and a.backend == "native", **a.params)  # fmt: skip
 
 
@@ -83,7 +83,7 @@ def run_cell(attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, pr
 
 def _save_examples(attack: Attack, data: ImageDataset, cell: Cell, count: int, path: Path) -> None:
     """Adversarial images of the first ``count`` samples at every eps (independent attacks)."""
-    sub = data.subset(range(min(count, len(data))))
+    sub = data.subset(min(count, len(data)))
     _, x, y = next(iter(sub.batches(len(sub))))
     attack.reseed(batch_seed(0, cell, -1))
     advs = [x if eps == 0 else attack(x, y, eps).cpu() for eps in cell.eps]

@@ -37,7 +37,8 @@ def resume_path(out: Path) -> Path:
 
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     return torch.optim.SGD(
@@ -83,7 +84,8 @@ def train_model(
     epochs = recipe.epochs if epochs is None else epochs
     out_path = Path(out) if out is not None else None
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    model.to(device=device)
+    model.to(memory_format=memory_format)
     opt = _optimizer(model, recipe)
     start_epoch, history, seconds = 0, [], 0.0
     if resume and out_path is not None and resume_path(out_path).is_file():
