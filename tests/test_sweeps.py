@@ -130,3 +130,14 @@ def test_cli_sweep_with_overrides(trained, tmp_path: Path, capsys: pytest.Captur
     assert "fgsm (independent) accuracy at eps:" in out and "4/255" in out
     rows = _rows(tmp_path / "run" / "results.csv")
     assert {r["n"] for r in rows} == {"40"} and {r["mode"] for r in rows} == {"independent"}
+
+
+def test_save_examples_keeps_adversarial_images(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec = parse_spec(_spec(trained[1], save_examples=3, modes=["worst-case"], attacks=[{"name": "fgsm", "eps": ["0", "8/255"]}]))
+    run = run_sweep(spec, tmp_path / "run", progress=False)
+    (path,) = (run / "examples").glob("*.npz")
+    z = np.load(path)
+    assert z["adversarial"].shape == (2, 3, 3, 32, 32) and z["clean"].shape == (3, 3, 32, 32)
+    delta = np.abs(z["adversarial"][1].astype(np.float32) - z["clean"].astype(np.float32)).max()
+    assert 0 < delta <= 8 / 255 + 1e-3  # float16 storage
+    assert np.array_equal(z["adversarial"][0], z["clean"])
