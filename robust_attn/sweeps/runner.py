@@ -66,7 +66,7 @@ def run_cell(attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, pr
     correct = np.zeros((k, n), dtype=bool)
     pred = np.zeros((k, n), dtype=np.int16)
     clean = np.zeros(n, dtype=np.int16)
-    bar = tqdm(total=n, desc=f"  {cell.attack} [{cell.mode}]", unit="img", leave=False, disable=not progress)
+    bar = tqdm(total=n, desc=f"  {cell.attack} [{cell.mode}]", unit="img", leave=False, disable=not progress, mininterval=0.5)
     for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
         if not torch.isfinite(x).all():
             raise ValueError(f"non-finite pixels in batch {b} of {data.name}; clean the data set before attacking")

@@ -109,7 +109,7 @@ def train_model(
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{epochs}", unit="img", disable=not progress, leave=False)
+        bar = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{epochs}", unit="img", disable=not progress, leave=False, mininterval=0.5)
         try:
             for step, (_, x, y) in enumerate(train.batches(recipe.batch_size, shuffle=True, generator=gen)):
                 x = random_flip(random_crop(x, recipe.crop_padding, gen), gen) if recipe.flip else random_crop(x, recipe.crop_padding, gen)
