@@ -113,6 +113,18 @@ def test_check_library_agreement() -> None:
     assert libraries_agree(_results(native)).status == "skipped"
 
 
+def test_check_library_agreement_worst_case_needs_equal_grids() -> None:
+    """Worst-case accuracy at eps counts samples fooled at any smaller eps of the same grid, so a
+    denser native grid is legitimately lower at 8/255: compared only when the grids match."""
+    native = _fgsm("worst-case", [90, 60, 45], [0, 0.01, 0.03])
+    library = _fgsm("worst-case", [90, 50], [0, 0.03], backend="torchattacks")
+    assert libraries_agree(_results(native + library)).status == "skipped"
+    same_grid = _fgsm("worst-case", [90, 60, 47], [0, 0.01, 0.03], backend="torchattacks")
+    assert libraries_agree(_results(native + same_grid)).status == "warning"
+    same_grid_ok = _fgsm("worst-case", [90, 60, 45], [0, 0.01, 0.03], backend="torchattacks")
+    assert libraries_agree(_results(native + same_grid_ok)).status == "pass"
+
+
 def test_broken_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(RunDirError, match="does not exist"):
         load_run(tmp_path / "nope")

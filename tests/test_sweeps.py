@@ -90,7 +90,9 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     fgsm_wc = [r for r in rows if r["attack"] == "fgsm" and r["mode"] == "worst-case"]
     assert [int(r["correct"]) for r in fgsm_wc] == z[f"cell{i}_correct"].sum(axis=1).tolist()
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["models"][str(trained[1])]["checkpoint_sha256"] and manifest["versions"]["torch"]
+    record = manifest["models"][str(trained[1])]
+    assert len(record["checkpoint_sha256"]) == 64 and manifest["versions"]["torch"]
+    assert record["model_name"] == "vgg-att3-pc" and 0.5 < record["checkpoint_clean_accuracy"] <= 1
     again = run_sweep(spec, tmp_path / "b", progress=False)
     assert _rows(run / "results.csv") == _rows(again / "results.csv")
 

@@ -79,13 +79,14 @@ def _summary_display(summary_df: pd.DataFrame, attack: str, mode: str, sep: str 
         ci = sub[c.replace("acc@", "ci@")]
         shown[c.replace("acc@", "")] = [f"{a:.1%}{sep}{i}" if isinstance(i, str) else "-" for a, i in zip(sub[c], ci)]
     shown["AUC"] = sub["auc"].map(lambda v: f"{v:.3f}")
-    shown["eps at half clean"] = sub["eps_half_clean_255"].map(lambda v: "never" if pd.isna(v) else f"{v:.2f}/255")
+    half = f"eps at{sep}half clean"  # two header lines in the PDF, where the column is narrow
+    shown[half] = sub["eps_half_clean_255"].map(lambda v: "never" if pd.isna(v) else f"{v:.2f}/255")
     bold: set[tuple[int, str]] = set()
     for src, dst in [
         ("clean", "clean"),
         *[(c, c.replace("acc@", "")) for c in acc_cols],
         ("auc", "AUC"),
-        ("eps_half_clean_255", "eps at half clean"),
+        ("eps_half_clean_255", half),
     ]:
         values = sub[src].astype(float)
         if len(sub) < 2:
@@ -112,8 +113,12 @@ def _title_lines(run: Run, wall: float) -> list[str]:
     for ref in run.models:
         info = m.get("models", {}).get(ref, {})
         sha = (info.get("checkpoint_sha256") or "")[:12] or "n/a"
+        arch = info.get("model_name") or "?"
+        recorded = info.get("checkpoint_clean_accuracy")
+        at_training = f" ({recorded:.1%} recorded at training)" if isinstance(recorded, float) else ""
         lines.append(
-            f"  {ref:<28} clean accuracy {run.clean_accuracy(ref):.1%} on these {len(run.labels)} samples; checkpoint sha256 {sha}"
+            f"  {ref:<28} {arch:<18} clean accuracy {run.clean_accuracy(ref):.1%} on these {len(run.labels)} samples{at_training}; "
+            f"checkpoint sha256 {sha}"
         )
     lines += ["", "attacks:"]
     for a in spec.get("attacks", []):

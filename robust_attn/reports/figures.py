@@ -103,9 +103,9 @@ def drift_curves(drift: pd.DataFrame, colours: dict[str, tuple[float, float, flo
     axes[0].set_ylim(-0.02, 1.02)
     handles, labels = axes[0].get_legend_handles_labels()
     axes[0].get_legend().remove()
-    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
     fig.suptitle("Attention drift under attack: clean vs adversarial maps of the same image (higher left / lower right = more drift)")
-    fig.tight_layout(rect=(0, 0, 0.8, 0.95))
+    fig.tight_layout(rect=(0, 0, 0.76, 0.95))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.77, 0.5), fontsize=8, frameon=False)
     return fig
 
 

@@ -44,6 +44,19 @@ def git_commit() -> str | None:
         return None
 
 
+def model_record(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean accuracy."""
+    return {
+        "model_name": meta.get("model") or meta.get("model_name"),
+        "model_kwargs": meta.get("model_kwargs"),
+        "checkpoint": meta.get("checkpoint"),
+        "checkpoint_sha256": meta.get("checkpoint_sha256"),
+        "checkpoint_clean_accuracy": meta.get("clean_accuracy"),
+        "trained_on": meta.get("dataset"),
+        "classes": meta.get("classes"),
+    }
+
+
 def make_cells(spec: SweepSpec, model_ref: str, model_sha: str) -> list[Cell]:
     """The cells of one model; their hash covers everything that changes the numbers."""
     data_key = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
@@ -124,9 +137,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
         model_bar.set_postfix_str(ref)
         model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
         sha = meta.get("checkpoint_sha256", "")
-        manifest["models"][ref] = {
-            k: meta.get(k) for k in ("model_name", "model_kwargs", "checkpoint", "checkpoint_sha256", "test_accuracy", "dataset", "classes")
-        }
+        manifest["models"][ref] = model_record(meta)
         cells = make_cells(spec, ref, sha)
         all_cells += cells
         todo = [c for c in cells if force or not store.is_done(c)]
