@@ -100,7 +100,11 @@ def libraries_agree(results: pd.DataFrame) -> Check:
     # a worst-case row counts samples fooled at any smaller eps of its own grid: comparable only on equal grids
     merged = merged[(merged["mode"] == "independent") | (merged["grid"] == merged["grid_native"])]
     if merged.empty:
-        return Check(name, "skipped", "no torchattacks or foolbox attack was run beside a native one with the same parameters (and, worst-case, the same eps grid)")
+        return Check(
+            name,
+            "skipped",
+            "no torchattacks or foolbox attack was run beside a native one with the same parameters (and, worst-case, the same eps grid)",
+        )
     figures, bad = [], []
     for r in merged.itertuples():
         deterministic = r.name == "fgsm" or not json.loads(r.params).get("random_start", True)
