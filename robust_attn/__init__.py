@@ -22,7 +22,7 @@ from robust_attn.quickstart import quickstart
 from robust_attn.reports import load_run, make_report
 from robust_attn.sweeps import SweepSpec, load_spec, parse_spec, run_sweep
 from robust_attn.training import RECIPES, Recipe, get_recipe, train_model
-from robust_attn.zoo import QUICK_ZOO, ZOO, load_model, train_entry, zoo_home
+from robust_attn.zoo import QUICK_ZOO, ZOO, load_model, train_entries, train_entry, zoo_home
 
 __version__ = "0.1.0"
 
@@ -60,6 +60,7 @@ __all__ = [
     "resolve_device",
     "run_sweep",
     "save_checkpoint",
+    "train_entries",
     "train_entry",
     "train_model",
     "zoo_home",

@@ -74,14 +74,11 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_train(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import QUICK_ZOO, get_entry, train_entry
+    from robust_attn.zoo import QUICK_ZOO, train_entries
 
-    names = args.names or list(QUICK_ZOO)
-    for n in names:
-        get_entry(n)  # fail on a bad name before training anything
     try:
-        for n in names:
-            meta = train_entry(n, device=args.device, data_dir=args.data_dir, force=args.force)
+        trained = train_entries(args.names or QUICK_ZOO, device=args.device, data_dir=args.data_dir, force=args.force, workers=args.workers)
+        for n, meta in trained.items():
             print(f"{n}: clean test accuracy {meta['clean_accuracy']:.2%}")
     except KeyboardInterrupt:
         print("stopped; run the same command again to resume")
@@ -195,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="zoo names (default: the quick zoo)")
     p.add_argument("--force", action="store_true", help="retrain even if cached")
     p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
+    p.add_argument("--workers", type=int, default=None, help="parallel training processes on CPU (default: one per core)")
     _add_device(p)
     p.set_defaults(func=cmd_zoo_train)
 

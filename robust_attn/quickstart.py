@@ -7,7 +7,7 @@ from pathlib import Path
 
 from robust_attn.reports import Report, make_report
 from robust_attn.sweeps import load_spec, run_sweep
-from robust_attn.zoo import QUICK_ZOO, cached_metadata, train_entry
+from robust_attn.zoo import QUICK_ZOO, cached_metadata, train_entries
 
 PACKAGED_SPEC = Path(__file__).parent / "specs" / "quickstart.toml"
 
@@ -26,8 +26,7 @@ def quickstart(out: str | Path = "reports/quickstart", *, device: str = "auto", 
     missing = [n for n in spec.models if n in QUICK_ZOO and cached_metadata(n) is None]
     if missing and progress:
         print(f"[1/3] training {len(missing)} missing quick-zoo model(s) on the built-in data: {', '.join(missing)}")
-    for name in missing:
-        train_entry(name, device=device, progress=progress)
+    train_entries(missing, device=device, progress=progress)
     if progress:
         print(f"[2/3] sweep {spec_path} -> {out}")
     run_sweep(spec, out, progress=progress)

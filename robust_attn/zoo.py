@@ -7,8 +7,11 @@ An entry is data (architecture, data set, recipe, seed), not code; its checkpoin
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,7 @@ class ZooEntry:
 
 
 def _builtin(model: str, quick: bool, description: str) -> ZooEntry:
-    return ZooEntry(f"builtin/{model}", model, dict(_CPU_KWARGS), quick=quick, description=description)
+    return ZooEntry(f"builtin/{model}", model, dict(_CPU_KWARGS), epochs=5, quick=quick, description=description)
 
 
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
@@ -122,6 +125,7 @@ def train_entry(
     data_dir: str | Path | None = None,
     progress: bool = True,
     force: bool = False,
+    show_bar: bool = True,
 ) -> dict[str, Any]:
     """Train zoo entry ``name`` into the cache (resuming an interrupted run); returns its metadata."""
     entry = get_entry(name)
@@ -142,17 +146,74 @@ def train_entry(
         **entry.model_kwargs,
     )
     if progress:
-        print(f"training {name} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev})")
+        n_threads = torch.get_num_threads()
+        threads = f", {n_threads} thread{'s' if n_threads > 1 else ''}" if dev.type == "cpu" else ""
+        print(f"training {name} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev}{threads})", flush=True)
     t0 = time.perf_counter()
     result = train_model(
         model, train, test, get_recipe(entry.recipe), epochs=entry.epochs, seed=entry.seed, device=dev,
-        out=checkpoint_path(name), resume=not force, progress=progress, metadata={"zoo_entry": entry.config(), "zoo_name": name},
+        out=checkpoint_path(name), resume=not force, progress=progress, show_bar=show_bar, label=name, metadata={"zoo_entry": entry.config(), "zoo_name": name},
     )  # fmt: skip
     if progress:
         print(
-            f"trained {name}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(name)}"
+            f"trained {name}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(name)}",
+            flush=True,
         )
     return read_metadata(checkpoint_path(name))
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _train_in_worker(entry: ZooEntry, data_dir: str | Path | None, progress: bool, force: bool) -> dict[str, Any]:
+    ZOO.setdefault(entry.name, entry)  # entries added at run time exist only in the parent process
+    return train_entry(entry.name, device="cpu", data_dir=data_dir, progress=progress, force=force, show_bar=False)
+
+
+def train_entries(
+    names: Iterable[str],
+    *,
+    device: str | torch.device = "auto",
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    force: bool = False,
+    workers: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train the missing (all with ``force``) entries among ``names``; returns name -> metadata.
+
+    On a CPU the cores are split between ``workers`` processes (default: one per core, at most
+    one per entry): small models leave cores idle inside one process, and on 2 cores two
+    1-thread processes train about 1.35x more images per second than one 2-thread process.
+    Each entry's weights depend on the thread count it ran with, not on the other worker.
+    """
+    names = list(dict.fromkeys(names))
+    for name in names:
+        get_entry(name)  # fail on a bad name before training anything
+    done = {n: meta for n in names if not force and (meta := cached_metadata(n)) is not None}
+    todo = [n for n in names if n not in done]
+    dev = resolve_device(device)
+    threads = torch.get_num_threads()
+    count = 1 if dev.type != "cpu" else min(len(todo), threads if workers is None else workers)
+    if count <= 1:
+        for name in todo:
+            done[name] = train_entry(name, device=dev, data_dir=data_dir, progress=progress, force=force)
+        return {n: done[n] for n in names}
+    if progress:
+        each = max(1, threads // count)
+        print(f"training {len(todo)} zoo models in {count} worker processes, {each} thread{'s' if each > 1 else ''} each", flush=True)
+    pool = ProcessPoolExecutor(
+        count, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(max(1, threads // count),)
+    )
+    try:
+        futures = {pool.submit(_train_in_worker, get_entry(n), data_dir, progress, force): n for n in todo}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # workers save resumable state at each epoch's end
+        raise
+    pool.shutdown()
+    return {n: done[n] for n in names}
 
 
 def load_model(

@@ -103,3 +103,29 @@ def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolat
     assert again["checkpoint_sha256"] == meta["checkpoint_sha256"]
     with pytest.raises(ValueError, match="unknown model 'builtin/nope'"):
         ra.load_model("builtin/nope")
+
+
+def test_parallel_zoo_training_matches_a_serial_run_with_the_same_threads(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
+    """Two entries trained in two 1-thread worker processes give the weights that a serial
+    1-thread run gives: the worker split changes speed, not results."""
+    from robust_attn import zoo
+
+    entries = [
+        ZooEntry(f"builtin/tiny-{m}", m, {"layout": "compact", "width": 0.0625, "dropout": 0.0}, epochs=1, train_size=128)
+        for m in ("vgg", "vgg-att2-dp")
+    ]
+    for e in entries:
+        monkeypatch.setitem(zoo.ZOO, e.name, e)
+    names = [e.name for e in entries]
+    parallel = ra.train_entries(names, device="cpu", progress=False, workers=2)
+    assert list(parallel) == names and all(0 <= m["clean_accuracy"] <= 1 for m in parallel.values())
+    monkeypatch.setenv("ROBUST_ATTN_HOME", str(isolated_home / "serial"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = ra.train_entries(names, device="cpu", progress=False, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert [m["weights_sha256"] for m in serial.values()] == [m["weights_sha256"] for m in parallel.values()]
+    cached = ra.train_entries(names, device="cpu", progress=False)  # nothing left to train
+    assert [m["weights_sha256"] for m in cached.values()] == [m["weights_sha256"] for m in serial.values()]

@@ -118,3 +118,12 @@ def test_cli_train_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["train", "vgg", "--dataset", "cifar10", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_progress_lines_without_bars(small_data: tuple[ra.ImageDataset, ra.ImageDataset], capfd: pytest.CaptureFixture[str]) -> None:
+    """Worker processes print one labelled line per epoch and no tqdm bars (they would interleave)."""
+    train, test = small_data
+    ra.train_model(_model(), train.subset(128), test.subset(64), RECIPE, seed=0, progress=True, show_bar=False, label="w1")
+    out, err = capfd.readouterr()
+    assert [line.split(":")[0] for line in out.splitlines()] == ["w1 epoch 1/2", "w1 epoch 2/2"]
+    assert "img/s]" not in err and "%|" not in err

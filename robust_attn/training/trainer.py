@@ -71,6 +71,8 @@ def train_model(
     out: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    show_bar: bool = True,
+    label: str = "",
     metadata: dict[str, Any] | None = None,
     channels_last: bool = True,
 ) -> TrainResult:
@@ -79,6 +81,7 @@ def train_model(
     The state after every epoch goes to a ``.resume.safetensors`` file beside ``out``; with
     ``resume=True`` training continues from it and gives the same weights as an
     uninterrupted run. Each epoch's shuffling and dropout are seeded from (seed, epoch).
+    ``progress`` prints a line per epoch (prefixed by ``label``) and, with ``show_bar``, a tqdm bar.
     """
     device = torch.device(device)
     epochs = recipe.epochs if epochs is None else epochs
@@ -94,7 +97,7 @@ def train_model(
         _restore_momentum(opt, extra, device)
         start_epoch, history, seconds = meta["epochs_done"], meta["history"], meta["seconds"]
         if progress:
-            print(f"resuming {getattr(model, 'model_name', 'model')} from epoch {start_epoch}/{epochs}")
+            print(f"resuming {label or getattr(model, 'model_name', 'model')} from epoch {start_epoch}/{epochs}", flush=True)
 
     steps_per_epoch = -(-len(train) // recipe.batch_size)
     images_seen = 0
@@ -109,7 +112,14 @@ def train_model(
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(total=len(train), desc=f"epoch {epoch + 1}/{epochs}", unit="img", disable=not progress, leave=False, mininterval=0.5)
+        bar = tqdm(
+            total=len(train),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="img",
+            disable=not (progress and show_bar),
+            leave=False,
+            mininterval=0.5,
+        )
         try:
             for step, (_, x, y) in enumerate(train.batches(recipe.batch_size, shuffle=True, generator=gen)):
                 x = random_flip(random_crop(x, recipe.crop_padding, gen), gen) if recipe.flip else random_crop(x, recipe.crop_padding, gen)
@@ -150,7 +160,8 @@ def train_model(
         )
         if progress:
             print(
-                f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {seen / epoch_seconds:.0f} img/s"
+                f"{label + ' ' if label else ''}epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {seen / epoch_seconds:.0f} img/s",
+                flush=True,
             )
         if out_path is not None and epoch + 1 < epochs:
             save_checkpoint(
