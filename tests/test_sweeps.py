@@ -40,6 +40,8 @@ def test_shipped_specs_parse() -> None:
     fgsm, pgd = quick.attacks
     assert [round(e * 255) for e in fgsm.eps] == [0, 1, 2, 3, 4, 6, 8, 12, 16]
     assert [round(e * 255) for e in pgd.eps] == [2, 4, 8] and pgd.params["steps"] == 10
+    packaged = ROOT / "robust_attn" / "specs" / "quickstart.toml"  # what `robust-attn quickstart` runs outside a checkout
+    assert packaged.read_text() == (ROOT / "attacks" / "quickstart.toml").read_text()
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,8 @@ def _title_lines(run: Run, wall: float) -> list[str]:
     ds = m.get("dataset", {})
     lines = [f"spec: {spec.get('name', run.root.name)}    run directory: {run.root}",
              f"data: {ds.get('name')} {ds.get('split')} split, {ds.get('n')} samples (seed {ds.get('seed')})",
-             f"device: {m.get('device')} ({m.get('device_name')}), {m.get('torch_threads')} threads; sweep wall time {m.get('wall_seconds', 0):.0f} s; report {wall:.0f} s",
+             f"device: {m.get('device')} ({m.get('device_name')}), {m.get('torch_threads')} threads; attack time {sum(m.get('cell_seconds', {}).values()):.0f} s "
+             f"over {len(m.get('cell_seconds', {}))} cells (last sweep invocation {m.get('wall_seconds', 0):.0f} s, resumed cells are not redone); report {wall:.0f} s",
              f"created: {m.get('created')}    report: {datetime.now(UTC).isoformat(timespec='seconds')}    git: {m.get('git_commit')}",
              f"modes: {', '.join(spec.get('modes', []))}; precision {spec.get('precision')}; batch size {spec.get('batch_size')}", "", "models:"]  # fmt: skip
     for ref in run.models:
