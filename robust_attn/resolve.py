@@ -17,9 +17,20 @@ def _is_import_spec(ref: str) -> bool:
     return bool(sep and mod and attr) and all(p.isidentifier() for p in mod.split(".")) and attr.isidentifier()
 
 
+def _import_factory(ref: str) -> Any:
+    mod_name, attr = ref.split(":")
+    try:
+        return getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import {ref!r} ({err}); check PYTHONPATH and the name after ':'") from None
+
+
 def check_model_ref(ref: str) -> None:
-    """Cheap validation before any work: raise ValueError naming the fix."""
-    if ref in ZOO or _is_import_spec(ref):
+    """Validation before any work (import specs are imported, not called): raise ValueError naming the fix."""
+    if ref in ZOO:
+        return
+    if _is_import_spec(ref):
+        _import_factory(ref)
         return
     if ref.endswith(".safetensors"):
         if not Path(ref).expanduser().is_file():
@@ -35,11 +46,7 @@ def load_model_ref(
     arguments; it must return an ``nn.Module`` taking [0, 1] images."""
     check_model_ref(ref)
     if _is_import_spec(ref):
-        mod_name, attr = ref.split(":")
-        try:
-            obj = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot import {ref!r} ({err}); check PYTHONPATH and the name after ':'") from None
+        obj = _import_factory(ref)
         model = obj() if not isinstance(obj, nn.Module) else obj
         if not isinstance(model, nn.Module):
             raise ValueError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module")

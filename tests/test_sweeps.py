@@ -145,3 +145,29 @@ def test_save_examples_keeps_adversarial_images(trained, tmp_path: Path) -> None
     delta = np.abs(z["adversarial"][1].astype(np.float32) - z["clean"].astype(np.float32)).max()
     assert 0 < delta <= 8 / 255 + 1e-3  # float16 storage
     assert np.array_equal(z["adversarial"][0], z["clean"])
+
+
+def test_any_module_by_import_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`package.module:factory` models run through the CLI like zoo models; a bad one fails
+    before any work with a one-line error."""
+    (tmp_path / "user_models.py").write_text(
+        "import torch.nn as nn\n\n"
+        "def linear():\n"
+        "    import torch\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = tmp_path / "s.toml"
+    spec.write_text('models = ["user_models:linear"]\nn = 30\n[[attacks]]\nname = "fgsm"\neps = ["0", "8/255"]\n')
+    assert main(["sweep", str(spec), "--quiet", "--out", str(tmp_path / "run")]) == 0
+    rows = _rows(tmp_path / "run" / "results.csv")
+    assert [r["model"] for r in rows] == ["user_models:linear"] * 2 and rows[0]["n"] == "30"
+    assert int(rows[1]["correct"]) <= int(rows[0]["correct"])
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["models"]["user_models:linear"]["model_name"] == "user_models:linear"
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--models", "user_models:nope", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robust-attn: error: models: cannot import 'user_models:nope'") and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
