@@ -199,12 +199,10 @@ def train_entries(
         for name in todo:
             done[name] = train_entry(name, device=dev, data_dir=data_dir, progress=progress, force=force)
         return {n: done[n] for n in names}
+    each = max(1, threads // count)
     if progress:
-        each = max(1, threads // count)
         print(f"training {len(todo)} zoo models in {count} worker processes, {each} thread{'s' if each > 1 else ''} each", flush=True)
-    pool = ProcessPoolExecutor(
-        count, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(max(1, threads // count),)
-    )
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(each,))
     try:
         futures = {pool.submit(_train_in_worker, get_entry(n), data_dir, progress, force): n for n in todo}
         for future in as_completed(futures):

@@ -155,3 +155,14 @@ def test_attack_stays_in_ball_and_box(trained, test_batch) -> None:  # type: ign
 
 def _as_dataset(x: torch.Tensor, y: torch.Tensor) -> ra.ImageDataset:
     return ra.ImageDataset("t", "test", (x * 255).round().to(torch.uint8), y, tuple(str(i) for i in range(10)), (0.5,) * 3, (0.22,) * 3)
+
+
+def test_bad_images_are_refused_with_the_fix(test_batch) -> None:  # type: ignore[no-untyped-def]
+    x, y = test_batch
+    attack = create_attack("fgsm", nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)))
+    nan = x[:4].clone()
+    nan[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        attack.sweep(nan, y[:4], [0.0, 8 / 255])
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\].*divide uint8 images by 255"):
+        attack(x[:4] * 255, y[:4], 8 / 255)

@@ -110,6 +110,13 @@ class Attack:
         return self._generator
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(x).all():
+            raise ValueError("images contain NaN or infinite pixels; clean or drop those samples before attacking")
+        low, high = float(x.min()), float(x.max())
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"images must be in [0, 1] (got [{low:.3g}, {high:.3g}]); divide uint8 images by 255, and normalise inside the model"
+            )
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
