@@ -5,7 +5,8 @@
 
 Prints seconds, images x eps per second, the ratio to the fastest run, and whether the
 per-sample outcomes agree with the native fp32 sweep in torchattacks' memory format (NCHW);
-channels_last (the sweep default) is faster and may flip a sample whose logits nearly tie.
+channels_last (the sweep default) and folded BatchNorm (opt-in) are faster and may flip a sample
+whose logits nearly tie.
 Also times the FGSM lower bound: one forward+backward plus K forwards per image on the same
 model and memory format. Each time is the best of --repeat runs after a warm-up batch.
 """
@@ -104,6 +105,7 @@ def main() -> None:
         ("native fp32 (worst-case)", "native", "worst-case", {"channels_last": True}),
         ("native fp32 (independent)", "native", "independent", {"channels_last": True}),
         ("native fp32 NCHW (independent)", "native", "independent", {}),
+        ("native fp32 folded BN (indep.)", "native", "independent", {"channels_last": True, "fold_bn": True}),
         ("native bf16 (independent)", "native", "independent", {"channels_last": True, "precision": "bf16"}),
         ("torchattacks (loop over eps)", "torchattacks", "independent", {}),
         ("foolbox (epsilons list)", "foolbox", "independent", {}),
@@ -148,7 +150,9 @@ def report(title: str, runs: list[tuple[str, Callable[[], tuple[float, torch.Ten
         print(f"  {name:<32}{sec:>9.2f}{work / sec:>11.0f}{sec / fastest:>11.2f}  [{acc}] {agree}")
     ta = results["torchattacks (loop over eps)"][0]
     fb = results["foolbox (epsilons list)"][0]
-    for name in ("native fp32 (worst-case)", "native fp32 (independent)", "native fp32 NCHW (independent)", "native bf16 (independent)"):
+    natives = ("native fp32 (worst-case)", "native fp32 (independent)", "native fp32 NCHW (independent)", "native fp32 folded BN (indep.)",
+               "native bf16 (independent)")  # fmt: skip
+    for name in natives:
         if name in results:
             print(f"  {name}: {ta / results[name][0]:.2f}x faster than torchattacks, {fb / results[name][0]:.2f}x faster than foolbox")
     if "native bf16 (independent)" in results:

@@ -17,7 +17,7 @@ from robust_attn.checkpoint import CheckpointError, load_checkpoint, read_metada
 from robust_attn.data import ImageDataset, list_datasets, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.evaluate import clean_accuracy, predict
-from robust_attn.models import AttentionOutput, create_model, list_models, register_model
+from robust_attn.models import AttentionOutput, create_model, fold_batchnorm, list_models, register_model
 from robust_attn.quickstart import quickstart
 from robust_attn.reports import load_run, make_report
 from robust_attn.sweeps import SweepSpec, load_spec, parse_spec, run_sweep
@@ -40,6 +40,7 @@ __all__ = [
     "clean_accuracy",
     "create_attack",
     "create_model",
+    "fold_batchnorm",
     "get_recipe",
     "list_attacks",
     "list_datasets",

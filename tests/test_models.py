@@ -131,3 +131,24 @@ def test_input_normalisation_lives_in_the_model() -> None:
     model = ra.create_model("vgg", width=0.0625, mean=[0.2, 0.3, 0.4], std=[0.5, 0.5, 0.5])
     x = torch.full((1, 3, 2, 2), 0.7)
     torch.testing.assert_close(model.normalize(x)[0, :, 0, 0], torch.tensor([1.0, 0.8, 0.6]))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_folding_batchnorm_keeps_the_function(name: str) -> None:
+    torch.manual_seed(0)
+    model = ra.create_model(name, width=0.0625, layout="compact").eval()
+    for m in model.modules():  # non-trivial running statistics and affine parameters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -0.2, 0.2)
+    folded, count = ra.fold_batchnorm(model)
+    assert count == 15  # 13 trunk convs + 2 global-feature convs, each followed by BatchNorm2d
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 15, "the original keeps its layers"
+    x = torch.rand(4, 3, 32, 32)
+    torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+    fm, om = folded.forward_with_attention(x).maps, model.forward_with_attention(x).maps
+    for a, b in zip(fm, om):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -58,6 +58,7 @@ def test_shipped_specs_parse() -> None:
         ({"n": 0}, "n: must be a positive integer"),
         ({"modes": ["best-case"]}, "modes: must be a non-empty list"),
         ({"dataset": "imagenet"}, "dataset: unknown data set"),
+        ({"fold_bn": "yes"}, "fold_bn: must be true or false"),
     ],
 )
 def test_bad_specs_name_the_field(trained, change: dict, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -134,6 +135,10 @@ def test_cli_sweep_with_overrides(trained, tmp_path: Path, capsys: pytest.Captur
     assert "fgsm (independent) accuracy at eps:" in out and "4/255" in out
     rows = _rows(tmp_path / "run" / "results.csv")
     assert {r["n"] for r in rows} == {"40"} and {r["mode"] for r in rows} == {"independent"}
+    assert main(["sweep", str(spec), "-n", "40", "--independent", "--fold-bn", "--quiet", "--out", str(tmp_path / "folded")]) == 0
+    assert json.loads((tmp_path / "folded" / "manifest.json").read_text())["spec"]["fold_bn"] is True
+    folded = _rows(tmp_path / "folded" / "results.csv")
+    assert [abs(int(a["correct"]) - int(b["correct"])) <= 1 for a, b in zip(rows, folded)] == [True, True]
 
 
 def test_save_examples_keeps_adversarial_images(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn as nn
 
+from robust_attn.models.fold import fold_batchnorm
+
 Mode = Literal["worst-case", "independent"]
 Precision = Literal["fp32", "bf16", "fp16"]
 MODES: tuple[Mode, ...] = ("worst-case", "independent")
@@ -66,10 +68,13 @@ class Attack:
         seed: int = 0,
         precision: Precision = "fp32",
         channels_last: bool = False,
+        fold_bn: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        self.model = model.eval()
+        self.fold_bn = fold_bn
+        # folding works on a copy: the caller's model keeps its BatchNorm layers
+        self.model = fold_batchnorm(model)[0] if fold_bn else model.eval()
         self.targeted = targeted
         self.seed = seed
         self.precision: Precision = precision
@@ -186,8 +191,9 @@ class IterativeAttack(Attack):
         seed: int = 0,
         precision: Precision = "fp32",
         channels_last: bool = False,
+        fold_bn: bool = False,
     ) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last)
+        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last, fold_bn=fold_bn)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if restarts < 1:

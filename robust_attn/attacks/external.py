@@ -79,8 +79,8 @@ class TorchattacksByName(Attack):
     backend = "torchattacks"
 
     def __init__(self, model: nn.Module, cls_name: str, *, targeted: bool = False, seed: int = 0,
-                 precision: Precision = "fp32", channels_last: bool = False, **kwargs: Any) -> None:  # fmt: skip
-        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last)
+                 precision: Precision = "fp32", channels_last: bool = False, fold_bn: bool = False, **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last, fold_bn=fold_bn)
         self.name = f"torchattacks:{cls_name}"  # type: ignore[misc]
         self.cls_name = cls_name
         self.kwargs = kwargs

@@ -60,6 +60,8 @@ def model_record(meta: dict[str, Any]) -> dict[str, Any]:
 def make_cells(spec: SweepSpec, model_ref: str, model_sha: str) -> list[Cell]:
     """The cells of one model; their hash covers everything that changes the numbers."""
     data_key = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
+    if spec.fold_bn:  # only when set, so runs made before the option existed keep their cells
+        data_key.append("fold_bn")
     cells = []
     for a in spec.attacks:
         for mode in spec.modes:
@@ -70,7 +72,8 @@ def make_cells(spec: SweepSpec, model_ref: str, model_sha: str) -> list[Cell]:
 
 def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
     return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
-                         channels_last=spec.channels_last and a.backend == "native", **a.params)  # fmt: skip
+                         channels_last=spec.channels_last and a.backend == "native",
+                         fold_bn=spec.fold_bn and a.backend == "native", **a.params)  # fmt: skip
 
 
 def run_cell(attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from robust_attn.attacks import BACKENDS, MODES, PRECISIONS, check_attack, parse
 from robust_attn.data import list_datasets
 
 _TOP_KEYS = {"name", "models", "dataset", "split", "n", "data_dir", "batch_size", "seed", "device",
-             "modes", "precision", "channels_last", "attacks", "save_examples"}  # fmt: skip
+             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples"}  # fmt: skip
 _ATTACK_KEYS = {"name", "backend", "eps", "steps", "alpha", "random_start", "restarts", "targeted", "label", "params"}
 
 
@@ -54,6 +54,7 @@ class SweepSpec:
     modes: tuple[str, ...] = ("worst-case",)
     precision: str = "fp32"
     channels_last: bool = True
+    fold_bn: bool = False
     save_examples: int = 0
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
@@ -153,6 +154,9 @@ def validate(spec: SweepSpec) -> SweepSpec:
         raise _fail("save_examples", f"must be an integer >= 0, got {spec.save_examples!r}")
     if not spec.modes or any(m not in MODES for m in spec.modes):
         raise _fail("modes", f"must be a non-empty list drawn from {list(MODES)}, got {list(spec.modes)}")
+    for key in ("channels_last", "fold_bn"):
+        if not isinstance(getattr(spec, key), bool):
+            raise _fail(key, f"must be true or false, got {getattr(spec, key)!r}")
     if spec.precision not in PRECISIONS:
         raise _fail("precision", f"must be one of {', '.join(PRECISIONS)}, got {spec.precision!r}")
     if spec.device not in ("auto", "cpu", "cuda", "mps") and not spec.device.startswith("cuda:"):
