@@ -9,18 +9,17 @@ import torch.nn as nn
 
 
 def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """conv followed by eval-mode bn, as one conv: w' = w * s, b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps)."""
     assert bn.running_mean is not None and bn.running_var is not None
     scale = torch.rsqrt(bn.running_var + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight
-    shift = -bn.running_mean * scale + (bn.bias if bn.bias is not None else 0)
-    folded = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups,
-        bias=True, padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype,
-    )  # fmt: skip
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    shift = (bias - bn.running_mean) * scale + (bn.bias if bn.bias is not None else 0)
+    folded = copy.deepcopy(conv)
     with torch.no_grad():
-        folded.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        folded.bias.copy_(shift + (conv.bias * scale if conv.bias is not None else 0))
+        folded.weight.mul_(scale.view(-1, *([1] * (conv.weight.dim() - 1))))
+    folded.bias = nn.Parameter(shift.detach().clone())
     return folded
 
 
