@@ -7,6 +7,7 @@ Inputs are images in [0, 1]; epsilons are in the same pixel units (8/255 = 0.031
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -72,7 +73,6 @@ class Attack:
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        self.fold_bn = fold_bn
         # folding works on a copy: the caller's model keeps its BatchNorm layers
         self.model = fold_batchnorm(model)[0] if fold_bn else model.eval()
         self.targeted = targeted
@@ -115,9 +115,9 @@ class Attack:
         return self._generator
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.isfinite(x).all():
+        low, high = (float(v) for v in torch.aminmax(x))  # one pass; NaN and inf propagate into the extremes
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("images contain NaN or infinite pixels; clean or drop those samples before attacking")
-        low, high = float(x.min()), float(x.max())
         if low < 0 or high > 1:
             raise ValueError(
                 f"images must be in [0, 1] (got [{low:.3g}, {high:.3g}]); divide uint8 images by 255, and normalise inside the model"
