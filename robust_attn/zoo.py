@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.checkpoint import CheckpointError, file_sha256, load_checkpoint, read_metadata
-from robust_attn.data import load_dataset
+from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.models import create_model
 from robust_attn.training import get_recipe, train_model
@@ -118,6 +118,17 @@ def cached_metadata(name: str) -> dict[str, Any] | None:
     return meta if meta.get("zoo_entry") == get_entry(name).config() else None
 
 
+def _data_key(entry: ZooEntry) -> tuple[str, int | None, int]:
+    return entry.dataset, entry.train_size, entry.seed
+
+
+def entry_data(entry: ZooEntry, data_dir: str | Path | None = None) -> tuple[ImageDataset, ImageDataset]:
+    """The (train, test) sets an entry trains and is scored on; equal for equal ``_data_key``."""
+    train = load_dataset(entry.dataset, "train", n=entry.train_size, data_dir=data_dir, seed=entry.seed)
+    test = load_dataset(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.seed)
+    return train, test
+
+
 def train_entry(
     name: str,
     *,
@@ -126,14 +137,18 @@ def train_entry(
     progress: bool = True,
     force: bool = False,
     show_bar: bool = True,
+    data: tuple[ImageDataset, ImageDataset] | None = None,
 ) -> dict[str, Any]:
-    """Train zoo entry ``name`` into the cache (resuming an interrupted run); returns its metadata."""
+    """Train zoo entry ``name`` into the cache (resuming an interrupted run); returns its metadata.
+
+    ``data`` is the entry's ``entry_data`` when the caller already has it (several entries
+    share one data set; generating it again costs seconds per entry).
+    """
     entry = get_entry(name)
     if not force and (meta := cached_metadata(name)) is not None:
         return meta
     dev = resolve_device(device)
-    train = load_dataset(entry.dataset, "train", n=entry.train_size, data_dir=data_dir, seed=entry.seed)
-    test = load_dataset(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.seed)
+    train, test = data if data is not None else entry_data(entry, data_dir)
     c, h, _ = train.image_shape
     torch.manual_seed(entry.seed)
     model = create_model(
@@ -166,9 +181,11 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _train_in_worker(entry: ZooEntry, data_dir: str | Path | None, progress: bool, force: bool) -> dict[str, Any]:
+def _train_in_worker(
+    entry: ZooEntry, data: tuple[ImageDataset, ImageDataset], progress: bool, force: bool
+) -> dict[str, Any]:
     ZOO.setdefault(entry.name, entry)  # entries added at run time exist only in the parent process
-    return train_entry(entry.name, device="cpu", data_dir=data_dir, progress=progress, force=force, show_bar=False)
+    return train_entry(entry.name, device="cpu", progress=progress, force=force, show_bar=False, data=data)
 
 
 def train_entries(
@@ -195,16 +212,22 @@ def train_entries(
     dev = resolve_device(device)
     threads = torch.get_num_threads()
     count = 1 if dev.type != "cpu" else min(len(todo), threads if workers is None else workers)
+    data: dict[tuple[str, int | None, int], tuple[ImageDataset, ImageDataset]] = {}
+    for name in todo:  # each data set once, shared by every entry (and worker) that trains on it
+        entry = get_entry(name)
+        if _data_key(entry) not in data:
+            data[_data_key(entry)] = entry_data(entry, data_dir)
     if count <= 1:
         for name in todo:
-            done[name] = train_entry(name, device=dev, data_dir=data_dir, progress=progress, force=force)
+            done[name] = train_entry(name, device=dev, progress=progress, force=force, data=data[_data_key(get_entry(name))])
         return {n: done[n] for n in names}
     each = max(1, threads // count)
     if progress:
         print(f"training {len(todo)} zoo models in {count} worker processes, {each} thread{'s' if each > 1 else ''} each", flush=True)
     pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(each,))
     try:
-        futures = {pool.submit(_train_in_worker, get_entry(n), data_dir, progress, force): n for n in todo}
+        entries = [get_entry(n) for n in todo]
+        futures = {pool.submit(_train_in_worker, e, data[_data_key(e)], progress, force): e.name for e in entries}
         for future in as_completed(futures):
             done[futures[future]] = future.result()
     except BaseException:

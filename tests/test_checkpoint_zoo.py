@@ -106,8 +106,9 @@ def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolat
 
 
 def test_parallel_zoo_training_matches_a_serial_run_with_the_same_threads(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
-    """Two entries trained in two 1-thread worker processes give the weights that a serial
-    1-thread run gives: the worker split changes speed, not results."""
+    """Two entries trained in two 1-thread worker processes (on the data set the parent made
+    once and shared) give the weights that a serial 1-thread run gives, and that one entry
+    trained on its own, making its own data, gives: the worker split changes speed, not results."""
     from robust_attn import zoo
 
     entries = [
@@ -124,8 +125,12 @@ def test_parallel_zoo_training_matches_a_serial_run_with_the_same_threads(monkey
     torch.set_num_threads(1)
     try:
         serial = ra.train_entries(names, device="cpu", progress=False, workers=1)
+        monkeypatch.setenv("ROBUST_ATTN_HOME", str(isolated_home / "alone"))
+        alone = ra.train_entry(names[1], device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     assert [m["weights_sha256"] for m in serial.values()] == [m["weights_sha256"] for m in parallel.values()]
+    assert alone["weights_sha256"] == parallel[names[1]]["weights_sha256"]
+    monkeypatch.setenv("ROBUST_ATTN_HOME", str(isolated_home / "serial"))
     cached = ra.train_entries(names, device="cpu", progress=False)  # nothing left to train
     assert [m["weights_sha256"] for m in cached.values()] == [m["weights_sha256"] for m in serial.values()]
