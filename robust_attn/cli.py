@@ -62,11 +62,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_zoo_list(args: argparse.Namespace) -> int:
     from robust_attn.zoo import ZOO, cached_metadata
 
-    rows = [("name", "model", "data", "quick", "cached", "clean acc", "description")]
+    rows = [("name", "model", "data", "epochs", "quick", "cached", "clean acc", "description")]
     for name, e in ZOO.items():
         meta = cached_metadata(name)
         acc = f"{meta['clean_accuracy']:.2%}" if meta and "clean_accuracy" in meta else "-"
-        rows.append((name, e.model, e.dataset, "yes" if e.quick else "", "yes" if meta else "no", acc, e.description))
+        rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", "yes" if meta else "no", acc, e.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])

@@ -134,3 +134,22 @@ def test_parallel_zoo_training_matches_a_serial_run_with_the_same_threads(monkey
     monkeypatch.setenv("ROBUST_ATTN_HOME", str(isolated_home / "serial"))
     cached = ra.train_entries(names, device="cpu", progress=False)  # nothing left to train
     assert [m["weights_sha256"] for m in cached.values()] == [m["weights_sha256"] for m in serial.values()]
+
+
+def test_workers_start_the_longest_jobs_first() -> None:
+    from robust_attn.zoo import longest_first
+
+    entries = [ZooEntry(f"e{i}", "vgg", epochs=ep, train_size=n) for i, (ep, n) in enumerate([(3, 20_000), (5, 20_000), (3, 20_000), (1, None), (5, 10_000)])]
+    assert [e.name for e in longest_first(entries)] == ["e3", "e1", "e0", "e2", "e4"]  # None = whole data set
+
+
+def test_zoo_list_shows_epochs_and_cache_state(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from robust_attn.cli import main
+
+    assert main(["zoo", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:8] == ["name", "model", "data", "epochs", "quick", "cached", "clean", "acc"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == set(ra.ZOO)
+    for name in ra.QUICK_ZOO:
+        assert rows[name][3] == str(ra.ZOO[name].epochs) and rows[name][4:7] == ["yes", "no", "-"]  # empty cache
