@@ -96,6 +96,7 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     record = manifest["models"][str(trained[1])]
     assert len(record["checkpoint_sha256"]) == 64 and manifest["versions"]["torch"]
     assert record["model_name"] == "vgg-att3-pc" and 0.5 < record["checkpoint_clean_accuracy"] <= 1
+    assert isinstance(record["train_epochs"], int) and record["train_epochs"] >= 1 and record["train_size"] > 0
     again = run_sweep(spec, tmp_path / "b", progress=False)
     assert _rows(run / "results.csv") == _rows(again / "results.csv")
 

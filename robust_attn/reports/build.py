@@ -111,16 +111,20 @@ def _title_lines(run: Run, wall: float) -> list[str]:
              f"over {len(m.get('cell_seconds', {}))} cells (last sweep invocation {m.get('wall_seconds', 0):.0f} s, resumed cells are not redone); report {wall:.0f} s",
              f"created: {m.get('created')}    report: {datetime.now(UTC).isoformat(timespec='seconds')}    git: {m.get('git_commit')}",
              f"modes: {', '.join(spec.get('modes', []))}; precision {spec.get('precision')}; batch size {spec.get('batch_size')}", "", "models:"]  # fmt: skip
+    ref_w = max((len(r) for r in run.models), default=0)
+    arch_w = max((len(m.get("models", {}).get(r, {}).get("model_name") or "?") for r in run.models), default=0)
+    lines[-1] = f"models (clean accuracy on these {len(run.labels)} samples; at training; training length):"
     for ref in run.models:
         info = m.get("models", {}).get(ref, {})
         sha = (info.get("checkpoint_sha256") or "")[:12] or "n/a"
         arch = info.get("model_name") or "?"
         recorded = info.get("checkpoint_clean_accuracy")
-        at_training = f" ({recorded:.1%} recorded at training)" if isinstance(recorded, float) else ""
-        lines.append(
-            f"  {ref:<28} {arch:<18} clean accuracy {run.clean_accuracy(ref):.1%} on these {len(run.labels)} samples{at_training}; "
-            f"checkpoint sha256 {sha}"
-        )
+        parts = [f"clean {run.clean_accuracy(ref):.1%}"]
+        if isinstance(recorded, float):
+            parts.append(f"{recorded:.1%} at training")
+        if info.get("train_epochs"):
+            parts.append(f"{info['train_epochs']} epochs x {info.get('train_size') or '?'} images")
+        lines.append(f"  {ref:<{ref_w}}  {arch:<{arch_w}}  {'; '.join(parts)}; sha256 {sha}")
     lines += ["", "attacks:"]
     for a in spec.get("attacks", []):
         eps = ", ".join(format_eps(e) for e in a["eps"])

@@ -45,7 +45,8 @@ def git_commit() -> str | None:
 
 
 def model_record(meta: dict[str, Any]) -> dict[str, Any]:
-    """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean accuracy."""
+    """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean
+    accuracy and training length (robustness comparisons need matched training budgets)."""
     return {
         "model_name": meta.get("model") or meta.get("model_name"),
         "model_kwargs": meta.get("model_kwargs"),
@@ -53,6 +54,8 @@ def model_record(meta: dict[str, Any]) -> dict[str, Any]:
         "checkpoint_sha256": meta.get("checkpoint_sha256"),
         "checkpoint_clean_accuracy": meta.get("clean_accuracy"),
         "trained_on": meta.get("dataset"),
+        "train_epochs": meta.get("epochs"),
+        "train_size": meta.get("train_size"),
         "classes": meta.get("classes"),
     }
 
