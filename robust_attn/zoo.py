@@ -189,9 +189,7 @@ def longest_first(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
     return sorted(entries, key=lambda e: -e.epochs * (e.train_size if e.train_size is not None else math.inf))
 
 
-def _train_in_worker(
-    entry: ZooEntry, data: tuple[ImageDataset, ImageDataset], progress: bool, force: bool
-) -> dict[str, Any]:
+def _train_in_worker(entry: ZooEntry, data: tuple[ImageDataset, ImageDataset], progress: bool, force: bool) -> dict[str, Any]:
     ZOO.setdefault(entry.name, entry)  # entries added at run time exist only in the parent process
     return train_entry(entry.name, device="cpu", progress=progress, force=force, show_bar=False, data=data)
 

@@ -139,7 +139,10 @@ def test_parallel_zoo_training_matches_a_serial_run_with_the_same_threads(monkey
 def test_workers_start_the_longest_jobs_first() -> None:
     from robust_attn.zoo import longest_first
 
-    entries = [ZooEntry(f"e{i}", "vgg", epochs=ep, train_size=n) for i, (ep, n) in enumerate([(3, 20_000), (5, 20_000), (3, 20_000), (1, None), (5, 10_000)])]
+    entries = [
+        ZooEntry(f"e{i}", "vgg", epochs=ep, train_size=n)
+        for i, (ep, n) in enumerate([(3, 20_000), (5, 20_000), (3, 20_000), (1, None), (5, 10_000)])
+    ]
     assert [e.name for e in longest_first(entries)] == ["e3", "e1", "e0", "e2", "e4"]  # None = whole data set
 
 
