@@ -101,6 +101,28 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     assert _rows(run / "results.csv") == _rows(again / "results.csv")
 
 
+def test_retrained_identical_weights_give_identical_results(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Cells are keyed on the weights, not the file: a checkpoint written again with the same
+    weights and other metadata (a fresh zoo cache records other training times) replays the
+    same PGD random starts, so results.csv matches to the digit."""
+    from robust_attn.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(trained[1], "cpu")
+    for d, seconds in (("a", 1.0), ("b", 2.0)):
+        (tmp_path / d).mkdir()
+        save_checkpoint(tmp_path / d / "m.safetensors", model, {**meta, "train_result": {"seconds": seconds}})
+    assert file_sha256(tmp_path / "a" / "m.safetensors") != file_sha256(tmp_path / "b" / "m.safetensors")
+    raw = _spec(Path("m.safetensors"), modes=["independent"], attacks=[{"name": "pgd", "steps": 2, "eps": ["4/255"], "random_start": True}])
+    results, cells = [], []
+    for d in ("a", "b"):
+        monkeypatch.chdir(tmp_path / d)
+        run = run_sweep(parse_spec(raw), tmp_path / d / "run", progress=False)
+        results.append(_rows(run / "results.csv"))
+        cells.append(sorted(p.name for p in (run / "cells").iterdir()))
+    assert cells[0] == cells[1]  # same cell hashes, hence the same per-batch seeds
+    assert results[0] == results[1]
+
+
 def test_resume_redoes_only_unfinished_cells(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     spec = parse_spec(_spec(trained[1]))
     reference = run_sweep(spec, tmp_path / "ref", progress=False)

@@ -44,6 +44,13 @@ def git_commit() -> str | None:
         return None
 
 
+def weights_identity(meta: dict[str, Any]) -> str:
+    """What cells are keyed on: the sha256 of the weights, not of the file, so a model retrained
+    to the same weights (a fresh zoo cache) replays the same random starts and results; the file
+    sha also covers metadata such as training times. Import-spec models have neither ("")."""
+    return str(meta.get("weights_sha256") or meta.get("checkpoint_sha256") or "")
+
+
 def model_record(meta: dict[str, Any]) -> dict[str, Any]:
     """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean
     accuracy and training length (robustness comparisons need matched training budgets)."""
@@ -140,7 +147,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
     for ref in model_bar:
         model_bar.set_postfix_str(ref)
         model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
-        sha = meta.get("checkpoint_sha256", "")
+        sha = weights_identity(meta)
         manifest["models"][ref] = model_record(meta)
         cells = make_cells(spec, ref, sha)
         all_cells += cells
