@@ -93,7 +93,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         models=tuple(args.models) if args.models else None, n=args.n, batch_size=args.batch_size, seed=args.seed,
         device=args.device, precision=args.precision, data_dir=args.data_dir,
         modes=("independent",) if args.independent else (("worst-case", "independent") if args.both_modes else None),
-        save_examples=args.save_examples, fold_bn=True if args.fold_bn else None,
+        save_examples=args.save_examples, fold_bn=True if args.fold_bn else None, workers=args.workers,
     )  # fmt: skip
     try:
         root = run_sweep(spec, args.out, force=args.force, progress=not args.quiet)
@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--both-modes", action="store_true", help="record worst-case and independent numbers")
     p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into convs for the native engine (faster; may flip near-ties)")
     p.add_argument("--save-examples", type=int, default=None, metavar="N", help="keep adversarial images of the first N samples")
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="CPU processes for native attacks (same numbers, faster on small models)"
+    )
     p.add_argument("--force", action="store_true", help="recompute finished cells")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")

@@ -59,6 +59,7 @@ def test_shipped_specs_parse() -> None:
         ({"modes": ["best-case"]}, "modes: must be a non-empty list"),
         ({"dataset": "imagenet"}, "dataset: unknown data set"),
         ({"fold_bn": "yes"}, "fold_bn: must be true or false"),
+        ({"workers": 0}, "workers: must be a positive integer"),
     ],
 )
 def test_bad_specs_name_the_field(trained, change: dict, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,6 +122,18 @@ def test_retrained_identical_weights_give_identical_results(trained, tmp_path: P
         cells.append(sorted(p.name for p in (run / "cells").iterdir()))
     assert cells[0] == cells[1]  # same cell hashes, hence the same per-batch seeds
     assert results[0] == results[1]
+
+
+def test_worker_processes_give_the_same_numbers(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """workers = 2 splits batches over two 1-thread processes: every per-sample outcome and
+    prediction (random starts included) equals the one-process run's."""
+    raw = _spec(trained[1], attacks=[{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"], "random_start": True}])
+    one = run_sweep(parse_spec(raw), tmp_path / "one", progress=False)
+    two = run_sweep(parse_spec({**raw, "workers": 2}), tmp_path / "two", progress=False)
+    assert _rows(one / "results.csv") == _rows(two / "results.csv")
+    a, b = np.load(one / "outcomes.npz"), np.load(two / "outcomes.npz")
+    assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert json.loads((two / "manifest.json").read_text())["spec"]["workers"] == 2
 
 
 def test_resume_redoes_only_unfinished_cells(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

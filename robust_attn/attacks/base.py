@@ -97,6 +97,11 @@ class Attack:
         raise NotImplementedError
 
     # -- shared machinery ----------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for worker processes: the random stream is not carried (workers reseed
+        every batch)."""
+        return {**self.__dict__, "_generator": None}
+
     def reseed(self, seed: int) -> None:
         """Fix the random stream used by random starts (one seed per batch keeps resumed
         sweeps identical to uninterrupted ones)."""

@@ -19,9 +19,11 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from robust_attn.attacks import Attack, create_attack
+from robust_attn.attacks.base import Mode
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.resolve import load_model_ref
+from robust_attn.sweeps.pool import BatchPool, sweep_batch
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 from robust_attn.sweeps.store import Cell, RunStore, atomic_bytes, npz_bytes
 from robust_attn.versions import library_versions
@@ -86,20 +88,23 @@ def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
                          fold_bn=spec.fold_bn and a.backend == "native", **a.params)  # fmt: skip
 
 
-def run_cell(attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stream the data set through one attack; returns correct (K, N), pred (K, N), clean_pred (N)."""
+def run_cell(
+    attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool, pool: BatchPool | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stream the data set through one attack (in ``pool``'s worker processes when given);
+    returns correct (K, N), pred (K, N), clean_pred (N)."""
     n, k = len(data), len(cell.eps)
     correct = np.zeros((k, n), dtype=bool)
     pred = np.zeros((k, n), dtype=np.int16)
     clean = np.zeros(n, dtype=np.int16)
     bar = tqdm(total=n, desc=f"  {cell.attack} [{cell.mode}]", unit="img", leave=False, disable=not progress, mininterval=0.5)
-    for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
-        attack.reseed(batch_seed(spec.seed, cell, b))
-        out = attack.sweep(x, y, cell.eps, mode=cell.mode)  # type: ignore[arg-type]
-        sl = idx.numpy()
-        correct[:, sl] = out.correct.cpu().numpy()
-        pred[:, sl] = out.pred.cpu().numpy()
-        clean[sl] = out.clean_pred.cpu().numpy()
+    batches = ((batch_seed(spec.seed, cell, b), idx, x, y) for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)))
+    mode: Mode = cell.mode  # type: ignore[assignment]
+    results = (
+        pool.sweep(attack, batches, cell.eps, mode) if pool is not None else (sweep_batch(attack, *b, cell.eps, mode) for b in batches)
+    )
+    for sl, c, p, cl in results:
+        correct[:, sl], pred[:, sl], clean[sl] = c, p, cl
         bar.update(len(sl))
     bar.close()
     return correct, pred, clean
@@ -143,27 +148,35 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
         "models": {},
     }  # fmt: skip
     all_cells: list[Cell] = []
-    model_bar = tqdm(spec.models, desc="models", unit="model", disable=not progress)
-    for ref in model_bar:
-        model_bar.set_postfix_str(ref)
-        model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
-        sha = weights_identity(meta)
-        manifest["models"][ref] = model_record(meta)
-        cells = make_cells(spec, ref, sha)
-        all_cells += cells
-        todo = [c for c in cells if force or not store.is_done(c)]
-        for cell in tqdm(todo, desc="  cells", unit="cell", leave=False, disable=not progress):
-            a = next(a for a in spec.attacks if a.key == cell.attack)
-            attack = build_attack(a, model, spec)
-            t0 = time.perf_counter()
-            correct, pred, clean = run_cell(attack, data, cell, spec, progress)
-            seconds = time.perf_counter() - t0
-            store.write_cell(cell, correct, pred, clean, seconds, {"attack_repr": repr(attack)})
-            if spec.save_examples:
-                _save_examples(attack, data, cell, spec.save_examples, root / "examples" / f"{cell.slug}.npz")
-            manifest["wall_seconds"] = time.perf_counter() - t_start
-            store.merge(all_cells, indices, labels, manifest)
-        del model
+    pool: BatchPool | None = None
+    try:
+        model_bar = tqdm(spec.models, desc="models", unit="model", disable=not progress)
+        for ref in model_bar:
+            model_bar.set_postfix_str(ref)
+            model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
+            sha = weights_identity(meta)
+            manifest["models"][ref] = model_record(meta)
+            cells = make_cells(spec, ref, sha)
+            all_cells += cells
+            todo = [c for c in cells if force or not store.is_done(c)]
+            for cell in tqdm(todo, desc="  cells", unit="cell", leave=False, disable=not progress):
+                a = next(a for a in spec.attacks if a.key == cell.attack)
+                attack = build_attack(a, model, spec)
+                parallel = spec.workers > 1 and device.type == "cpu" and a.backend == "native"
+                if parallel and pool is None:
+                    pool = BatchPool(spec.workers)  # started once, on the first cell that uses it
+                t0 = time.perf_counter()
+                correct, pred, clean = run_cell(attack, data, cell, spec, progress, pool if parallel else None)
+                seconds = time.perf_counter() - t0
+                store.write_cell(cell, correct, pred, clean, seconds, {"attack_repr": repr(attack)})
+                if spec.save_examples:
+                    _save_examples(attack, data, cell, spec.save_examples, root / "examples" / f"{cell.slug}.npz")
+                manifest["wall_seconds"] = time.perf_counter() - t_start
+                store.merge(all_cells, indices, labels, manifest)
+            del model
+    finally:
+        if pool is not None:
+            pool.close()
     manifest["wall_seconds"] = time.perf_counter() - t_start
     store.merge(all_cells, indices, labels, manifest)
     return root

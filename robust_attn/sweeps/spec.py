@@ -12,7 +12,7 @@ from robust_attn.attacks import BACKENDS, MODES, PRECISIONS, check_attack, parse
 from robust_attn.data import list_datasets
 
 _TOP_KEYS = {"name", "models", "dataset", "split", "n", "data_dir", "batch_size", "seed", "device",
-             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples"}  # fmt: skip
+             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers"}  # fmt: skip
 _ATTACK_KEYS = {"name", "backend", "eps", "steps", "alpha", "random_start", "restarts", "targeted", "label", "params"}
 
 
@@ -56,6 +56,7 @@ class SweepSpec:
     channels_last: bool = True
     fold_bn: bool = False
     save_examples: int = 0
+    workers: int = 1  # CPU worker processes for native attacks; speed only, never the numbers
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         """Flags override spec fields; ``None`` means not given."""
@@ -146,7 +147,7 @@ def validate(spec: SweepSpec) -> SweepSpec:
         raise _fail("dataset", f"unknown data set {spec.dataset!r}; known: {', '.join(list_datasets())}")
     if spec.split not in ("train", "test"):
         raise _fail("split", f"must be 'train' or 'test', got {spec.split!r}")
-    for key in ("n", "batch_size"):
+    for key in ("n", "batch_size", "workers"):
         value = getattr(spec, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _fail(key, f"must be a positive integer, got {value!r}")

@@ -1,0 +1,74 @@
+"""Worker processes that run native attack sweeps batch by batch on the CPU.
+
+Small CNNs leave cores idle inside one multi-threaded process: on 2 cores, two 1-thread
+processes get through 1.42x more input gradients per second than one 2-thread process for the
+zoo VGG. Batches keep their boundaries and random seeds, and the convolutions do not split a
+sample across threads, so per-sample outcomes equal a one-process run's (tested).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+import numpy as np
+import torch
+
+from robust_attn.attacks.base import Attack, Mode
+
+BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # indices, correct (K, B), pred (K, B), clean (B,)
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def sweep_batch(
+    attack: Attack, seed: int, idx: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: list[float], mode: Mode
+) -> BatchResult:
+    """One batch of a sweep cell, its random starts seeded by ``seed``, as numpy arrays."""
+    attack.reseed(seed)
+    out = attack.sweep(x, y, eps, mode=mode)
+    return idx.numpy(), out.correct.cpu().numpy(), out.pred.cpu().numpy(), out.clean_pred.cpu().numpy()
+
+
+class BatchPool:
+    """``workers`` spawned processes sharing the machine's threads; reuse one across cells
+    (starting a worker imports torch: seconds)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 2:
+            raise ValueError(f"a BatchPool needs at least 2 workers, got {workers}")
+        self.workers = workers
+        threads = max(1, torch.get_num_threads() // workers)
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+
+    def sweep(
+        self, attack: Attack, batches: Iterable[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]], eps: list[float], mode: Mode
+    ) -> Iterator[BatchResult]:
+        """Run ``attack.sweep`` on each (seed, indices, images, labels) batch; yields results
+        as they finish (any order). At most two batches per worker are in flight, so memory
+        stays bounded however many batches there are."""
+        if attack.backend != "native":
+            raise ValueError(f"worker processes run native attacks only, not {attack.backend!r}; use workers = 1")
+        attack.model.share_memory()  # tasks then carry handles to the weights, not copies
+        pending: set[Future[BatchResult]] = set()
+        for seed, idx, x, y in batches:
+            if len(pending) >= 2 * self.workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+            pending.add(self._pool.submit(sweep_batch, attack, seed, idx, x, y, list(eps), mode))
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from (f.result() for f in done)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BatchPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
