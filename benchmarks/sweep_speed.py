@@ -56,7 +56,7 @@ def run_pool(
 ) -> tuple[float, torch.Tensor]:
     """As :func:`run`, with the batches split over the pool's worker processes (the runner's
     ``workers`` option); the pool is started and warmed before timing."""
-    attack = create_attack(attack_name, model, **params)
+    attack = create_attack(attack_name, model, **params)  # type: ignore[arg-type]
     m: Mode = mode  # type: ignore[assignment]
     list(pool.sweep(attack, ((0, i, x, y) for i, x, y in data.subset(batch * pool.workers).batches(batch)), eps, m))
     best = float("inf")
@@ -144,13 +144,13 @@ def main() -> None:
 
     def runs(attack: str, eps: list[float], **params: object) -> list[tuple[str, Callable[[], tuple[float, torch.Tensor]]]]:
         out: list[tuple[str, Callable[[], tuple[float, torch.Tensor]]]] = [
-            (label, lambda b=backend, m=mode, kw=kw: run(attack, b, fresh(), data, eps, m, args.batch_size, **params, **kw))
+            (label, lambda b=backend, m=mode, kw=kw: run(attack, b, fresh(), data, eps, m, args.batch_size, **params, **kw))  # type: ignore[misc]
             for label, backend, mode, kw in variants
         ]
         if pool is not None:
             at = 2  # after the one-process native rows
             out[at:at] = [
-                (label, lambda m=mode, kw=kw: run_pool(pool, attack, fresh(), data, eps, m, args.batch_size, **params, **kw))
+                (label, lambda m=mode, kw=kw: run_pool(pool, attack, fresh(), data, eps, m, args.batch_size, **params, **kw))  # type: ignore[misc]
                 for label, mode, kw in pooled
             ]
         return out
