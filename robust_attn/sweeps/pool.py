@@ -1,8 +1,8 @@
 """Worker processes that run native attack sweeps batch by batch on the CPU.
 
 Small CNNs leave cores idle inside one multi-threaded process: on 2 cores, two 1-thread
-processes get through 1.42x more input gradients per second than one 2-thread process for the
-zoo VGG. Batches keep their boundaries and random seeds, and the convolutions do not split a
+processes ran the independent PGD sweep of benchmarks/sweep_speed.py on the zoo VGG 1.38x
+faster than one 2-thread process. Batches keep their boundaries and random seeds, and the convolutions do not split a
 sample across threads, so per-sample outcomes equal a one-process run's (tested).
 """
 
