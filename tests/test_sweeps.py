@@ -142,11 +142,11 @@ def test_resume_redoes_only_unfinished_cells(trained, tmp_path: Path, monkeypatc
     calls: list[str] = []
     real = runner_mod.run_cell
 
-    def crash_on_third(attack, data, cell, spec, progress):  # type: ignore[no-untyped-def]
+    def crash_on_third(attack, data, cell, *rest):  # type: ignore[no-untyped-def]
         calls.append(cell.slug)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(attack, data, cell, spec, progress)
+        return real(attack, data, cell, *rest)
 
     monkeypatch.setattr(runner_mod, "run_cell", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
