@@ -127,7 +127,10 @@ def test_retrained_identical_weights_give_identical_results(trained, tmp_path: P
 def test_worker_processes_give_the_same_numbers(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """workers = 2 splits batches over two 1-thread processes: every per-sample outcome and
     prediction (random starts included) equals the one-process run's."""
-    raw = _spec(trained[1], attacks=[{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"], "random_start": True}])
+    raw = _spec(
+        trained[1],
+        attacks=[{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"], "random_start": True}],
+    )
     one = run_sweep(parse_spec(raw), tmp_path / "one", progress=False)
     two = run_sweep(parse_spec({**raw, "workers": 2}), tmp_path / "two", progress=False)
     assert _rows(one / "results.csv") == _rows(two / "results.csv")
