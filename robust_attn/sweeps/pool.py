@@ -2,8 +2,9 @@
 
 Small CNNs leave cores idle inside one multi-threaded process: on 2 cores, two 1-thread
 processes ran the independent PGD sweep of benchmarks/sweep_speed.py on the zoo VGG 1.38x
-faster than one 2-thread process. Batches keep their boundaries and random seeds, and the convolutions do not split a
-sample across threads, so per-sample outcomes equal a one-process run's (tested).
+faster than one 2-thread process. Batches keep their boundaries and random seeds, and the
+convolutions do not split a sample across threads, so per-sample outcomes equal a
+one-process run's (tested).
 """
 
 from __future__ import annotations
