@@ -8,11 +8,10 @@ An entry is data (architecture, data set, recipe, seed), not code; its checkpoin
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.models import create_model
 from robust_attn.training import get_recipe, train_model
+from robust_attn.workers import cpu_process_pool
 
 # Compact layout at 1/8 width without dropout: about 2,500 images/s for training on 2 cores.
 _CPU_KWARGS: dict[str, Any] = {"layout": "compact", "width": 0.125, "dropout": 0.0}
@@ -179,10 +179,6 @@ def train_entry(
     return read_metadata(checkpoint_path(name))
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def longest_first(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
     """Entries by decreasing training work (epochs x images; stable for ties): started in this
     order, workers that finish short jobs pick up the rest and the last one ends sooner."""
@@ -227,10 +223,9 @@ def train_entries(
         for name in todo:
             done[name] = train_entry(name, device=dev, progress=progress, force=force, data=data[_data_key(get_entry(name))])
         return {n: done[n] for n in names}
-    each = max(1, threads // count)
+    pool, each = cpu_process_pool(count)
     if progress:
         print(f"training {len(todo)} zoo models in {count} worker processes, {each} thread{'s' if each > 1 else ''} each", flush=True)
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(each,))
     try:
         entries = longest_first(get_entry(n) for n in todo)
         futures = {pool.submit(_train_in_worker, e, data[_data_key(e)], progress, force): e.name for e in entries}

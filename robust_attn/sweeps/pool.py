@@ -9,20 +9,16 @@ one-process run's (tested).
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import numpy as np
 import torch
 
 from robust_attn.attacks.base import Attack, Mode
+from robust_attn.workers import cpu_process_pool
 
 BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # indices, correct (K, B), pred (K, B), clean (B,)
-
-
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
 
 
 def sweep_batch(
@@ -42,9 +38,7 @@ class BatchPool:
         if workers < 2:
             raise ValueError(f"a BatchPool needs at least 2 workers, got {workers}")
         self.workers = workers
-        threads = max(1, torch.get_num_threads() // workers)
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+        self._pool, _ = cpu_process_pool(workers)
 
     def sweep(
         self, attack: Attack, batches: Iterable[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]], eps: list[float], mode: Mode
