@@ -7,10 +7,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
-from robust_attn.checkpoint import CheckpointError
-
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -26,6 +22,8 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
+
+    import torch
 
     from robust_attn.data import load_dataset
     from robust_attn.device import resolve_device
@@ -100,7 +98,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped; finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"wrote {root / 'results.csv'}, {root / 'outcomes.npz'}, {root / 'manifest.json'}")
+    print(f"wrote {root}/: results.csv, samples.parquet, attention_drift.parquet, segmentation.parquet, manifest.json")
     print(summary_table(root))
     return 0
 
@@ -139,7 +137,7 @@ def summary_table(root: Path, modes: tuple[str, ...] = ("worst-case", "independe
     """Accuracy per model and eps for each attack, as plain text."""
     import csv
 
-    from robust_attn.attacks.eps import format_eps
+    from robust_attn.epsilon import format_eps
 
     with open(root / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -150,7 +148,7 @@ def summary_table(root: Path, modes: tuple[str, ...] = ("worst-case", "independe
         models = list(dict.fromkeys(r["model"] for r in sel))
         width = max(len(m) for m in models)
         lines.append(f"{attack} ({mode}) accuracy at eps:")
-        lines.append(" " * width + "".join(f"{format_eps(e):>8}" for e in eps))
+        lines.append(" " * width + "".join(f"{format_eps(e, sel[0]['norm']):>8}" for e in eps))
         for m in models:
             acc = {float(r["eps"]): float(r["accuracy"]) for r in sel if r["model"] == m}
             lines.append(m.ljust(width) + "".join(f"{acc[e]:>8.1%}" for e in eps))
@@ -159,21 +157,22 @@ def summary_table(root: Path, modes: tuple[str, ...] = ("worst-case", "independe
 
 def build_parser() -> argparse.ArgumentParser:
     from robust_attn import __version__
-    from robust_attn.models import list_models
-    from robust_attn.training import RECIPES
 
     parser = argparse.ArgumentParser(prog="robust-attn", description="Adversarial robustness of Learn-To-Pay-Attention CNNs.")
     parser.add_argument("--version", action="version", version=f"robust-attn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one model and write a checkpoint")
-    p.add_argument("model", help=f"architecture: {', '.join(list_models())}")
+    p.add_argument(
+        "model",
+        help="architecture, e.g. vgg, vgg-att3-pc, vgg-att2-dp-indep (python -c 'import robust_attn; print(robust_attn.list_models())')",
+    )
     p.add_argument("--dataset", default="builtin", help="builtin (default), cifar10, cifar100, svhn, mnist, fashionmnist")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--width", type=float, default=0.125, help="channel width multiplier, 1.0 = paper (default: 0.125)")
     p.add_argument("--layout", choices=["compact", "paper"], default="compact", help="compact (CPU, stages at 16/8/4) or paper (32/16/8)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout scale, 1.0 = the paper's rates (default: 0)")
-    p.add_argument("--recipe", choices=sorted(RECIPES), default="fast", help="fast (few epochs, CPU) or paper (SGD, step schedule)")
+    p.add_argument("--recipe", default="fast", help="fast (few epochs, CPU), paper (SGD, step schedule) or cosine")
     p.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     p.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")
     p.add_argument("--train-size", type=int, default=20_000, help="training samples to use (default: 20000)")
@@ -219,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write report.pdf, report.md and summary.csv for a sweep's run directory")
     p.add_argument("run_dir", help="run directory written by robust-attn sweep (e.g. reports/quickstart)")
-    p.add_argument("--no-attention", action="store_true", help="skip the attention and segmentation pages (no checkpoints needed)")
+    p.add_argument("--no-attention", action="store_true", help="leave out the attention and segmentation pages")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_report)
 
@@ -236,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     try:
         return handler(args)
-    except (ValueError, KeyError, FileNotFoundError, CheckpointError) as err:  # RunDirError, SpecError are ValueErrors
+    except (ValueError, KeyError, FileNotFoundError) as err:  # RunDirError, SpecError, CheckpointError are ValueErrors
         if isinstance(err, KeyError):
             err = ValueError(err.args[0] if err.args else str(err))
         print(f"robust-attn: error: {err}", file=sys.stderr)

@@ -9,10 +9,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn.zoo import ZOO, load_model
 
-
-def _is_import_spec(ref: str) -> bool:
+def is_import_spec(ref: str) -> bool:
+    """``package.module:factory`` (a callable returning an nn.Module, or a module instance)."""
     mod, sep, attr = ref.partition(":")
     return bool(sep and mod and attr) and all(p.isidentifier() for p in mod.split(".")) and attr.isidentifier()
 
@@ -27,9 +26,11 @@ def _import_factory(ref: str) -> Any:
 
 def check_model_ref(ref: str) -> None:
     """Validation before any work (import specs are imported, not called): raise ValueError naming the fix."""
+    from robust_attn.zoo import ZOO
+
     if ref in ZOO:
         return
-    if _is_import_spec(ref):
+    if is_import_spec(ref):
         _import_factory(ref)
         return
     if ref.endswith(".safetensors"):
@@ -39,19 +40,26 @@ def check_model_ref(ref: str) -> None:
     raise ValueError(f"unknown model {ref!r}; use a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint, or package.module:factory")
 
 
+def build_import_spec(ref: str, device: str | torch.device = "auto") -> nn.Module:
+    """Call the factory of ``package.module:factory`` (no arguments) and return the model in eval
+    mode on ``device``; it must take [0, 1] images and return logits."""
+    from robust_attn.device import resolve_device
+
+    obj = _import_factory(ref)
+    model = obj() if not isinstance(obj, nn.Module) else obj
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model.to(resolve_device(device)).eval()
+
+
 def load_model_ref(
     ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on ``device``, metadata). Import specs call the factory with no
-    arguments; it must return an ``nn.Module`` taking [0, 1] images."""
-    check_model_ref(ref)
-    if _is_import_spec(ref):
-        obj = _import_factory(ref)
-        model = obj() if not isinstance(obj, nn.Module) else obj
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module")
-        from robust_attn.device import resolve_device
+    """(model in eval mode on ``device``, metadata)."""
+    from robust_attn.zoo import load_model
 
-        return model.to(resolve_device(device)).eval(), {"model_name": ref, "source": "import"}
+    check_model_ref(ref)
+    if is_import_spec(ref):
+        return build_import_spec(ref, device), {"model_name": ref, "source": "import"}
     model, meta = load_model(ref, device, progress=progress, data_dir=data_dir)
     return model.eval(), meta

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
-from scipy import stats
 
 
-def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (scipy); (nan, nan) when n = 0."""
-    if n == 0:
-        return float("nan"), float("nan")
-    ci = stats.binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+@overload
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]: ...
+@overload
+def wilson_interval(correct: np.ndarray, n: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]: ...
+def wilson_interval(correct: Any, n: Any, confidence: float = 0.95) -> tuple[Any, Any]:
+    """Wilson score interval for binomial proportions (statsmodels), scalars or arrays; nan where n = 0."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    k, m = np.asarray(correct, float), np.asarray(n, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = proportion_confint(k, np.where(m > 0, m, np.nan), alpha=1 - confidence, method="wilson")
+    low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
+    if np.ndim(correct) == 0 and np.ndim(n) == 0:
+        return float(low), float(high)
+    return low, high
 
 
 def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[int, int, float]:
@@ -27,6 +36,8 @@ def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[int, in
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     if only_a + only_b == 0:
         return 0, 0, 1.0
+    from scipy import stats
+
     return only_a, only_b, float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 

@@ -31,6 +31,28 @@ def test_registry_lists_and_rejects() -> None:
         create_attack("torchattacks:Nope", nn.Linear(2, 2))
 
 
+def test_attacks_refuse_parameters_they_do_not_take() -> None:
+    """Library FGSM refuses PGD-only parameters as native FGSM does (one line naming what it takes)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    for backend in ("native", "torchattacks", "foolbox"):
+        with pytest.raises(ValueError, match=rf"attack 'fgsm' \({backend}\) takes no parameter 'steps'; it takes: .*targeted"):
+            create_attack("fgsm", model, backend=backend, steps=5)
+    with pytest.raises(ValueError, match="takes no parameter 'sigma'"):
+        create_attack("pgd", model, backend="foolbox", sigma=1)
+    assert create_attack("pgd", model, backend="torchattacks", steps=3).steps == 3
+
+
+def test_cost_counter_counts_images_through_any_backend(test_batch) -> None:  # type: ignore[no-untyped-def]
+    x, y = test_batch
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    for backend in ("native", "torchattacks", "foolbox"):
+        attack = create_attack("pgd", model, backend=backend, steps=3, random_start=False)
+        attack(x[:8], y[:8], 4 / 255)
+        forwards, backwards = attack.cost
+        assert backwards == 3 * 8, backend  # one input gradient per step and image
+        assert 3 * 8 <= forwards <= 5 * 8, backend  # plus at most a clean and a final forward
+
+
 @pytest.mark.parametrize(("text", "value"), [("8/255", 8 / 255), ("0", 0.0), (0.5, 0.5), (" 1/255 ", 1 / 255)])
 def test_parse_eps(text: str | float, value: float) -> None:
     assert parse_eps(text) == pytest.approx(value, abs=0)

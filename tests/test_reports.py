@@ -4,6 +4,7 @@ and Markdown of a real (small) run, and errors for broken run directories."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,8 @@ import torch
 from pypdf import PdfReader
 
 from robust_attn.cli import main
+from robust_attn.probes.maps import binarise, centred_box, jaccard, top_region
 from robust_attn.reports import RunDirError, load_run, make_report
-from robust_attn.reports.attention import binarise, centred_box, jaccard, top_region
 from robust_attn.reports.build import SECTIONS
 from robust_attn.reports.checks import (
     accuracy_does_not_rise,
@@ -67,7 +68,7 @@ def _results(rows: list[tuple]) -> pd.DataFrame:
     out = []
     for model, attack, name, backend, mode, params, eps, correct in rows:
         low, high = wilson_interval(correct, 100)
-        out.append({"model": model, "attack": attack, "name": name, "backend": backend, "mode": mode, "params": json.dumps(params),
+        out.append({"model": model, "attack": attack, "name": name, "backend": backend, "norm": "l2" if name == "pgd-l2" else "linf", "mode": mode, "params": json.dumps(params),
                     "eps": eps, "n": 100, "correct": correct, "accuracy": correct / 100, "ci_low": low, "ci_high": high})  # fmt: skip
     return pd.DataFrame(out)
 
@@ -125,14 +126,20 @@ def test_check_library_agreement_worst_case_needs_equal_grids() -> None:
     assert libraries_agree(_results(native + same_grid_ok)).status == "pass"
 
 
-def test_broken_run_dirs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_run_dirs(small_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(RunDirError, match="does not exist"):
         load_run(tmp_path / "nope")
-    with pytest.raises(RunDirError, match="has no results.csv"):
+    with pytest.raises(RunDirError, match="has no manifest.json"):
         load_run(tmp_path)
-    (tmp_path / "results.csv").write_text("a,b\n1,2\n")
+    broken = tmp_path / "broken"
+    shutil.copytree(small_run, broken)
+    (broken / "results.csv").write_text("a,b\n1,2\n")
     with pytest.raises(RunDirError, match="malformed"):
-        load_run(tmp_path)
+        load_run(broken)
+    shutil.copy(small_run / "results.csv", broken / "results.csv")
+    (broken / "samples.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(RunDirError, match="samples.parquet is not a readable Parquet file"):
+        load_run(broken)
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("robust-attn: error: run directory") and err.count("\n") == 1
@@ -156,7 +163,7 @@ def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     pages = PdfReader(report.pdf).pages
     text = "\n".join(p.extract_text() for p in pages)
     for needle in ("Robustness report: small", "Summary: worst-case", "fgsm (worst-case)", "all attacks (worst-case)", "Summary: independent",
-                   "Paired model comparison", "Weakly supervised segmentation", "Sanity checks"):  # fmt: skip
+                   "Paired comparison of model instances", "Weakly supervised segmentation", "Sanity checks"):  # fmt: skip
         assert needle in text, needle
     # title, 2 summary pages (modes), 2 curve pages, 1 paired, 2 attention grids, drift, segmentation figure + table, checks
     assert len(pages) == 12

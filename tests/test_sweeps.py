@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from robust_attn.cli import main
@@ -26,10 +27,12 @@ def _spec(ckpt: Path, **extra: object) -> dict:
     return raw
 
 
-def _rows(path: Path, drop_seconds: bool = True) -> list[dict[str, str]]:
+def _rows(path: Path, drop_seconds: bool = True, drop_counts: bool = False) -> list[dict[str, str]]:
+    """results.csv rows; timings (and, for worker processes, which count in their own copies, pass counts) dropped."""
+    dropped = ({"seconds"} if drop_seconds else set()) | ({"forwards_per_sample", "backwards_per_sample"} if drop_counts else set())
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return [{k: v for k, v in r.items() if not (drop_seconds and k == "seconds")} for r in rows]
+    return [{k: v for k, v in r.items() if k not in dropped} for r in rows]
 
 
 def test_shipped_specs_parse() -> None:
@@ -81,25 +84,32 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     run = run_sweep(spec, tmp_path / "a", progress=False)
     rows = _rows(run / "results.csv", drop_seconds=False)
     assert len(rows) == 2 * (3 + 2)  # modes x (fgsm eps + pgd eps)
-    assert set(rows[0]) >= {"model", "attack", "backend", "params", "eps", "n", "correct", "accuracy", "ci_low", "ci_high", "seconds"}
+    assert set(rows[0]) >= {"model", "architecture", "train_seed", "attack", "backend", "norm", "params", "eps", "eps_label", "n",
+                            "correct", "accuracy", "ci_low", "ci_high", "seconds", "forwards_per_sample", "backwards_per_sample"}  # fmt: skip
     for r in rows:
         low, high = wilson_interval(int(r["correct"]), int(r["n"]))
         assert float(r["ci_low"]) == pytest.approx(low, abs=1e-6) and float(r["ci_high"]) == pytest.approx(high, abs=1e-6)
         assert float(r["ci_low"]) <= float(r["accuracy"]) <= float(r["ci_high"])
-    z = np.load(run / "outcomes.npz")
-    cells = list(z["cells"])
-    assert len(cells) == 4 and z["indices"].tolist() == list(range(60))
-    i = cells.index(f"{trained[1]}|fgsm|worst-case")
-    assert z[f"cell{i}_correct"].shape == (3, 60) and z[f"cell{i}_correct"].dtype == bool
+        assert r["architecture"] == "vgg-att3-pc" and r["train_seed"] == "0"
     fgsm_wc = [r for r in rows if r["attack"] == "fgsm" and r["mode"] == "worst-case"]
-    assert [int(r["correct"]) for r in fgsm_wc] == z[f"cell{i}_correct"].sum(axis=1).tolist()
+    assert [r["eps_label"] for r in fgsm_wc] == ["0/255", "2/255", "8/255"]
+    # FGSM worst-case: one forward+backward per image, then forwards for the survivors only
+    assert float(fgsm_wc[0]["backwards_per_sample"]) == 1.0 and 1.0 < float(fgsm_wc[0]["forwards_per_sample"]) <= 3.0
+    samples = pd.read_parquet(run / "samples.parquet")  # plain pandas + pyarrow, no robust_attn reader
+    assert len(samples) == 2 * (3 + 2) * 60
+    cell = samples[(samples["attack"] == "fgsm") & (samples["mode"] == "worst-case")]
+    assert sorted(cell["sample"].unique()) == list(range(60)) and cell["correct"].dtype == bool
+    assert cell.groupby("eps")["correct"].sum().tolist() == [int(r["correct"]) for r in fgsm_wc]
+    assert (cell["correct"] == (cell["pred"] == cell["label"])).all()
     manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["environment"]["torch_threads"] >= 1 and manifest["environment"]["cpu"]
     record = manifest["models"][str(trained[1])]
     assert len(record["checkpoint_sha256"]) == 64 and manifest["versions"]["torch"]
     assert record["model_name"] == "vgg-att3-pc" and 0.5 < record["checkpoint_clean_accuracy"] <= 1
     assert isinstance(record["train_epochs"], int) and record["train_epochs"] >= 1 and record["train_size"] > 0
     again = run_sweep(spec, tmp_path / "b", progress=False)
     assert _rows(run / "results.csv") == _rows(again / "results.csv")
+    assert pd.read_parquet(again / "samples.parquet").equals(samples)
 
 
 def test_retrained_identical_weights_give_identical_results(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -133,9 +143,8 @@ def test_worker_processes_give_the_same_numbers(trained, tmp_path: Path) -> None
     )
     one = run_sweep(parse_spec(raw), tmp_path / "one", progress=False)
     two = run_sweep(parse_spec({**raw, "workers": 2}), tmp_path / "two", progress=False)
-    assert _rows(one / "results.csv") == _rows(two / "results.csv")
-    a, b = np.load(one / "outcomes.npz"), np.load(two / "outcomes.npz")
-    assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert _rows(one / "results.csv", drop_counts=True) == _rows(two / "results.csv", drop_counts=True)
+    assert pd.read_parquet(one / "samples.parquet").equals(pd.read_parquet(two / "samples.parquet"))
     assert json.loads((two / "manifest.json").read_text())["spec"]["workers"] == 2
 
 

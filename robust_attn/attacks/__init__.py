@@ -1,20 +1,23 @@
 """Attacks behind one interface, registered by name and backend (native, torchattacks, foolbox)."""
 
 from robust_attn.attacks import external, native  # noqa: F401  (registers the attacks)
-from robust_attn.attacks.base import MODES, PRECISIONS, Attack, Mode, Precision, SweepBatch
-from robust_attn.attacks.eps import parse_eps
-from robust_attn.attacks.registry import BACKENDS, check_attack, create_attack, list_attacks, register_attack
+from robust_attn.attacks.base import MODES, PRECISIONS, Attack, AttackOptions, Mode, Precision, SweepBatch
+from robust_attn.attacks.registry import attack_norm, backends, check_attack, create_attack, list_attacks, register_attack
+from robust_attn.epsilon import format_eps, parse_eps
 
 __all__ = [
-           "BACKENDS",
            "MODES",
            "PRECISIONS",
            "Attack",
+           "AttackOptions",
            "Mode",
            "Precision",
            "SweepBatch",
+           "attack_norm",
+           "backends",
            "check_attack",
            "create_attack",
+           "format_eps",
            "list_attacks",
            "parse_eps",
            "register_attack",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypedDict, Unpack
 
 import torch
 import torch.nn as nn
@@ -19,8 +19,19 @@ from robust_attn.models.fold import fold_batchnorm
 
 Mode = Literal["worst-case", "independent"]
 Precision = Literal["fp32", "bf16", "fp16"]
+Norm = Literal["linf", "l2"]
 MODES: tuple[Mode, ...] = ("worst-case", "independent")
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+
+
+class AttackOptions(TypedDict, total=False):
+    """Options every attack takes (declared once; subclasses pass them through as ``**options``)."""
+
+    targeted: bool  # move towards a given target label instead of away from the true one
+    seed: int  # seeds random starts (sweeps reseed per batch)
+    precision: Precision  # forward-pass precision (fp32, bf16, fp16)
+    channels_last: bool  # NHWC memory format for the model and inputs
+    fold_bn: bool  # attack a copy with eval-mode BatchNorm folded into the convolutions
 
 
 @dataclass
@@ -30,6 +41,7 @@ class SweepBatch:
     correct: torch.Tensor  # (K, B) bool: prediction == label after the attack at eps_k
     pred: torch.Tensor  # (K, B) int64: predicted label after the attack at eps_k
     clean_pred: torch.Tensor  # (B,) int64: prediction on the unperturbed images
+    columns: dict[str, torch.Tensor] = field(default_factory=dict)  # extra per-sample results, (B,) or (K, B)
 
 
 @contextlib.contextmanager
@@ -50,39 +62,59 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class CostCounter(nn.Module):
+    """Wraps a model and counts forward and backward passes, in images (a batch of B counts B),
+    whoever calls it: the native engine, torchattacks or foolbox."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+        self.forwards = 0
+        self.backwards = 0
+
+    def _count_backward(self, n: int) -> Any:
+        def hook(grad: torch.Tensor) -> None:
+            self.backwards += n
+
+        return hook
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x)
+        n = int(x.shape[0])
+        self.forwards += n
+        if out.requires_grad:
+            out.register_hook(self._count_backward(n))
+        return out
+
+
 class Attack:
     """Base class: subclasses set ``name``/``norm`` and implement :meth:`perturb`.
 
-    :meth:`sweep` works for every attack through :meth:`perturb`; attacks that can share
-    work across epsilons (FGSM: one gradient for all eps) override it.
+    :meth:`sweep` works for every attack through :meth:`perturb`; attacks that share work
+    across epsilons (FGSM: one gradient for all eps) override :meth:`_start_sweep` and
+    :meth:`_attack_at`, never the sweep loop itself.
     """
 
     name: ClassVar[str] = ""
-    norm: ClassVar[Literal["linf", "l2"]] = "linf"
+    norm: ClassVar[Norm] = "linf"
     backend: ClassVar[str] = "native"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        targeted: bool = False,
-        seed: int = 0,
-        precision: Precision = "fp32",
-        channels_last: bool = False,
-        fold_bn: bool = False,
-    ) -> None:
+    def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
+        precision = options.get("precision", "fp32")
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        # folding works on a copy: the caller's model keeps its BatchNorm layers
-        self.model = fold_batchnorm(model)[0] if fold_bn else model.eval()
-        self.targeted = targeted
-        self.seed = seed
+        self.targeted = bool(options.get("targeted", False))
+        self.seed = int(options.get("seed", 0))
         self.precision: Precision = precision
-        self.channels_last = channels_last
+        self.channels_last = bool(options.get("channels_last", False))
+        # folding works on a copy: the caller's model keeps its BatchNorm layers
+        inner = fold_batchnorm(model)[0] if options.get("fold_bn", False) else model.eval()
+        if self.channels_last:
+            inner.to(memory_format=torch.channels_last)
+        self.counter = CostCounter(inner).eval()
+        self.model: nn.Module = self.counter
         self.device = model_device(model)
         self._generator: torch.Generator | None = None
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
 
     # -- hooks ---------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -95,6 +127,15 @@ class Attack:
         ``stop_early`` lets iterative attacks freeze a sample at its first fooling iterate
         (used by worst-case sweeps, where any fooling point inside the ball is enough)."""
         raise NotImplementedError
+
+    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor) -> Any:
+        """Work shared by every eps of a sweep; returns a state whose ``clean_pred`` holds the
+        clean predictions. Default: one clean forward pass."""
+        return _State(self.predict(x))
+
+    def _attack_at(self, state: Any, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool) -> torch.Tensor:
+        """Predictions after attacking ``x`` (the samples still attacked) at ``eps``."""
+        return self.predict(self.perturb(x, goal, eps, stop_early=stop_early))
 
     # -- shared machinery ----------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -118,6 +159,11 @@ class Attack:
             self.reseed(self.seed)
         assert self._generator is not None
         return self._generator
+
+    @property
+    def cost(self) -> tuple[int, int]:
+        """(forward, backward) passes so far, in images."""
+        return self.counter.forwards, self.counter.backwards
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         low, high = (float(v) for v in torch.aminmax(x))  # one pass; NaN and inf propagate into the extremes
@@ -153,24 +199,28 @@ class Attack:
         """
         x, y = self._prepare(x), y.to(self.device)
         goal = target.to(self.device) if (self.targeted and target is not None) else y
-        clean_pred = self.predict(x)
+        state = self._start_sweep(x, goal)
+        clean_pred: torch.Tensor = state.clean_pred
         pred = clean_pred.unsqueeze(0).repeat(len(epsilons), 1)
+        worst = mode == "worst-case"
         # worst-case: the clean image lies inside every ball, so a clean mistake is final
         fooled = self._fooled(clean_pred, y, goal)
-        everyone = torch.arange(x.shape[0], device=x.device)
         for i, eps in enumerate(epsilons):
-            if mode == "worst-case":
-                if i:
-                    pred[i] = pred[i - 1]
-                idx = (~fooled).nonzero().squeeze(1)
-            else:
-                idx = everyone
-            if idx.numel() == 0 or eps == 0:
+            if worst and i:
+                pred[i] = pred[i - 1]
+            idx = (~fooled).nonzero().squeeze(1) if worst else None
+            if eps == 0 or (idx is not None and idx.numel() == 0):
                 continue  # eps = 0 keeps the clean prediction exactly
-            p = self.predict(self.perturb(x[idx], goal[idx], float(eps), stop_early=mode == "worst-case"))
-            pred[i, idx] = p
-            if mode == "worst-case":
-                fooled[idx] = self._fooled(p, y[idx], goal[idx])
+            if idx is None or idx.numel() == x.shape[0]:
+                p = self._attack_at(state, x, goal, float(eps), worst)
+                pred[i] = p
+                idx = None
+            else:
+                p = self._attack_at(_Subset(state, idx), x[idx], goal[idx], float(eps), worst)
+                pred[i, idx] = p
+            if worst:
+                sel = slice(None) if idx is None else idx
+                fooled[sel] = self._fooled(p, y[sel], goal[sel])
         return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred)
 
     def _fooled(self, pred: torch.Tensor, y: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -179,6 +229,22 @@ class Attack:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params().items())
         return f"{type(self).__name__}[{self.backend}]({args})"
+
+
+@dataclass
+class _State:
+    clean_pred: torch.Tensor
+
+
+class _Subset:
+    """A sweep state seen through the indices of the samples still attacked."""
+
+    def __init__(self, state: Any, idx: torch.Tensor) -> None:
+        self._state, self._idx = state, idx
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._state, name)
+        return value[self._idx] if isinstance(value, torch.Tensor) else value
 
 
 class IterativeAttack(Attack):
@@ -192,17 +258,13 @@ class IterativeAttack(Attack):
         alpha: float | None = None,
         random_start: bool = True,
         restarts: int = 1,
-        targeted: bool = False,
-        seed: int = 0,
-        precision: Precision = "fp32",
-        channels_last: bool = False,
-        fold_bn: bool = False,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, precision=precision, channels_last=channels_last, fold_bn=fold_bn)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        if restarts < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts}")
+        super().__init__(model, **options)
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        if not isinstance(restarts, int) or restarts < 1:
+            raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
         if alpha is not None and alpha <= 0:
             raise ValueError(f"alpha (step size) must be positive, got {alpha}")
         self.steps = steps

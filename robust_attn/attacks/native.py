@@ -7,12 +7,12 @@ projection and clipping order), so per-sample outcomes agree with it exactly in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from robust_attn.attacks.base import Attack, IterativeAttack, Mode, SweepBatch
+from robust_attn.attacks.base import Attack, IterativeAttack
 from robust_attn.attacks.registry import register_attack
 
 
@@ -31,9 +31,18 @@ class GradientAttack(Attack):
         return grad, logits.detach()
 
 
+@dataclass
+class _FGSMState:
+    clean_pred: torch.Tensor
+    direction: torch.Tensor  # sign of the input gradient at the clean image
+
+
 @register_attack("fgsm", "native")
 class FGSM(GradientAttack):
-    """Fast gradient sign method (Goodfellow et al. 2015): x + eps * sign(grad), clipped to [0, 1]."""
+    """Fast gradient sign method (Goodfellow et al. 2015): x + eps * sign(grad), clipped to [0, 1].
+
+    A sweep computes the input gradient once per batch and reuses its sign for every eps (it
+    does not depend on eps); the clean prediction comes from the same forward pass."""
 
     name = "fgsm"
 
@@ -41,32 +50,13 @@ class FGSM(GradientAttack):
         grad, _ = self.loss_gradient(x, y)
         return (x + eps * grad.sign()).clamp(0, 1)
 
-    def sweep(
-        self, x: torch.Tensor, y: torch.Tensor, epsilons: Sequence[float], mode: Mode = "worst-case", target: torch.Tensor | None = None
-    ) -> SweepBatch:
-        """One forward+backward per batch for every eps: the sign of the gradient does not
-        depend on eps, and the clean prediction comes from the same forward pass."""
-        x, y = self._prepare(x), y.to(self.device)
-        goal = target.to(self.device) if (self.targeted and target is not None) else y
+    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor) -> _FGSMState:
         grad, logits = self.loss_gradient(x, goal)
-        direction = grad.sign()
-        clean_pred = logits.argmax(dim=1)
-        pred = clean_pred.unsqueeze(0).repeat(len(epsilons), 1)
-        fooled = self._fooled(clean_pred, y, goal)
-        with torch.inference_mode():
-            for i, eps in enumerate(epsilons):
-                if mode == "worst-case":
-                    if i:
-                        pred[i] = pred[i - 1]
-                    idx = (~fooled).nonzero().squeeze(1)
-                    if idx.numel() == 0 or eps == 0:
-                        continue
-                    p = self.logits((x[idx] + eps * direction[idx]).clamp_(0, 1)).argmax(dim=1)
-                    pred[i, idx] = p
-                    fooled[idx] = self._fooled(p, y[idx], goal[idx])
-                elif eps:
-                    pred[i] = self.logits((x + eps * direction).clamp_(0, 1)).argmax(dim=1)
-        return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred)
+        return _FGSMState(logits.argmax(dim=1), grad.sign())
+
+    @torch.inference_mode()
+    def _attack_at(self, state: _FGSMState, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool) -> torch.Tensor:
+        return self.logits((x + eps * state.direction).clamp_(0, 1)).argmax(dim=1)
 
 
 class _PGDBase(GradientAttack, IterativeAttack):

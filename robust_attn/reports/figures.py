@@ -1,33 +1,49 @@
-"""Seaborn/matplotlib figures for the report; every model keeps one colour on every page."""
+"""Seaborn/matplotlib figures for the report; every model keeps one colour on every page.
+
+Figures are ``matplotlib.figure.Figure`` objects (no pyplot), drawn inside :func:`report_style`,
+so making a report changes neither the user's backend nor their plotting theme.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from robust_attn.reports.tables import ALL_ATTACKS, is_l2
+from robust_attn.reports.tables import ALL_ATTACKS
 
-sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PAGE = (11.0, 8.5)  # landscape letter, inches
+
+
+@contextlib.contextmanager
+def report_style() -> Iterator[None]:
+    """Seaborn's paper context and white grid, for the figures made inside; restored after."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.1):
+        yield
+
+
+def _subplots(rows: int = 1, cols: int = 1, **kwargs: Any) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=PAGE)
+    axes = fig.subplots(rows, cols, squeeze=False, **kwargs)
+    return fig, axes
 
 
 def palette(models: list[str]) -> dict[str, tuple[float, float, float]]:
     return dict(zip(models, sns.color_palette("colorblind", len(models))))
 
 
-def _eps_axis(ax: plt.Axes, attack: str) -> None:
-    ax.set_xlabel("eps (L2, pixel units)" if is_l2(attack) else "eps (L-inf, /255)")
+def _eps_axis(ax: Axes, norm: str) -> None:
+    ax.set_xlabel("eps (L2, pixel units)" if norm == "l2" else "eps (L-inf, /255)")
 
 
-def _x(attack: str, eps: pd.Series) -> pd.Series:
-    return eps if is_l2(attack) else eps * 255
+def _x(norm: str, eps: pd.Series) -> pd.Series:
+    return eps if norm == "l2" else eps * 255
 
 
 def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, float]], relative: bool = False) -> Figure:
@@ -37,19 +53,20 @@ def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, 
     attacks = [a for a in attacks if a != ALL_ATTACKS] + ([ALL_ATTACKS] if ALL_ATTACKS in attacks else [])
     cols = min(3, len(attacks))
     rows = int(np.ceil(len(attacks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=PAGE, squeeze=False)
+    fig, axes = _subplots(rows, cols)
     y = "relative" if relative else "accuracy"
     for ax, attack in zip(axes.flat, attacks):
         sub = table[table["attack"] == attack]
+        norm = str(sub["norm"].iloc[0])
         for (model, mode), g in sub.groupby(["model", "mode"], sort=False):
             g = g.sort_values("eps")
-            x = _x(attack, g["eps"])
+            x = _x(norm, g["eps"])
             style = "-" if mode == "worst-case" else "--"
             ax.plot(x, g[y], style, marker="o", ms=3, color=colours[str(model)], label=f"{model} ({mode})")
             if not relative and mode == "worst-case":
                 ax.fill_between(x, g["ci_low"], g["ci_high"], color=colours[str(model)], alpha=0.15, linewidth=0)
         ax.set_title(attack if attack != ALL_ATTACKS else "all attacks (pointwise worst case)")
-        _eps_axis(ax, attack)
+        _eps_axis(ax, norm)
         ax.set_ylabel("accuracy / clean accuracy" if relative else "accuracy")
         ax.set_ylim(-0.02, 1.05 if relative else 1.02)
     for ax in list(axes.flat)[len(attacks) :]:
@@ -65,10 +82,10 @@ def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, 
 def attention_grid(name: str, ex: dict[str, np.ndarray], stages: list[str], classes: list[str], attack: str) -> Figure:
     """Columns: each shown image clean and at each shown eps; rows: the image, then each
     stage's attention map overlaid on it (as in the paper's figures)."""
-    images, maps, preds, eps = ex["images"], ex["maps"], ex["preds"], ex["eps"]
+    images, maps, preds, eps = ex["images"].astype(np.float32), ex["maps"].astype(np.float32), ex["preds"], ex["eps"]
     n_eps, n_img = images.shape[0], images.shape[1]
     rows, cols = len(stages) + 1, n_eps * n_img
-    fig, axes = plt.subplots(rows, cols, figsize=PAGE, squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.12})
+    fig, axes = _subplots(rows, cols, gridspec_kw={"wspace": 0.06, "hspace": 0.12})
     for i in range(n_img):
         for e in range(n_eps):
             col = i * n_eps + e
@@ -92,7 +109,8 @@ def attention_grid(name: str, ex: dict[str, np.ndarray], stages: list[str], clas
 
 
 def drift_curves(drift: pd.DataFrame, colours: dict[str, tuple[float, float, float]], attack: str) -> Figure:
-    fig, axes = plt.subplots(1, 2, figsize=PAGE)
+    fig, grid = _subplots(1, 2)
+    axes = grid[0]
     plot = drift.assign(eps255=drift["eps"] * 255)
     for ax, (col, label) in zip(
         axes, [("one_minus_iou", "1 - IoU of top-10% attention region"), ("cosine", "cosine similarity to clean map")]
@@ -111,7 +129,8 @@ def drift_curves(drift: pd.DataFrame, colours: dict[str, tuple[float, float, flo
 
 def segmentation_curves(seg: pd.DataFrame, colours: dict[str, tuple[float, float, float]], attack: str) -> Figure:
     """Jaccard vs eps: colour = model, line style = stage (solid = mean of stages); baselines grey."""
-    fig, ax = plt.subplots(figsize=PAGE)
+    fig, grid = _subplots()
+    ax = grid[0, 0]
     styles = ["--", ":", "-."]
     for method, g in seg.groupby("method", sort=False):
         g = g.sort_values("eps")
@@ -126,7 +145,7 @@ def segmentation_curves(seg: pd.DataFrame, colours: dict[str, tuple[float, float
             stage = str(method).rsplit(" ", 1)[-1]
             ls = "-" if str(method).endswith("mean of stages") else styles[int(stage[1:]) % 3 if stage[1:].isdigit() else 0]
             style = {"color": colours.get(model, "0.5"), "ls": ls, "lw": 2 if ls == "-" else 1.2}
-        ax.plot(g["eps"] * 255, g["jaccard"], marker="o", ms=3, label=str(method), **style)  # type: ignore[arg-type]
+        ax.plot(g["eps"] * 255, g["jaccard"], marker="o", ms=3, label=str(method), **style)
     ax.set_xlabel(f"{attack} eps (L-inf, /255)")
     ax.set_ylabel("Jaccard index vs ground-truth mask")
     ax.set_ylim(0, max(0.6, float(seg["jaccard"].max()) + 0.05))

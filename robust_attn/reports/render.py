@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -15,7 +14,7 @@ ROWS_PER_PAGE = 26
 
 
 def text_page(title: str, lines: Sequence[str], size: float = 9.5) -> Figure:
-    fig = plt.figure(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
     fig.text(0.06, 0.93, title, fontsize=16, weight="bold", va="top")
     wrapped: list[str] = []
     for line in lines:
@@ -30,7 +29,7 @@ def table_pages(title: str, df: pd.DataFrame, note: str = "", bold: set[tuple[in
     pages = []
     chunks = [df.iloc[i : i + ROWS_PER_PAGE] for i in range(0, max(len(df), 1), ROWS_PER_PAGE)]
     for k, chunk in enumerate(chunks):
-        fig = plt.figure(figsize=PAGE)
+        fig = Figure(figsize=PAGE)
         suffix = f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else ""
         fig.text(0.04, 0.95, title + suffix, fontsize=14, weight="bold", va="top")
         if note:
@@ -54,7 +53,7 @@ def table_pages(title: str, df: pd.DataFrame, note: str = "", bold: set[tuple[in
 
 def stacked_tables_page(title: str, note: str, blocks: list[tuple[str, pd.DataFrame, set[tuple[int, str]]]]) -> Figure:
     """Several small tables on one page, each fitted to the page width."""
-    fig = plt.figure(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
     fig.text(0.04, 0.95, title, fontsize=14, weight="bold", va="top")
     fig.text(0.04, 0.91, "\n".join(textwrap.wrap(note, 170)), fontsize=7.5, va="top")
     top, bottom = 0.83, 0.04

@@ -1,5 +1,6 @@
-"""Tidy tables behind the report: accuracy curves (with the pointwise worst case over all
-attacks), summary metrics per model, and paired McNemar comparisons."""
+"""Tidy tables behind the report, computed from a run directory alone: accuracy curves (with the
+pointwise worst case over all attacks), summary metrics per model, paired McNemar comparisons,
+and the attention probe's drift and segmentation summaries."""
 
 from __future__ import annotations
 
@@ -8,37 +9,26 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from robust_attn.reports.rundir import Run
+from robust_attn.epsilon import format_eps
+from robust_attn.rundir import Run
 from robust_attn.stats import eps_at_half, mcnemar_exact, normalised_auc, wilson_interval
 
 ALL_ATTACKS = "all attacks"
-_L2_ATTACKS = {"pgd-l2", "torchattacks:PGDL2", "torchattacks:CW", "torchattacks:DeepFool", "torchattacks:FAB"}
 
 
-def is_l2(attack: str) -> bool:
-    return attack.split("@")[0] in _L2_ATTACKS
-
-
-def _row(model: str, attack: str, mode: str, eps: float, correct: np.ndarray) -> dict[str, object]:
-    k, n = int(correct.sum()), int(correct.size)
+def _rows(model: str, attack: str, mode: str, norm: str, eps: np.ndarray, correct: np.ndarray) -> list[dict[str, object]]:
+    """One row per eps: counts, accuracy and its Wilson interval from a (K, N) correctness matrix."""
+    k = correct.sum(axis=1)
+    n = np.full_like(k, correct.shape[1])
     low, high = wilson_interval(k, n)
-    return {
-        "model": model,
-        "attack": attack,
-        "mode": mode,
-        "eps": float(eps),
-        "n": n,
-        "correct": k,
-        "accuracy": k / n,
-        "ci_low": low,
-        "ci_high": high,
-    }
+    return [{"model": model, "attack": attack, "mode": mode, "norm": norm, "eps": float(e), "n": int(nn), "correct": int(kk),
+             "accuracy": kk / nn, "ci_low": lo, "ci_high": hi} for e, kk, nn, lo, hi in zip(eps, k, n, low, high)]  # fmt: skip
 
 
 def worst_over_attacks(run: Run, model: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(eps grid, correct (K, N)): a sample is robust at eps only if it survives every L-inf
     attack, each taken at its largest grid eps <= eps in worst-case mode (balls are nested)."""
-    cells = [c for (m, a, mode), c in run.cells.items() if m == model and mode == "worst-case" and not is_l2(a)]
+    cells = [c for (m, _, mode), c in run.cells.items() if m == model and mode == "worst-case" and c.norm == "linf"]
     if len(cells) < 2:
         return None
     grid = np.unique(np.concatenate([c.eps for c in cells]))
@@ -54,15 +44,20 @@ def worst_over_attacks(run: Run, model: str) -> tuple[np.ndarray, np.ndarray] | 
 
 def curves(run: Run) -> pd.DataFrame:
     """Long table: one row per model x attack x mode x eps, plus the 'all attacks' rows."""
-    rows = [_row(m, a, mode, e, corr) for (m, a, mode), c in run.cells.items() for e, corr in zip(c.eps, c.correct)]
+    rows = [r for (m, a, mode), c in run.cells.items() for r in _rows(m, a, mode, c.norm, c.eps, c.correct)]
     for model in run.models:
         combined = worst_over_attacks(run, model)
         if combined is not None:
-            rows += [_row(model, ALL_ATTACKS, "worst-case", e, corr) for e, corr in zip(*combined)]
+            rows += _rows(model, ALL_ATTACKS, "worst-case", "linf", *combined)
     df = pd.DataFrame(rows)
     df["clean_accuracy"] = df["model"].map({m: run.clean_accuracy(m) for m in run.models})
     df["relative"] = df["accuracy"] / df["clean_accuracy"].where(df["clean_accuracy"] > 0)
     return df
+
+
+def eps_column(eps: float, norm: str) -> str:
+    """Column name of an eps in the summary table (``8/255`` or ``0.5``)."""
+    return format_eps(eps, norm)
 
 
 def summary(run: Run, table: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -72,27 +67,28 @@ def summary(run: Run, table: pd.DataFrame | None = None) -> pd.DataFrame:
     out = []
     for (attack, mode, model), g in table.groupby(["attack", "mode", "model"], sort=False):
         g = g.sort_values("eps")
+        norm = str(g["norm"].iloc[0])
         clean = run.clean_accuracy(str(model))
         eps = g["eps"].to_numpy()
         acc = g["accuracy"].to_numpy()
         # curves start at eps = 0 (clean) when the grid does not include it
         e0, a0 = (eps, acc) if eps[0] == 0 else (np.r_[0.0, eps], np.r_[clean, acc])
-        row: dict[str, object] = {"attack": attack, "mode": mode, "model": model, "n": int(g["n"].iloc[0]), "clean": clean}
+        row: dict[str, object] = {"attack": attack, "mode": mode, "model": model, "norm": norm, "n": int(g["n"].iloc[0]), "clean": clean}
         for e, a, lo, hi in zip(eps, acc, g["ci_low"], g["ci_high"]):
-            row[f"acc@{e * 255:.4g}/255"] = a
-            row[f"ci@{e * 255:.4g}/255"] = f"[{lo * 100:.1f}, {hi * 100:.1f}]"
+            row[f"acc@{eps_column(e, norm)}"] = a
+            row[f"ci@{eps_column(e, norm)}"] = f"[{lo * 100:.1f}, {hi * 100:.1f}]"
         row["auc"] = normalised_auc(e0, a0)
-        row["eps_half_clean_255"] = eps_at_half(e0, a0, clean) * 255
+        half = eps_at_half(e0, a0, clean)
+        row["eps_half_clean"] = half
         out.append(row)
     return pd.DataFrame(out)
 
 
-def paired_comparisons(run: Run, table: pd.DataFrame | None = None, mode: str = "worst-case") -> pd.DataFrame:
-    """For each attack, eps and pair of models: accuracy difference on the same samples and
-    the exact McNemar p-value of the discordant pairs."""
+def paired_comparisons(run: Run, mode: str = "worst-case") -> pd.DataFrame:
+    """For each attack, eps and pair of model instances: accuracy difference on the same samples
+    and the exact McNemar p-value of the discordant pairs."""
     rows = []
-    attacks = [a for a in run.attacks] + [ALL_ATTACKS]
-    for attack in attacks:
+    for attack in [*run.attacks, ALL_ATTACKS]:
         per_model: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for model in run.models:
             if attack == ALL_ATTACKS:
@@ -107,7 +103,40 @@ def paired_comparisons(run: Run, table: pd.DataFrame | None = None, mode: str = 
             for e in np.intersect1d(ea, eb):
                 xa, xb = ca[np.searchsorted(ea, e)], cb[np.searchsorted(eb, e)]
                 only_a, only_b, p = mcnemar_exact(xa, xb)
-                rows.append({"attack": attack, "eps": float(e), "eps_255": e * 255, "model_a": a, "model_b": b,
+                rows.append({"attack": attack, "eps": float(e), "model_a": a, "model_b": b,
                              "acc_a": xa.mean(), "acc_b": xb.mean(), "diff": xa.mean() - xb.mean(),
                              "only_a": only_a, "only_b": only_b, "p_value": p})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def drift_summary(run: Run) -> pd.DataFrame:
+    """Mean drift per model, stage and eps (the per-image rows are in attention_drift.parquet)."""
+    if run.drift.empty:
+        return pd.DataFrame(columns=["model", "stage", "eps", "one_minus_iou", "cosine", "n"])
+    g = run.drift.groupby(["model", "stage", "eps"], sort=False)
+    out = g[["one_minus_iou", "cosine"]].mean().astype(float)
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+def segmentation_summary(run: Run) -> pd.DataFrame:
+    """Mean Jaccard index (and its standard error) per method and eps, with display labels; the
+    centred box, which does not change under attack, is repeated over the eps grid."""
+    seg = run.segmentation
+    if seg.empty:
+        return pd.DataFrame(columns=["method", "model", "eps", "jaccard", "se", "n"])
+    grid = np.unique(seg["eps"])
+    parts = []
+    box = seg[seg["method"] == "centred box"].drop_duplicates("sample")
+    if not box.empty:
+        parts.append(pd.concat([box.assign(eps=e) for e in grid]).assign(label="centred box", owner="baseline"))
+    sal = seg[seg["method"] == "gradient saliency"]
+    for model, g in sal.groupby("model", sort=False):
+        parts.append(g.assign(label=f"input-gradient saliency ({model})", owner="baseline"))
+    att = seg[seg["method"] == "attention"]
+    for (model, stage), g in att.groupby(["model", "stage"], sort=False):
+        parts.append(g.assign(label=f"{model} {'mean of stages' if stage == 'mean' else stage}", owner=str(model)))
+    long = pd.concat(parts, ignore_index=True)
+    g = long.groupby(["label", "owner", "eps"], sort=False)["jaccard"]
+    out = pd.DataFrame({"jaccard": g.mean(), "se": g.std(ddof=1) / np.sqrt(g.size()), "n": g.size()}).reset_index()
+    return out.rename(columns={"label": "method", "owner": "model"})

@@ -1,14 +1,12 @@
 """Run a sweep spec: every model x attack x mode cell over its eps grid, streamed in batches,
-resumable cell by cell."""
+plus each model's attention probe; resumable unit by unit."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
+import io
 import subprocess
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,26 +14,20 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
+from robust_attn.atomic import atomic_bytes
 from robust_attn.attacks import Attack, create_attack
 from robust_attn.attacks.base import Mode
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
-from robust_attn.resolve import load_model_ref
+from robust_attn.progress import interactive, progress_bar
+from robust_attn.resolve import build_import_spec, is_import_spec, load_model_ref
+from robust_attn.rundir import AttackCell, CellOutcome, ProbeCell, RunWriter
+from robust_attn.sweeps.plan import batch_seed, make_cells, make_probe, model_info, model_record, probe_attack, weights_identity
 from robust_attn.sweeps.pool import BatchPool, sweep_batch
+from robust_attn.sweeps.preflight import check_forward, check_recorded, recorded_metadata
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
-from robust_attn.sweeps.store import Cell, RunStore, atomic_bytes, npz_bytes
-from robust_attn.versions import library_versions
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def batch_seed(seed: int, cell: Cell, batch: int) -> int:
-    """Seed for one batch's random starts: resumed runs replay the same stream."""
-    return int(_hash([seed, cell.config_hash, batch])[:15], 16)
+from robust_attn.versions import environment, library_versions
 
 
 def git_commit() -> str | None:
@@ -46,42 +38,6 @@ def git_commit() -> str | None:
         return None
 
 
-def weights_identity(meta: dict[str, Any]) -> str:
-    """What cells are keyed on: the sha256 of the weights, not of the file, so a model retrained
-    to the same weights (a fresh zoo cache) replays the same random starts and results; the file
-    sha also covers metadata such as training times. Import-spec models have neither ("")."""
-    return str(meta.get("weights_sha256") or meta.get("checkpoint_sha256") or "")
-
-
-def model_record(meta: dict[str, Any]) -> dict[str, Any]:
-    """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean
-    accuracy and training length (robustness comparisons need matched training budgets)."""
-    return {
-        "model_name": meta.get("model") or meta.get("model_name"),
-        "model_kwargs": meta.get("model_kwargs"),
-        "checkpoint": meta.get("checkpoint"),
-        "checkpoint_sha256": meta.get("checkpoint_sha256"),
-        "checkpoint_clean_accuracy": meta.get("clean_accuracy"),
-        "trained_on": meta.get("dataset"),
-        "train_epochs": meta.get("epochs"),
-        "train_size": meta.get("train_size"),
-        "classes": meta.get("classes"),
-    }
-
-
-def make_cells(spec: SweepSpec, model_ref: str, model_sha: str) -> list[Cell]:
-    """The cells of one model; their hash covers everything that changes the numbers."""
-    data_key = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
-    if spec.fold_bn:  # only when set, so runs made before the option existed keep their cells
-        data_key.append("fold_bn")
-    cells = []
-    for a in spec.attacks:
-        for mode in spec.modes:
-            h = _hash([model_ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, data_key])
-            cells.append(Cell(model_ref, a.key, a.name, a.backend, mode, dict(a.params), list(a.eps), h))
-    return cells
-
-
 def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
     return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
                          channels_last=spec.channels_last and a.backend == "native",
@@ -89,15 +45,14 @@ def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
 
 
 def run_cell(
-    attack: Attack, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool, pool: BatchPool | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stream the data set through one attack (in ``pool``'s worker processes when given);
-    returns correct (K, N), pred (K, N), clean_pred (N)."""
+    attack: Attack, data: ImageDataset, cell: AttackCell, spec: SweepSpec, progress: bool, pool: BatchPool | None = None
+) -> CellOutcome:
+    """Stream the data set through one attack (in ``pool``'s worker processes when given)."""
     n, k = len(data), len(cell.eps)
     correct = np.zeros((k, n), dtype=bool)
     pred = np.zeros((k, n), dtype=np.int16)
     clean = np.zeros(n, dtype=np.int16)
-    bar = tqdm(total=n, desc=f"  {cell.attack} [{cell.mode}]", unit="img", leave=False, disable=not progress, mininterval=0.5)
+    bar = progress_bar(n, f"  {cell.model.ref} {cell.attack} [{cell.mode}]", enabled=progress)
     batches = ((batch_seed(spec.seed, cell, b), idx, x, y) for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)))
     mode: Mode = cell.mode  # type: ignore[assignment]
     results = (
@@ -107,76 +62,142 @@ def run_cell(
         correct[:, sl], pred[:, sl], clean[sl] = c, p, cl
         bar.update(len(sl))
     bar.close()
-    return correct, pred, clean
+    return CellOutcome(pred, correct, clean)
 
 
-def _save_examples(attack: Attack, data: ImageDataset, cell: Cell, count: int, path: Path) -> None:
+def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeCell, spec: SweepSpec) -> Any:
+    """The attention / segmentation probe of one model on the first ``attention_samples`` images."""
+    from robust_attn.probes import probe_model
+
+    sub = data.subset(spec.attention_samples)
+    _, x, y = next(sub.batches(len(sub)))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    attack = create_attack(a.name, model, seed=spec.seed, **a.params)
+    attack.reseed(batch_seed(spec.seed, probe, 0))
+    masks = sub.masks.to(device) if sub.masks is not None else None
+    return probe_model(model, attack, x.to(device), y.to(device), masks, list(a.eps))
+
+
+def _save_examples(attack: Attack, data: ImageDataset, cell: AttackCell, count: int, path: Path) -> None:
     """Adversarial images of the first ``count`` samples at every eps (independent attacks)."""
     sub = data.subset(min(count, len(data)))
     _, x, y = next(iter(sub.batches(len(sub))))
     attack.reseed(batch_seed(0, cell, -1))
     advs = [x if eps == 0 else attack(x, y, eps).cpu() for eps in cell.eps]
-    atomic_bytes(
-        path,
-        npz_bytes(
-            {
-                "clean": x.numpy().astype(np.float16),
-                "adversarial": torch.stack(advs).numpy().astype(np.float16),
-                "eps": np.asarray(cell.eps),
-            }
-        ),
-    )
+    buf = io.BytesIO()
+    np.savez_compressed(buf, clean=x.numpy().astype(np.float16), adversarial=torch.stack(advs).numpy().astype(np.float16),
+                        eps=np.asarray(cell.eps))  # fmt: skip
+    atomic_bytes(path, buf.getvalue())
+
+
+@dataclass
+class _Checked:
+    """A model that passed the compatibility checks; import specs keep the module they built."""
+
+    ref: str
+    attentive: bool
+    module: nn.Module | None = None
+
+
+def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[_Checked]:
+    """Check every model against the data before any work (one-line errors, exit 2 in the CLI)."""
+    checked = []
+    for ref in spec.models:
+        if is_import_spec(ref):
+            module = build_import_spec(ref, device)
+            check_forward(ref, module, data, device)
+            from robust_attn.probes import has_attention
+
+            checked.append(_Checked(ref, has_attention(module), module))
+            continue
+        meta = recorded_metadata(ref) or {}
+        check_recorded(ref, meta, data)
+        from robust_attn.zoo import ZOO
+
+        arch = ZOO[ref].model if ref in ZOO else str(meta.get("model", ""))
+        checked.append(_Checked(ref, "-att" in arch))
+    return checked
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool = False, progress: bool = True) -> Path:
-    """Run (or resume) ``spec``; returns the run directory holding results.csv,
-    outcomes.npz and manifest.json."""
+    """Run (or resume) ``spec``; returns the run directory (results.csv, samples.parquet, the
+    probe tables and manifest.json; format in :mod:`robust_attn.rundir.schema`)."""
     t_start = time.perf_counter()
     root = Path(out_dir) if out_dir is not None else Path("reports") / spec.name
-    store = RunStore(root)
     device = resolve_device(spec.device)
     data = load_dataset(spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed)
     if len(data) < spec.n:
         print(f"note: {spec.dataset} {spec.split} has {len(data)} images; using all of them (n = {spec.n} asked)")
-    indices = np.arange(len(data))
+    checked = preflight(spec, data, device)
+    writer = RunWriter(root)
+    samples = np.arange(len(data))
     labels = data.labels.numpy()
+    probe_with = probe_attack(spec) if spec.attention_samples > 0 else None
+    any_attention = any(c.attentive for c in checked)
     manifest: dict[str, Any] = {
         "spec": asdict(spec), "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(), "git_commit": git_commit(), "versions": library_versions(),
-        "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed},
+        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"],
+        "environment": environment(), "git_commit": git_commit(), "versions": library_versions(),
+        "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed,
+                    "image_shape": list(data.image_shape), "has_masks": data.masks is not None},
         "models": {},
     }  # fmt: skip
-    all_cells: list[Cell] = []
+    all_cells: list[AttackCell] = []
+    all_probes: list[ProbeCell] = []
     pool: BatchPool | None = None
     try:
-        model_bar = tqdm(spec.models, desc="models", unit="model", disable=not progress)
-        for ref in model_bar:
-            model_bar.set_postfix_str(ref)
-            model, meta = load_model_ref(ref, device, progress=progress, data_dir=spec.data_dir)
-            sha = weights_identity(meta)
-            manifest["models"][ref] = model_record(meta)
-            cells = make_cells(spec, ref, sha)
+        model_bar = progress_bar(len(checked), "models", unit="model", enabled=progress and interactive(), leave=True)
+        for item in checked:
+            model_bar.set_postfix_str(item.ref)
+            if item.module is not None:
+                model, meta = item.module, {"model_name": item.ref, "source": "import"}
+            else:
+                model, meta = load_model_ref(item.ref, device, progress=progress, data_dir=spec.data_dir)
+            info, sha = model_info(item.ref, meta), weights_identity(meta)
+            manifest["models"][item.ref] = {**model_record(meta), "architecture": info.architecture, "attention": item.attentive}
+            cells = make_cells(spec, info, sha)
             all_cells += cells
-            todo = [c for c in cells if force or not store.is_done(c)]
-            for cell in tqdm(todo, desc="  cells", unit="cell", leave=False, disable=not progress):
+            probe = None
+            if probe_with is not None and (item.attentive or (any_attention and data.masks is not None)):
+                probe = make_probe(spec, info, sha, probe_with)
+                all_probes.append(probe)
+            todo = [c for c in cells if force or not writer.is_done(c)]
+            if progress and not interactive():
+                print(f"{item.ref}: {len(todo)} of {len(cells)} attack cells to run" + (", then its probe" if probe else ""), flush=True)
+            for cell in todo:
                 a = next(a for a in spec.attacks if a.key == cell.attack)
                 attack = build_attack(a, model, spec)
                 parallel = spec.workers > 1 and device.type == "cpu" and a.backend == "native"
                 if parallel and pool is None:
                     pool = BatchPool(spec.workers)  # started once, on the first cell that uses it
                 t0 = time.perf_counter()
-                correct, pred, clean = run_cell(attack, data, cell, spec, progress, pool if parallel else None)
+                outcome = run_cell(attack, data, cell, spec, progress, pool if parallel else None)
                 seconds = time.perf_counter() - t0
-                store.write_cell(cell, correct, pred, clean, seconds, {"attack_repr": repr(attack)})
+                forwards, backwards = attack.cost
+                meta_out = {"seconds": seconds, "attack_repr": repr(attack)}
+                if not parallel:  # worker processes count in their own copies
+                    meta_out |= {"forwards": forwards, "backwards": backwards}
+                writer.write_cell(cell, outcome, labels, samples, meta_out)
                 if spec.save_examples:
                     _save_examples(attack, data, cell, spec.save_examples, root / "examples" / f"{cell.slug}.npz")
                 manifest["wall_seconds"] = time.perf_counter() - t_start
-                store.merge(all_cells, indices, labels, manifest)
+                writer.merge(all_cells, all_probes, manifest)
+            if probe is not None and probe_with is not None and (force or not writer.is_done(probe)):
+                t0 = time.perf_counter()
+                result = run_probe(model, probe_with, data, probe, spec)
+                seconds = time.perf_counter() - t0
+                writer.write_probe(probe, result, {"seconds": seconds, "samples": min(spec.attention_samples, len(data))})
+                if progress:
+                    print(
+                        f"  {item.ref} probe ({probe.attack}, {min(spec.attention_samples, len(data))} images): {seconds:.1f} s", flush=True
+                    )
+                writer.merge(all_cells, all_probes, manifest)
+            model_bar.update(1)
             del model
+        model_bar.close()
     finally:
         if pool is not None:
             pool.close()
     manifest["wall_seconds"] = time.perf_counter() - t_start
-    store.merge(all_cells, indices, labels, manifest)
+    writer.merge(all_cells, all_probes, manifest)
     return root

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from robust_attn.attacks import BACKENDS, MODES, PRECISIONS, check_attack, parse_eps
+from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse_eps
+from robust_attn.attacks.registry import check_params
 from robust_attn.data import list_datasets
 
 _TOP_KEYS = {"name", "models", "dataset", "split", "n", "data_dir", "batch_size", "seed", "device",
-             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers"}  # fmt: skip
+             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers", "attention_samples"}  # fmt: skip
 _ATTACK_KEYS = {"name", "backend", "eps", "steps", "alpha", "random_start", "restarts", "targeted", "label", "params"}
 
 
@@ -57,6 +58,7 @@ class SweepSpec:
     fold_bn: bool = False
     save_examples: int = 0
     workers: int = 1  # CPU worker processes for native attacks; speed only, never the numbers
+    attention_samples: int = 200  # images the attention/segmentation probe uses per model; 0 turns it off
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         """Flags override spec fields; ``None`` means not given."""
@@ -79,8 +81,8 @@ def _attack(i: int, raw: Any) -> AttackSpec:
     if "name" not in raw:
         raise _fail(f"{where}.name", "missing (e.g. 'fgsm', 'pgd', 'pgd-l2', 'torchattacks:AutoAttack')")
     name, backend = str(raw["name"]), str(raw.get("backend", "native"))
-    if backend not in BACKENDS:
-        raise _fail(f"{where}.backend", f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend not in backends():
+        raise _fail(f"{where}.backend", f"unknown backend {backend!r}; use one of {', '.join(backends())}")
     try:
         check_attack(name, backend)
     except KeyError as err:
@@ -106,8 +108,10 @@ def _attack(i: int, raw: Any) -> AttackSpec:
     for key in ("steps", "restarts"):
         if key in params and (not isinstance(params[key], int) or params[key] < 1):
             raise _fail(f"{where}.{key}", f"must be a positive integer, got {params[key]!r}")
-    if name == "fgsm" and ({"steps", "restarts", "alpha", "random_start"} & set(params)):
-        raise _fail(where, "fgsm takes no steps/alpha/restarts/random_start")
+    try:
+        check_params(name, backend, params)
+    except ValueError as err:
+        raise _fail(where, str(err)) from None
     return AttackSpec(name, eps, backend, params, str(raw.get("label", "")))
 
 
@@ -151,8 +155,10 @@ def validate(spec: SweepSpec) -> SweepSpec:
         value = getattr(spec, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _fail(key, f"must be a positive integer, got {value!r}")
-    if not isinstance(spec.save_examples, int) or spec.save_examples < 0:
-        raise _fail("save_examples", f"must be an integer >= 0, got {spec.save_examples!r}")
+    for key in ("save_examples", "attention_samples"):
+        value = getattr(spec, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise _fail(key, f"must be an integer >= 0, got {value!r}")
     if not spec.modes or any(m not in MODES for m in spec.modes):
         raise _fail("modes", f"must be a non-empty list drawn from {list(MODES)}, got {list(spec.modes)}")
     for key in ("channels_last", "fold_bn"):

@@ -24,7 +24,10 @@ def parse_eps(value: str | float | int) -> float:
     return eps
 
 
-def format_eps(eps: float) -> str:
-    """``8/255`` when eps is a whole number of 255ths, else the decimal."""
+def format_eps(eps: float, norm: str = "linf") -> str:
+    """How reports write an eps: L-inf as ``8/255`` when it is a whole number of 255ths, else
+    (and always for L2) the decimal."""
     k = eps * 255
-    return f"{round(k)}/255" if abs(k - round(k)) < 1e-6 else f"{eps:g}"
+    if norm == "linf" and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:g}"

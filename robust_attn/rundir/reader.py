@@ -1,0 +1,160 @@
+"""Reading a run directory: the manifest (checked for the format version), ``results.csv``, the
+per-sample table and the probe tables, with one-line errors for anything missing or malformed."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robust_attn.rundir import schema
+
+
+class RunDirError(ValueError):
+    """A run directory is missing a file, holds a malformed one, or has another format version."""
+
+
+@dataclass
+class CellOutcomes:
+    """Per-sample outcomes of one (model, attack, mode) cell, as matrices over (eps, sample)."""
+
+    model: str
+    attack: str
+    mode: str
+    norm: str
+    eps: np.ndarray  # (K,)
+    correct: np.ndarray  # (K, N) bool
+    pred: np.ndarray  # (K, N)
+
+
+@dataclass
+class Run:
+    """Everything a report needs, read from a run directory alone."""
+
+    root: Path
+    manifest: dict[str, Any]
+    results: pd.DataFrame
+    samples: pd.DataFrame
+    drift: pd.DataFrame
+    segmentation: pd.DataFrame
+    examples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> images, maps, preds, eps
+    cells: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) by sample index
+    clean_pred: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (N,)
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(self.results["model"]))
+
+    @property
+    def attacks(self) -> list[str]:
+        return list(dict.fromkeys(self.results["attack"]))
+
+    @property
+    def probes(self) -> list[dict[str, Any]]:
+        return list(self.manifest.get("probes", []))
+
+    def model_info(self, model: str) -> dict[str, Any]:
+        return dict(self.manifest.get("models", {}).get(model, {}))
+
+    def clean_correct(self, model: str) -> np.ndarray:
+        return self.clean_pred[model] == self.labels
+
+    def clean_accuracy(self, model: str) -> float:
+        return float(self.clean_correct(model).mean())
+
+
+def _need(root: Path, name: str) -> Path:
+    path = root / name
+    if not path.is_file():
+        raise RunDirError(f"{root} has no {name}; run `robust-attn sweep SPEC --out {root}` first (or finish it: it resumes)")
+    return path
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """The manifest, refusing another format version with both versions named."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RunDirError(f"run directory {str(root)!r} does not exist; run `robust-attn sweep SPEC` to create it")
+    try:
+        manifest: dict[str, Any] = json.loads(_need(root, schema.MANIFEST).read_text())
+    except json.JSONDecodeError as err:
+        raise RunDirError(f"{root / schema.MANIFEST} is not valid JSON ({err}); rerun the sweep") from None
+    version = manifest.get("format_version", 1)
+    if version != schema.FORMAT_VERSION:
+        raise RunDirError(
+            f"{root} is a run directory of format version {version}, but this robust-attn reads version {schema.FORMAT_VERSION}; "
+            f"rerun its sweep into a new directory (robust-attn sweep SPEC --out NEW_DIR)"
+        )
+    return manifest
+
+
+def _parquet(root: Path, name: str, columns: tuple[schema.Column, ...]) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = _need(root, name)
+    try:
+        df: pd.DataFrame = pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise RunDirError(
+            f"{path} is not a readable Parquet file ({err}); rerun the sweep (finished cells are kept under cells/)"
+        ) from None
+    missing = [c.name for c in columns if c.name not in df.columns]
+    if missing:
+        raise RunDirError(f"{path} lacks columns {missing}; it was not written by this robust-attn, rerun the sweep")
+    return df
+
+
+def _cells(samples: pd.DataFrame) -> dict[tuple[str, str, str], CellOutcomes]:
+    """Per-cell (K, N) matrices from the long table (rows of a cell are eps-major, samples ascending)."""
+    out = {}
+    for (model, attack, mode), g in samples.groupby(["model", "attack", "mode"], sort=False):
+        g = g.sort_values(["eps", "sample"], kind="stable")
+        eps = np.unique(g["eps"].to_numpy())
+        k = len(eps)
+        out[(str(model), str(attack), str(mode))] = CellOutcomes(
+            str(model), str(attack), str(mode), str(g["norm"].iloc[0]), eps,
+            g["correct"].to_numpy(bool).reshape(k, -1), g["pred"].to_numpy().reshape(k, -1),
+        )  # fmt: skip
+    return out
+
+
+def load_run(root: str | Path) -> Run:
+    """Load and cross-check a run directory; never loads a model or the data set."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    try:
+        results = pd.read_csv(_need(root, schema.RESULTS))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise RunDirError(f"{root / schema.RESULTS} is not a readable CSV ({err}); rerun the sweep") from None
+    missing = [c for c in schema.RESULT_COLUMNS if c not in results.columns]
+    if missing or results.empty:
+        raise RunDirError(f"{root / schema.RESULTS} is malformed (missing columns {missing} or no rows); rerun the sweep with --force")
+    samples = _parquet(root, schema.SAMPLES, schema.SAMPLE_COLUMNS)
+    run = Run(root, manifest, results, samples, _parquet(root, schema.DRIFT, schema.DRIFT_COLUMNS),
+              _parquet(root, schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS))  # fmt: skip
+    first = samples.drop_duplicates("sample").sort_values("sample")
+    run.labels = first["label"].to_numpy(np.int64)
+    for model, g in samples.groupby("model", sort=False):
+        clean = g.drop_duplicates("sample").sort_values("sample")
+        run.clean_pred[str(model)] = clean["clean_pred"].to_numpy(np.int64)
+    for model in run.models:
+        if model not in run.clean_pred or len(run.clean_pred[model]) != len(run.labels):
+            raise RunDirError(f"{root / schema.SAMPLES} has no complete rows for {model!r}; rerun the sweep with --force")
+    run.cells = _cells(samples)
+    try:
+        with np.load(_need(root, schema.EXAMPLES)) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise RunDirError(f"{root / schema.EXAMPLES} is corrupt ({err}); rerun the sweep (finished cells are kept under cells/)") from None
+    for i, probe in enumerate(run.probes):
+        if probe.get("examples"):
+            prefix = schema.example_key(i, "")
+            run.examples[probe["model"]] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return run

@@ -1,0 +1,114 @@
+"""The run directory's format: file names, table columns and the format version.
+
+This module and its siblings in :mod:`robust_attn.rundir` are the only code that knows how a
+run directory is laid out; the sweep writes through :class:`~robust_attn.rundir.writer.RunWriter`
+and reports read through :func:`~robust_attn.rundir.reader.load_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT_VERSION = 2  # 1: outcomes.npz (robust-attn before the Parquet tables); 2: samples.parquet
+
+MANIFEST = "manifest.json"
+RESULTS = "results.csv"
+SAMPLES = "samples.parquet"
+DRIFT = "attention_drift.parquet"
+SEGMENTATION = "segmentation.parquet"
+EXAMPLES = "attention_examples.npz"
+CELLS = "cells"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a Parquet table: its name, Arrow type name, whether it may be null, and meaning."""
+
+    name: str
+    type: str  # an Arrow type: string, int16, int32, int64, float32, float64, bool
+    nullable: bool
+    doc: str
+
+
+_MODEL_COLUMNS = (
+    Column("model", "string", False, "model reference as the spec names it (zoo name, checkpoint path or package.module:factory)"),
+    Column("architecture", "string", True, "registry architecture (vgg-att3-pc, ...); the import spec for other models"),
+    Column("train_seed", "int32", True, "training seed of the checkpoint; null when unknown"),
+)
+
+SAMPLE_COLUMNS: tuple[Column, ...] = (
+    *_MODEL_COLUMNS,
+    Column("attack", "string", False, "attack id in the spec (fgsm, pgd-10, pgd@torchattacks, ...)"),
+    Column("name", "string", False, "registered attack name (fgsm, pgd, pgd-l2, ...)"),
+    Column("backend", "string", False, "native, torchattacks or foolbox"),
+    Column("norm", "string", False, "threat model of eps: linf or l2"),
+    Column("mode", "string", False, "worst-case or independent"),
+    Column("eps", "float64", False, "perturbation budget in pixel units ([0, 1] images)"),
+    Column("sample", "int32", False, "index of the image in the data split (the first n images are used)"),
+    Column("label", "int16", False, "true class"),
+    Column("clean_pred", "int16", False, "prediction on the unperturbed image"),
+    Column("pred", "int16", False, "prediction after the attack at eps (worst-case: the first fooling point found at eps or below)"),
+    Column("correct", "bool", False, "pred == label"),
+    Column("min_norm", "float32", True, "smallest fooling perturbation norm found (min-norm attacks; 0 = clean mistake, inf = none found)"),
+    Column("fooled_by", "string", True, "which attack of an ensemble first fooled the sample (null: not fooled, or not an ensemble)"),
+    Column("forwards", "int32", True, "forward passes spent on this sample by this cell (all eps)"),
+    Column("backwards", "int32", True, "backward passes spent on this sample by this cell (all eps)"),
+)
+
+DRIFT_COLUMNS: tuple[Column, ...] = (
+    *_MODEL_COLUMNS,
+    Column("attack", "string", False, "attack that made the adversarial images (independent per eps)"),
+    Column("stage", "string", False, "attended stage: l1, l2, l3"),
+    Column("eps", "float64", False, "perturbation budget"),
+    Column("sample", "int32", False, "image index"),
+    Column("one_minus_iou", "float32", False, "1 - IoU of the top-10% attention regions of the clean and adversarial maps"),
+    Column("cosine", "float32", False, "cosine similarity of the clean and adversarial maps"),
+)
+
+SEGMENTATION_COLUMNS: tuple[Column, ...] = (
+    *_MODEL_COLUMNS,
+    Column("attack", "string", False, "attack that made the adversarial images (independent per eps)"),
+    Column(
+        "method",
+        "string",
+        False,
+        "attention, gradient saliency, or centred box (needs no model: its rows, eps = 0 only, repeat under each probed model)",
+    ),
+    Column("stage", "string", False, "l1, l2, l3 or mean (mean of the stage maps); '-' for saliency and the box"),
+    Column("eps", "float64", False, "perturbation budget"),
+    Column("sample", "int32", False, "image index"),
+    Column("jaccard", "float32", False, "Jaccard index of the binarised map against the ground-truth object mask"),
+)
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "model", "architecture", "train_seed", "attack", "name", "backend", "norm", "mode", "params", "eps", "eps_label",
+    "n", "correct", "accuracy", "ci_low", "ci_high", "seconds", "forwards_per_sample", "backwards_per_sample",
+)  # fmt: skip
+
+
+def arrow_type(name: str) -> Any:
+    """The pyarrow type of a column type name (pyarrow is imported only to write or read)."""
+    import pyarrow as pa
+
+    return pa.bool_() if name == "bool" else getattr(pa, name)()
+
+
+def arrow_schema(columns: tuple[Column, ...]) -> Any:
+    """The pyarrow schema of a table."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c.name, arrow_type(c.type), nullable=c.nullable) for c in columns])
+
+
+def markdown_schema(columns: tuple[Column, ...]) -> str:
+    """The columns as a Markdown table (the README's schema section is generated from this)."""
+    lines = ["| column | type | null | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.doc} |" for c in columns]
+    return "\n".join(lines)
+
+
+def example_key(index: int, array: str) -> str:
+    """Key of one example array of the ``index``-th probe in attention_examples.npz (model names
+    live in the manifest's ``probes`` list, never in keys)."""
+    return f"probe{index}_{array}"

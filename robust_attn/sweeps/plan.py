@@ -1,0 +1,90 @@
+"""What a sweep will compute: its cells and probes, each keyed on everything that changes
+its numbers, and the per-batch seeds that make resumed runs replay the same random starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from robust_attn.attacks import registry
+from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell
+from robust_attn.sweeps.spec import AttackSpec, SweepSpec
+
+# The probe attacks each attention model with the strongest native L-inf attack of the spec.
+PROBE_PREFERENCE = ("apgd", "apgd-t", "pgd", "fgsm")
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def batch_seed(seed: int, unit: AttackCell | ProbeCell, batch: int) -> int:
+    """Seed for one batch's random starts: resumed runs replay the same stream."""
+    return int(config_hash([seed, unit.config_hash, batch])[:15], 16)
+
+
+def weights_identity(meta: dict[str, Any]) -> str:
+    """What units are keyed on: the sha256 of the weights, not of the file, so a model retrained
+    to the same weights (a fresh zoo cache) replays the same random starts and results; the file
+    sha also covers metadata such as training times. Import-spec models have neither ("")."""
+    return str(meta.get("weights_sha256") or meta.get("checkpoint_sha256") or "")
+
+
+def model_info(ref: str, meta: dict[str, Any]) -> ModelInfo:
+    """Architecture and training seed as recorded in the checkpoint (import specs: the spec itself)."""
+    arch = meta.get("model") or meta.get("model_name") or ref
+    seed = meta.get("seed")
+    return ModelInfo(ref, str(arch), int(seed) if isinstance(seed, int) else None)
+
+
+def model_record(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean
+    accuracy and training budget (robustness comparisons need matched budgets)."""
+    recipe = meta.get("recipe") or {}
+    return {
+        "model_name": meta.get("model") or meta.get("model_name"),
+        "model_kwargs": meta.get("model_kwargs"),
+        "train_seed": meta.get("seed"),
+        "checkpoint": meta.get("checkpoint"),
+        "checkpoint_sha256": meta.get("checkpoint_sha256"),
+        "weights_sha256": meta.get("weights_sha256"),
+        "checkpoint_clean_accuracy": meta.get("clean_accuracy"),
+        "trained_on": meta.get("dataset"),
+        "train_epochs": meta.get("epochs"),
+        "train_size": meta.get("train_size"),
+        "recipe": recipe.get("name") if isinstance(recipe, dict) else recipe,
+        "classes": meta.get("classes"),
+    }
+
+
+def _data_key(spec: SweepSpec) -> list[Any]:
+    key: list[Any] = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
+    if spec.fold_bn:  # only when set, so runs made before the option existed keep their keys
+        key.append("fold_bn")
+    return key
+
+
+def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[AttackCell]:
+    """The attack cells of one model; their hash covers everything that changes the numbers."""
+    cells = []
+    for a in spec.attacks:
+        norm = registry.attack_norm(a.name, a.backend, a.params)
+        for mode in spec.modes:
+            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, _data_key(spec)])
+            cells.append(AttackCell(info, a.key, a.name, a.backend, norm, mode, dict(a.params), list(a.eps), h))
+    return cells
+
+
+def probe_attack(spec: SweepSpec) -> AttackSpec | None:
+    """The strongest native L-inf attack of the spec (the probe's), or None."""
+    native = [a for a in spec.attacks if a.backend == "native" and a.name in PROBE_PREFERENCE and not a.params.get("targeted")]
+    if not native:
+        return None
+    return min(native, key=lambda a: (PROBE_PREFERENCE.index(a.name), -int(a.params.get("steps", 1))))
+
+
+def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackSpec) -> ProbeCell:
+    label = attack.name.upper() + (f"-{attack.params['steps']}" if "steps" in attack.params else "")
+    h = config_hash([info.ref, model_sha, "probe", attack.name, attack.params, list(attack.eps), spec.attention_samples, _data_key(spec)])
+    return ProbeCell(info, label, h)
