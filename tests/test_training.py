@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,15 @@ def test_progress_lines_without_bars(small_data: tuple[ra.ImageDataset, ra.Image
     out, err = capfd.readouterr()
     assert [line.split(":")[0] for line in out.splitlines()] == ["w1 epoch 1/2", "w1 epoch 2/2"]
     assert "img/s]" not in err and "%|" not in err
+
+
+def test_training_log_has_no_carriage_returns(tmp_path: Path) -> None:
+    """`robust-attn train` written to a file: one line per epoch (with img/s), no tqdm stream."""
+    log = tmp_path / "train.log"
+    with open(log, "w") as f:
+        subprocess.run([sys.executable, "-m", "robust_attn", "train", "vgg", "--width", "0.0625", "--epochs", "2", "--train-size", "256",
+                        "--test-size", "64", "--out", str(tmp_path)], stdout=f, stderr=subprocess.STDOUT, check=True, timeout=300)  # fmt: skip
+    text = log.read_text()
+    assert "\r" not in text
+    epochs = [line for line in text.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2 and all(line.endswith("img/s") for line in epochs)

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from robust_attn.checkpoint import load_checkpoint_with_extra, save_checkpoint
 from robust_attn.data import ImageDataset
 from robust_attn.evaluate import clean_accuracy
+from robust_attn.progress import interactive, progress_bar
 from robust_attn.training.augment import random_crop, random_flip
 from robust_attn.training.recipes import Recipe
 from robust_attn.versions import library_versions
@@ -81,7 +81,7 @@ def train_model(
     The state after every epoch goes to a ``.resume.safetensors`` file beside ``out``; with
     ``resume=True`` training continues from it and gives the same weights as an
     uninterrupted run. Each epoch's shuffling and dropout are seeded from (seed, epoch).
-    ``progress`` prints a line per epoch (prefixed by ``label``) and, with ``show_bar``, a tqdm bar.
+    ``progress`` prints a line per epoch (prefixed by ``label``) and, with ``show_bar`` on a terminal, a tqdm bar.
     """
     device = torch.device(device)
     epochs = recipe.epochs if epochs is None else epochs
@@ -112,14 +112,8 @@ def train_model(
         model.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            total=len(train),
-            desc=f"epoch {epoch + 1}/{epochs}",
-            unit="img",
-            disable=not (progress and show_bar),
-            leave=False,
-            mininterval=0.5,
-        )
+        # on a terminal a live bar; in a log only the epoch line below (no carriage-return stream)
+        bar = progress_bar(len(train), f"epoch {epoch + 1}/{epochs}", enabled=progress and show_bar and interactive())
         try:
             for step, (_, x, y) in enumerate(train.batches(recipe.batch_size, shuffle=True, generator=gen)):
                 x = random_flip(random_crop(x, recipe.crop_padding, gen), gen) if recipe.flip else random_crop(x, recipe.crop_padding, gen)
@@ -136,9 +130,7 @@ def train_model(
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 bar.update(len(y))
-                bar.set_postfix(
-                    loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}"
-                )
+                bar.set_postfix_str(f"loss={loss_sum / seen:.3f}, acc={correct / seen:.3f}")
         except KeyboardInterrupt:
             bar.close()
             where = f"; rerun with --resume to continue from epoch {epoch}" if out_path is not None and epoch > 0 else ""
