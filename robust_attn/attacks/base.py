@@ -133,8 +133,11 @@ class Attack:
         clean predictions. Default: one clean forward pass."""
         return _State(self.predict(x))
 
-    def _attack_at(self, state: Any, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool) -> torch.Tensor:
-        """Predictions after attacking ``x`` (the samples still attacked) at ``eps``."""
+    def _attack_at(
+        self, state: Any, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool
+    ) -> torch.Tensor:
+        """Predictions after attacking ``x`` at ``eps``: the batch's samples ``idx`` (None: all of
+        them), already gathered into ``x`` and ``goal``; ``state`` is :meth:`_start_sweep`'s."""
         return self.predict(self.perturb(x, goal, eps, stop_early=stop_early))
 
     # -- shared machinery ----------------------------------------------------------------
@@ -211,15 +214,12 @@ class Attack:
             idx = (~fooled).nonzero().squeeze(1) if worst else None
             if eps == 0 or (idx is not None and idx.numel() == 0):
                 continue  # eps = 0 keeps the clean prediction exactly
-            if idx is None or idx.numel() == x.shape[0]:
-                p = self._attack_at(state, x, goal, float(eps), worst)
-                pred[i] = p
-                idx = None
-            else:
-                p = self._attack_at(_Subset(state, idx), x[idx], goal[idx], float(eps), worst)
-                pred[i, idx] = p
+            if idx is not None and idx.numel() == x.shape[0]:
+                idx = None  # everyone: no gather
+            sel = slice(None) if idx is None else idx
+            p = self._attack_at(state, idx, x[sel], goal[sel], float(eps), worst)
+            pred[i, sel] = p
             if worst:
-                sel = slice(None) if idx is None else idx
                 fooled[sel] = self._fooled(p, y[sel], goal[sel])
         return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred)
 
@@ -234,17 +234,6 @@ class Attack:
 @dataclass
 class _State:
     clean_pred: torch.Tensor
-
-
-class _Subset:
-    """A sweep state seen through the indices of the samples still attacked."""
-
-    def __init__(self, state: Any, idx: torch.Tensor) -> None:
-        self._state, self._idx = state, idx
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._state, name)
-        return value[self._idx] if isinstance(value, torch.Tensor) else value
 
 
 class IterativeAttack(Attack):

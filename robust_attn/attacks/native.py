@@ -55,8 +55,11 @@ class FGSM(GradientAttack):
         return _FGSMState(logits.argmax(dim=1), grad.sign())
 
     @torch.inference_mode()
-    def _attack_at(self, state: _FGSMState, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool) -> torch.Tensor:
-        return self.logits((x + eps * state.direction).clamp_(0, 1)).argmax(dim=1)
+    def _attack_at(
+        self, state: _FGSMState, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool
+    ) -> torch.Tensor:
+        direction = state.direction if idx is None else state.direction[idx]
+        return self.logits((x + eps * direction).clamp_(0, 1)).argmax(dim=1)
 
 
 class _PGDBase(GradientAttack, IterativeAttack):

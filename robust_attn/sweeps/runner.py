@@ -162,8 +162,11 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
                 probe = make_probe(spec, info, sha, probe_with)
                 all_probes.append(probe)
             todo = [c for c in cells if force or not writer.is_done(c)]
+            probe_todo = probe is not None and (force or not writer.is_done(probe))
             if progress and not interactive():
-                print(f"{item.ref}: {len(todo)} of {len(cells)} attack cells to run" + (", then its probe" if probe else ""), flush=True)
+                print(
+                    f"{item.ref}: {len(todo)} of {len(cells)} attack cells to run" + (", then its probe" if probe_todo else ""), flush=True
+                )
             for cell in todo:
                 a = next(a for a in spec.attacks if a.key == cell.attack)
                 attack = build_attack(a, model, spec)
@@ -182,7 +185,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
                     _save_examples(attack, data, cell, spec.save_examples, root / "examples" / f"{cell.slug}.npz")
                 manifest["wall_seconds"] = time.perf_counter() - t_start
                 writer.merge(all_cells, all_probes, manifest)
-            if probe is not None and probe_with is not None and (force or not writer.is_done(probe)):
+            if probe_todo and probe is not None and probe_with is not None:
                 t0 = time.perf_counter()
                 result = run_probe(model, probe_with, data, probe, spec)
                 seconds = time.perf_counter() - t0
