@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, Unpack
 import torch
 import torch.nn.functional as F
 
-from robust_attn.attacks.base import Attack, AttackOptions, Norm
+from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
 from robust_attn.attacks.registry import register_attack
 
 Loss = Literal["ce", "dlr"]
@@ -87,10 +87,7 @@ class APGD(Attack):
         self, model: Any, *, steps: int = 100, restarts: int = 1, loss: Loss = "ce", rho: float = 0.75, **options: Unpack[AttackOptions]
     ) -> None:
         super().__init__(model, **options)
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if not isinstance(restarts, int) or restarts < 1:
-            raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+        positive_int(steps=steps, restarts=restarts)
         if loss not in ("ce", "dlr"):
             raise ValueError(f"unknown APGD loss {loss!r}; use 'ce' or 'dlr'")
         if not 0 < rho < 1:
@@ -251,8 +248,7 @@ class APGDT(APGD):
         if options.get("targeted"):
             raise ValueError("apgd-t picks its own target classes; for a given target use apgd with targeted = true")
         super().__init__(model, steps=steps, restarts=restarts, loss="dlr", rho=rho, **options)
-        if not isinstance(targets, int) or targets < 1:
-            raise ValueError(f"targets must be an integer >= 1, got {targets!r}")
+        positive_int(targets=targets)
         self.targets = targets
 
     def params(self) -> dict[str, Any]:

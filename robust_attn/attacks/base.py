@@ -62,6 +62,13 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def positive_int(**values: object) -> None:
+    """Raise a one-line ValueError naming the first parameter that is not an integer >= 1."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 class CostCounter(nn.Module):
     """Wraps a model and counts forward and backward passes, in images (a batch of B counts B),
     whoever calls it: the native engine, torchattacks or foolbox."""
@@ -250,10 +257,7 @@ class IterativeAttack(Attack):
         **options: Unpack[AttackOptions],
     ) -> None:
         super().__init__(model, **options)
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if not isinstance(restarts, int) or restarts < 1:
-            raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+        positive_int(steps=steps, restarts=restarts)
         if alpha is not None and alpha <= 0:
             raise ValueError(f"alpha (step size) must be positive, got {alpha}")
         self.steps = steps

@@ -1,0 +1,97 @@
+"""Strong attacks: native APGD / APGD-T against torchattacks and the authors' AutoAttack code
+(pyautoattack), per sample, from the same random starts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from robust_attn.attacks import create_attack
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def batch(test_batch) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[no-untyped-def]
+    x, y = test_batch
+    return x[:64], y[:64]
+
+
+def _correct(model: nn.Module, adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(adv).argmax(1) == y
+
+
+def _native(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, **params: object) -> torch.Tensor:
+    """Native outcomes with the random stream torchattacks and AutoAttack draw from
+    (torch.manual_seed(SEED), then torch.rand/randn per run on the samples still correct)."""
+    attack = create_attack(name, model, seed=SEED, **params)
+    attack.reseed(SEED)
+    return _correct(model, attack(x, y, eps), y)
+
+
+@pytest.mark.parametrize(("norm", "loss", "eps"), [("Linf", "ce", 2 / 255), ("Linf", "dlr", 2 / 255), ("L2", "ce", 0.15), ("L2", "dlr", 0.15)])
+def test_apgd_matches_torchattacks_and_the_reference_per_sample(trained, batch, norm: str, loss: str, eps: float) -> None:  # type: ignore[no-untyped-def]
+    import torchattacks
+    from pyautoattack.autopgd_base import APGDAttack
+
+    model, _ = trained
+    x, y = batch
+    native = _native("apgd" if norm == "Linf" else "apgd-l2", model, x, y, eps, steps=10, loss=loss)
+    library = _correct(model, torchattacks.APGD(model, norm=norm, eps=eps, steps=10, seed=SEED, loss=loss)(x, y), y)
+    reference = _correct(model, APGDAttack(model, n_iter=10, norm=norm, eps=eps, seed=SEED, loss=loss, device="cpu").perturb(x, y), y)
+    clean = _correct(model, x, y)
+    assert native.sum() < clean.sum() - 5, "the attack must fool some samples for the comparison to mean anything"
+    assert torch.equal(native, reference)
+    assert torch.equal(native, library)
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("Linf", 2 / 255), ("L2", 0.15)])
+def test_apgd_t_matches_torchattacks_and_the_reference_per_sample(trained, batch, norm: str, eps: float) -> None:  # type: ignore[no-untyped-def]
+    import torchattacks
+    from pyautoattack.autopgd_base import APGDAttack_targeted
+
+    model, _ = trained
+    x, y = batch
+    native = _native("apgd-t" if norm == "Linf" else "apgd-t-l2", model, x, y, eps, steps=10, targets=3)
+    library = torchattacks.APGDT(model, norm=norm, eps=eps, steps=10, seed=SEED, n_classes=4)  # n_classes - 1 = 3 targets
+    reference = APGDAttack_targeted(model, n_iter=10, norm=norm, eps=eps, seed=SEED, n_target_classes=3, device="cpu")
+    assert torch.equal(native, _correct(model, reference.perturb(x, y), y))
+    assert torch.equal(native, _correct(model, library(x, y), y))
+
+
+def test_apgd_stays_in_the_ball_and_beats_pgd(trained, batch) -> None:  # type: ignore[no-untyped-def]
+    model, _ = trained
+    x, y = batch
+    for name, eps, p in (("apgd", 4 / 255, float("inf")), ("apgd-l2", 0.3, 2.0), ("apgd-t", 4 / 255, float("inf"))):
+        adv = create_attack(name, model, steps=10, **({"targets": 2} if name == "apgd-t" else {}))(x, y, eps)
+        assert (adv - x).flatten(1).norm(p=p, dim=1).max() <= eps + 1e-5 and adv.min() >= 0 and adv.max() <= 1, name
+    eps = [1 / 255, 2 / 255]
+    pgd = create_attack("pgd", model, steps=10).sweep(x, y, eps).correct.sum(1)
+    apgd = create_attack("apgd", model, steps=10).sweep(x, y, eps).correct.sum(1)
+    assert (apgd <= pgd).all()
+
+
+def test_apgd_worst_case_sweep_is_monotone_and_counts_its_cost(trained, batch) -> None:  # type: ignore[no-untyped-def]
+    model, _ = trained
+    x, y = batch
+    attack = create_attack("apgd", model, steps=10)
+    out = attack.sweep(x, y, [0.0, 1 / 255, 2 / 255, 4 / 255], mode="worst-case")
+    assert (out.correct[1:] <= out.correct[:-1]).all()
+    forwards, backwards = attack.cost
+    survivors = int(out.correct[1:-1].sum())  # attacked again at the next eps
+    assert backwards <= (11) * (len(x) + survivors) and backwards >= len(x)  # early stopping spends less than steps + 1 per attacked sample
+
+
+def test_dlr_needs_enough_classes(test_batch) -> None:  # type: ignore[no-untyped-def]
+    x, y = test_batch
+    two = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2))
+    three = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3))
+    with pytest.raises(ValueError, match="the DLR loss needs at least 3 classes, the model has 2"):
+        create_attack("apgd", two, loss="dlr")(x[:4], y[:4] % 2, 1 / 255)
+    with pytest.raises(ValueError, match=r"targeted DLR \(APGD-T\) needs at least 4 classes, the model has 3"):
+        create_attack("apgd-t", three)(x[:4], y[:4] % 3, 1 / 255)
+    with pytest.raises(ValueError, match="unknown APGD loss 'hinge'"):
+        create_attack("apgd", two, loss="hinge")
+    assert create_attack("apgd", two)(x[:4], y[:4] % 2, 1 / 255).shape == x[:4].shape  # CE works with 2 classes
