@@ -105,6 +105,7 @@ class Attack:
     name: ClassVar[str] = ""
     norm: ClassVar[Norm] = "linf"
     backend: ClassVar[str] = "native"
+    minimum_norm: ClassVar[bool] = False  # returns each sample's smallest fooling norm (column min_norm)
 
     def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
         precision = options.get("precision", "fp32")
@@ -228,7 +229,7 @@ class Attack:
             pred[i, sel] = p
             if worst:
                 fooled[sel] = self._fooled(p, y[sel], goal[sel])
-        return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred)
+        return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred, dict(getattr(state, "columns", {})))
 
     def _fooled(self, pred: torch.Tensor, y: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return pred == goal if self.targeted else pred != y

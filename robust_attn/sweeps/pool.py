@@ -18,7 +18,8 @@ import torch
 from robust_attn.attacks.base import Attack, Mode
 from robust_attn.workers import cpu_process_pool
 
-BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # indices, correct (K, B), pred (K, B), clean (B,)
+# indices, correct (K, B), pred (K, B), clean (B,), extra per-sample columns ((B,) or (K, B))
+BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
 
 def sweep_batch(
@@ -27,7 +28,8 @@ def sweep_batch(
     """One batch of a sweep cell, its random starts seeded by ``seed``, as numpy arrays."""
     attack.reseed(seed)
     out = attack.sweep(x, y, eps, mode=mode)
-    return idx.numpy(), out.correct.cpu().numpy(), out.pred.cpu().numpy(), out.clean_pred.cpu().numpy()
+    columns = {k: v.detach().cpu().numpy() for k, v in out.columns.items()}
+    return idx.numpy(), out.correct.cpu().numpy(), out.pred.cpu().numpy(), out.clean_pred.cpu().numpy(), columns
 
 
 class BatchPool:

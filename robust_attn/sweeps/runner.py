@@ -58,11 +58,16 @@ def run_cell(
     results = (
         pool.sweep(attack, batches, cell.eps, mode) if pool is not None else (sweep_batch(attack, *b, cell.eps, mode) for b in batches)
     )
-    for sl, c, p, cl in results:
+    columns: dict[str, np.ndarray] = {}
+    for sl, c, p, cl, extra in results:
         correct[:, sl], pred[:, sl], clean[sl] = c, p, cl
+        for name, values in extra.items():
+            if name not in columns:
+                columns[name] = np.zeros((n,) if values.ndim == 1 else (k, n), dtype=values.dtype)
+            columns[name][..., sl] = values
         bar.update(len(sl))
     bar.close()
-    return CellOutcome(pred, correct, clean)
+    return CellOutcome(pred, correct, clean, columns)
 
 
 def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeCell, spec: SweepSpec) -> Any:
