@@ -57,7 +57,19 @@ def test_shipped_specs_parse() -> None:
         ({"attacks": [{"name": "fgsm", "eps": ["2"]}]}, r"attacks\[0\].eps: eps '2' exceeds 1"),
         ({"attacks": [{"name": "fgsm", "eps": []}]}, r"attacks\[0\].eps: must be a non-empty list"),
         ({"attacks": [{"name": "pgd", "eps": ["1/255"], "steps": 0}]}, r"attacks\[0\].steps: must be a positive integer"),
-        ({"attacks": [{"name": "fgsm", "eps": ["0"], "sigma": 1}]}, r"attacks\[0\].sigma: unknown key"),
+        (
+            {"attacks": [{"name": "fgsm", "eps": ["0"], "sigma": 1}]},
+            r"attacks\[0\].sigma: attack 'fgsm' \(native\) takes no parameter 'sigma'; it takes: targeted$",
+        ),
+        (
+            {"attacks": [{"name": "fgsm", "eps": ["0"], "steps": 3}]},
+            r"attacks\[0\].steps: attack 'fgsm' \(native\) takes no parameter 'steps'",
+        ),
+        (
+            {"attacks": [{"name": "apgd", "eps": ["1/255"], "loss": "dlr", "seed": 3}]},
+            r"attacks\[0\].seed: .*takes: loss, restarts, rho, steps, targeted",
+        ),
+        ({"attacks": [{"name": "apgd-t", "eps": ["1/255"], "targets": 0}]}, r"attacks\[0\].targets: must be a positive integer"),
         ({"n": 0}, "n: must be a positive integer"),
         ({"modes": ["best-case"]}, "modes: must be a non-empty list"),
         ({"dataset": "imagenet"}, "dataset: unknown data set"),

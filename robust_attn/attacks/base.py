@@ -106,6 +106,7 @@ class Attack:
     norm: ClassVar[Norm] = "linf"
     backend: ClassVar[str] = "native"
     minimum_norm: ClassVar[bool] = False  # returns each sample's smallest fooling norm (column min_norm)
+    categorical_columns: ClassVar[dict[str, list[str]]] = {}  # sweep columns holding codes into these names
 
     def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
         precision = options.get("precision", "fp32")
@@ -136,10 +137,14 @@ class Attack:
         (used by worst-case sweeps, where any fooling point inside the ball is enough)."""
         raise NotImplementedError
 
-    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor) -> Any:
+    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor, epsilons: Sequence[float]) -> Any:
         """Work shared by every eps of a sweep; returns a state whose ``clean_pred`` holds the
         clean predictions. Default: one clean forward pass."""
         return _State(self.predict(x))
+
+    def _sweep_columns(self, state: Any, worst_case: bool) -> dict[str, torch.Tensor]:
+        """Extra per-sample results of a sweep, (B,) or (K, B): none by default."""
+        return {}
 
     def _attack_at(
         self, state: Any, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool
@@ -210,7 +215,7 @@ class Attack:
         """
         x, y = self._prepare(x), y.to(self.device)
         goal = target.to(self.device) if (self.targeted and target is not None) else y
-        state = self._start_sweep(x, goal)
+        state = self._start_sweep(x, goal, epsilons)
         clean_pred: torch.Tensor = state.clean_pred
         pred = clean_pred.unsqueeze(0).repeat(len(epsilons), 1)
         worst = mode == "worst-case"
@@ -229,7 +234,7 @@ class Attack:
             pred[i, sel] = p
             if worst:
                 fooled[sel] = self._fooled(p, y[sel], goal[sel])
-        return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred, dict(getattr(state, "columns", {})))
+        return SweepBatch(pred == y.unsqueeze(0), pred, clean_pred, self._sweep_columns(state, worst))
 
     def _fooled(self, pred: torch.Tensor, y: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return pred == goal if self.targeted else pred != y

@@ -12,7 +12,8 @@ does not (its projection factor is ``norms / norms``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Unpack
 
 import torch
@@ -30,7 +31,6 @@ class _MinNormState:
     clean_pred: torch.Tensor
     norms: torch.Tensor  # (B,) smallest fooling norm found; 0 = clean mistake, inf = none
     adv_pred: torch.Tensor  # (B,) prediction at the smallest fooling point
-    columns: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @register_attack("fmn", "native")
@@ -129,7 +129,7 @@ class FMN(Attack):
         inside = (norms <= eps).view(-1, *([1] * (x.dim() - 1)))
         return torch.where(inside, x + delta, x)
 
-    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor) -> _MinNormState:
+    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor, epsilons: Sequence[float]) -> _MinNormState:
         """One minimisation per batch serves every eps; clean mistakes get norm 0 without work."""
         clean_pred = self.predict(x)
         hit = clean_pred == goal if self.targeted else clean_pred != goal
@@ -138,7 +138,10 @@ class FMN(Attack):
         todo = (~hit).nonzero().squeeze(1)
         if todo.numel():
             _, norms[todo], adv_pred[todo] = self.minimise(x[todo], goal[todo])
-        return _MinNormState(clean_pred, norms, adv_pred, {"min_norm": norms})
+        return _MinNormState(clean_pred, norms, adv_pred)
+
+    def _sweep_columns(self, state: _MinNormState, worst_case: bool) -> dict[str, torch.Tensor]:
+        return {"min_norm": state.norms}
 
     def _attack_at(
         self, state: _MinNormState, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool

@@ -7,6 +7,7 @@ projection and clipping order), so per-sample outcomes agree with it exactly in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +51,7 @@ class FGSM(GradientAttack):
         grad, _ = self.loss_gradient(x, y)
         return (x + eps * grad.sign()).clamp(0, 1)
 
-    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor) -> _FGSMState:
+    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor, epsilons: Sequence[float]) -> _FGSMState:
         grad, logits = self.loss_gradient(x, goal)
         return _FGSMState(logits.argmax(dim=1), grad.sign())
 

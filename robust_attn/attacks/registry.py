@@ -113,6 +113,17 @@ def _accepted(cls: type[Attack]) -> set[str]:
     return names
 
 
+def accepted_params(name: str, backend: str = "native", with_options: bool = True) -> set[str] | None:
+    """The parameters an attack takes (``with_options=False``: its own and ``targeted``, without
+    the options a sweep sets for every attack); None for prefix backends (they check when built)."""
+    if _prefix(name) is not None:
+        return None
+    from robust_attn.attacks.base import AttackOptions
+
+    accepted = _accepted(attack_class(name, backend))
+    return accepted if with_options else (accepted - set(AttackOptions.__annotations__)) | {"targeted"}
+
+
 def check_params(name: str, backend: str, params: dict[str, Any]) -> None:
     """Raise a one-line ValueError when the attack takes no parameter of that name (prefix
     backends check their own parameters when the attack is built)."""

@@ -67,6 +67,10 @@ def run_cell(
             columns[name][..., sl] = values
         bar.update(len(sl))
     bar.close()
+    for name, labels in attack.categorical_columns.items():  # codes -> names, -1 -> null
+        if name in columns:
+            names = np.asarray([*labels, None], dtype=object)
+            columns[name] = names[np.where(columns[name] < 0, len(labels), columns[name])]
     return CellOutcome(pred, correct, clean, columns)
 
 
@@ -185,6 +189,8 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
                 meta_out = {"seconds": seconds, "attack_repr": repr(attack)}
                 if not parallel:  # worker processes count in their own copies
                     meta_out |= {"forwards": forwards, "backwards": backwards}
+                    if hasattr(attack, "member_costs"):
+                        meta_out["members"] = {k: {"forwards": f, "backwards": b} for k, (f, b) in attack.member_costs().items()}
                 writer.write_cell(cell, outcome, labels, samples, meta_out)
                 if spec.save_examples:
                     _save_examples(attack, data, cell, spec.save_examples, root / "examples" / f"{cell.slug}.npz")
