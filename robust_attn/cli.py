@@ -98,7 +98,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped; finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"wrote {root}/: results.csv, samples.parquet, attention_drift.parquet, segmentation.parquet, manifest.json")
+    print(f"wrote {root}/: results.csv, samples.parquet, indicators.parquet, attention_drift.parquet, segmentation.parquet, manifest.json")
     print(summary_table(root))
     return 0
 

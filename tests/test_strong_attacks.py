@@ -81,7 +81,7 @@ def test_apgd_worst_case_sweep_is_monotone_and_counts_its_cost(trained, batch) -
     attack = create_attack("apgd", model, steps=10)
     out = attack.sweep(x, y, [0.0, 1 / 255, 2 / 255, 4 / 255], mode="worst-case")
     assert (out.correct[1:] <= out.correct[:-1]).all()
-    forwards, backwards = attack.cost
+    _, backwards = attack.cost
     survivors = int(out.correct[1:-1].sum())  # attacked again at the next eps
     assert backwards <= (11) * (len(x) + survivors) and backwards >= len(x)  # early stopping spends less than steps + 1 per attacked sample
 
@@ -162,3 +162,48 @@ def test_min_norm_curve_is_the_sweep(trained, batch, tmp_path) -> None:  # type:
     s = pd.read_parquet(run / "samples.parquet")
     assert s["min_norm"].notna().all() and (s["correct"] == (s["min_norm"] > s["eps"])).all()
     assert (s.loc[s["clean_pred"] != s["label"], "min_norm"] == 0).all()
+
+
+def test_ensemble_members_see_only_survivors(trained, batch) -> None:  # type: ignore[no-untyped-def]
+    """Each member attacks only what the previous members left; in a worst-case sweep a sample fooled
+    at a smaller eps is not attacked again; fooled_by names who fooled each sample first."""
+    from robust_attn.attacks.ensemble import Ensemble
+
+    model, _ = trained
+    x, y = batch
+    seen: dict[str, list[int]] = {"fgsm": [], "pgd": []}
+    members = []
+    for name, params in (("fgsm", {}), ("pgd", {"steps": 5})):
+        member = create_attack(name, model, **params)
+        original = member.perturb
+        member.perturb = lambda xs, ys, eps, stop_early=False, n=name, f=original: (seen[n].append(len(xs)), f(xs, ys, eps, stop_early))[1]  # type: ignore[method-assign]
+        members.append((name, member))
+    ensemble = Ensemble(model, members)
+    eps = [1 / 255, 4 / 255]
+    out = ensemble.sweep(x, y, eps, mode="worst-case")
+    codes = out.columns["fooled_by"]  # 0 fgsm, 1 pgd, 2 clean, -1 not fooled
+    clean_right = out.clean_pred == y
+    assert seen["fgsm"][0] == int(clean_right.sum()), "the first member sees every sample the model gets right"
+    assert seen["pgd"][0] == int(clean_right.sum()) - int((codes[0] == 0).sum()), "the second sees only the first's survivors"
+    assert seen["fgsm"][1] == int(out.correct[0].sum()), "at the next eps only the survivors of the smaller eps"
+    assert torch.equal(out.correct, (codes == -1) & clean_right)
+    assert ((codes[1] == codes[0]) | (codes[0] == -1)).all(), "worst case: who fooled a sample first stays recorded"
+    assert (codes[:, ~clean_right] == 2).all()
+
+
+def test_autoattack_preset_runs_as_a_worst_case_sweep(trained, batch) -> None:  # type: ignore[no-untyped-def]
+    """The preset's four members in AutoAttack's order (shrunk here for time); the worst case over
+    them is never above APGD-CE alone from the same start."""
+    model, _ = trained
+    x, y = batch
+    x, y = x[:32], y[:32]
+    attack = create_attack("autoattack", model, steps=5, targets=2, fab_steps=3, square_queries=20, seed=1)
+    attack.reseed(1)
+    out = attack.sweep(x, y, [1 / 255, 2 / 255])
+    assert [name for name, _ in attack.members] == ["apgd-ce", "apgd-t", "fab-t", "square"]  # type: ignore[attr-defined]
+    assert (out.correct[1] <= out.correct[0]).all()
+    alone = create_attack("apgd", model, steps=5, seed=1)
+    alone.reseed(attack.members[0][1].seed)  # type: ignore[attr-defined]
+    assert (out.correct.sum(1) <= alone.sweep(x, y, [1 / 255, 2 / 255]).correct.sum(1)).all()
+    costs = attack.member_costs()  # type: ignore[attr-defined]
+    assert costs["apgd-ce"][1] > 0 and sum(f for f, _ in costs.values()) <= attack.cost[0]

@@ -172,7 +172,7 @@ class APGD(Attack):
         s = _Active(ids, x, y, target, adv, adv.clone(), grad, adv.clone(), grad.clone(), loss.clone(), loss.clone(),
                     torch.zeros(n, dtype=torch.bool, device=x.device), torch.full((n, 1, 1, 1), 2.0 * eps, device=x.device, dtype=x.dtype),
                     torch.zeros(self.steps, n, device=x.device))  # fmt: skip
-        self._drop_fooled(s, logits, result, fooled)
+        self._drop_fooled(s, logits, loss, result, fooled)
         k, since_check = self.first_interval, 0
         for i in range(self.steps):
             if s.ids.numel() == 0:
@@ -184,7 +184,7 @@ class APGD(Attack):
             s.loss_steps[i] = loss
             improved = loss > s.loss_best
             s.best[improved], s.grad_best[improved], s.loss_best[improved] = s.adv[improved], s.grad[improved], loss[improved]
-            self._drop_fooled(s, logits, result, fooled)
+            self._drop_fooled(s, logits, loss, result, fooled)
             since_check += 1
             if since_check == k:
                 # share of the steps since the last checkpoint that raised the loss (with the
@@ -197,8 +197,10 @@ class APGD(Attack):
                 since_check, k = 0, max(k - self.interval_decrease, self.min_interval)
         result[s.ids] = s.best
 
-    def _drop_fooled(self, s: _Active, logits: torch.Tensor, result: torch.Tensor, fooled: torch.Tensor) -> None:
+    def _drop_fooled(self, s: _Active, logits: torch.Tensor, loss: torch.Tensor, result: torch.Tensor, fooled: torch.Tensor) -> None:
         hit = self._fooled_by(logits, s.y)
+        if self.trace is not None:
+            self.trace.step(s.ids, loss, hit)
         if hit.any():
             result[s.ids[hit]] = s.adv[hit]
             fooled[s.ids[hit]] = True

@@ -107,6 +107,7 @@ class Attack:
     backend: ClassVar[str] = "native"
     minimum_norm: ClassVar[bool] = False  # returns each sample's smallest fooling norm (column min_norm)
     categorical_columns: ClassVar[dict[str, list[str]]] = {}  # sweep columns holding codes into these names
+    supports_channels_last: ClassVar[bool] = True  # False for attacks that run library code (torchattacks' FAB needs NCHW)
 
     def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
         precision = options.get("precision", "fp32")
@@ -117,13 +118,15 @@ class Attack:
         self.precision: Precision = precision
         self.channels_last = bool(options.get("channels_last", False))
         # folding works on a copy: the caller's model keeps its BatchNorm layers
+        self.channels_last = self.channels_last and self.supports_channels_last
         inner = fold_batchnorm(model)[0] if options.get("fold_bn", False) else model.eval()
-        if self.channels_last:
-            inner.to(memory_format=torch.channels_last)
+        # the model is shared by the cells of a sweep: set its layout both ways
+        inner.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         self.counter = CostCounter(inner).eval()
         self.model: nn.Module = self.counter
         self.device = model_device(model)
         self._generator: torch.Generator | None = None
+        self.trace: Any = None  # an AttackTrace the iterative attacks report to, when attached
 
     # -- hooks ---------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

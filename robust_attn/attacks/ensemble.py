@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Unpack
 import torch
 import torch.nn as nn
 
-from robust_attn.attacks.apgd import APGD, APGDT, APGDL2, APGDTL2
+from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2
 from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
 from robust_attn.attacks.registry import register_attack
 
@@ -29,6 +29,7 @@ class TorchattacksMember(Attack):
     (``"n_classes"`` as a parameter value is replaced by it) and the member's seed."""
 
     backend = "torchattacks"
+    supports_channels_last = False
 
     def __init__(self, model: nn.Module, cls_name: str, norm: Norm, params: dict[str, Any], **options: Unpack[AttackOptions]) -> None:
         super().__init__(model, **options)
@@ -46,7 +47,7 @@ class TorchattacksMember(Attack):
         kwargs = {k: (n_classes if v == "n_classes" else v) for k, v in self.kwargs.items()}
         norm = "Linf" if self.norm == "linf" else "L2"
         atk = getattr(torchattacks, self.cls_name)(self.model, eps=eps, norm=norm, seed=self.seed, **kwargs)
-        return atk(x, y)  # type: ignore[no-any-return]
+        return atk(x, y)
 
 
 @dataclass
@@ -60,6 +61,8 @@ class _EnsembleState:
 class Ensemble(Attack):
     """Members in order, each on the previous members' survivors; a sample counts as fooled at eps
     if some member fools it there (or, in a worst-case sweep, at a smaller eps)."""
+
+    supports_channels_last = False  # library members (torchattacks' FAB) need NCHW gradients
 
     def __init__(self, model: nn.Module, members: list[tuple[str, Attack]], **options: Unpack[AttackOptions]) -> None:
         super().__init__(model, **options)
@@ -133,10 +136,11 @@ class Ensemble(Attack):
 def _autoattack_members(model: nn.Module, norm: Norm, steps: int, targets: int, fab_steps: int, square_queries: int,
                         options: AttackOptions) -> list[tuple[str, Attack]]:  # fmt: skip
     apgd, apgdt = (APGD, APGDT) if norm == "linf" else (APGDL2, APGDTL2)
-    library: AttackOptions = {"precision": options.get("precision", "fp32")}  # type: ignore[typeddict-item]
+    native: AttackOptions = {**options, "channels_last": False}  # one layout for the shared model: NCHW
+    library: AttackOptions = {"precision": options.get("precision", "fp32")}
     return [
-        ("apgd-ce", apgd(model, steps=steps, loss="ce", **options)),
-        ("apgd-t", apgdt(model, steps=steps, targets=targets, **options)),
+        ("apgd-ce", apgd(model, steps=steps, loss="ce", **native)),
+        ("apgd-t", apgdt(model, steps=steps, targets=targets, **native)),
         ("fab-t", TorchattacksMember(model, "FAB", norm, {"steps": fab_steps, "n_restarts": 1, "multi_targeted": True, "n_classes": "n_classes"}, **library)),
         ("square", TorchattacksMember(model, "Square", norm, {"n_queries": square_queries, "n_restarts": 1, "p_init": 0.8}, **library)),
     ]  # fmt: skip

@@ -97,6 +97,9 @@ class _PGDBase(GradientAttack, IterativeAttack):
         pos = torch.arange(todo.shape[0], device=x.device)  # position of each active sample in todo
         for _step in range(self.steps):
             grad, logits = self.loss_gradient(adv, ys)
+            if self.trace is not None:
+                loss = F.cross_entropy(logits, ys, reduction="none")
+                self.trace.step(ids, -loss if self.targeted else loss, self._fooled(logits.argmax(dim=1), ys, ys))
             if stop_early:
                 hit = self._fooled(logits.argmax(dim=1), ys, ys)
                 if hit.any():

@@ -17,17 +17,27 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from robust_attn.atomic import atomic_bytes
-from robust_attn.epsilon import format_eps
+from robust_attn.epsilon import format_eps, parse_eps
 from robust_attn.reports import figures
-from robust_attn.reports.checks import Check, run_checks
+from robust_attn.reports.checks import Check, indicator_checks, run_checks
 from robust_attn.reports.render import markdown_table, stacked_tables_page, table_pages, text_page
-from robust_attn.reports.tables import ALL_ATTACKS, curves, drift_summary, paired_comparisons, segmentation_summary, summary
+from robust_attn.reports.tables import (
+    ALL_ATTACKS,
+    attack_costs,
+    curves,
+    drift_summary,
+    fooled_first,
+    min_norm_curves,
+    paired_comparisons,
+    segmentation_summary,
+    summary,
+)
 from robust_attn.rundir import Run, load_run
 
 SUMMARY_NOTE = ("Accuracy and its 95% Wilson interval (in %) at each eps (/255 for L-inf); AUC = area under accuracy vs eps over the eps range, "
                 "from eps = 0; eps at half clean = where accuracy falls to half of clean. Highlighted: best per column. 'all attacks': a "
                 "sample counts as robust only if it survives every L-inf attack (balls are nested, so an attack at a smaller eps also counts).")  # fmt: skip
-SECTIONS = ["Run", "Summary", "Accuracy curves", "Paired comparison of model instances", "Attention under attack",
+SECTIONS = ["Run", "Summary", "Accuracy curves", "Attack comparison", "Paired comparison of model instances", "Attention under attack",
             "Weakly supervised segmentation", "Sanity checks"]  # fmt: skip
 
 
@@ -82,7 +92,9 @@ def _summary_display(summary_df: pd.DataFrame, attack: str, mode: str, sep: str 
     """The summary rows of one attack as strings (accuracy, then its interval after ``sep``)
     and the (row, column) cells holding the best value of each column."""
     sub = summary_df[(summary_df["attack"] == attack) & (summary_df["mode"] == mode)].reset_index(drop=True)
-    acc_cols = [c for c in sub.columns if c.startswith("acc@") and sub[c].notna().any()]
+    acc_cols = sorted(
+        (c for c in sub.columns if c.startswith("acc@") and sub[c].notna().any()), key=lambda c: parse_eps(c[4:], max_eps=None)
+    )
     shown = pd.DataFrame({"model": sub["model"], "clean": sub["clean"].map(_fmt_pct)})
     for c in acc_cols:
         ci = sub[c.replace("acc@", "ci@")]
@@ -154,7 +166,7 @@ def _summary_section(doc: _Doc) -> None:
     doc.text("Accuracy with 95% Wilson intervals at each eps (/255 for L-inf); AUC = area under accuracy vs eps divided by the eps range "
              "(from eps = 0); best model per column in bold. The 'all attacks' rows count a sample as robust only if it survives every L-inf attack.")  # fmt: skip
     summ = doc.summary
-    order = sorted(dict.fromkeys(zip(summ["attack"], summ["mode"])), key=lambda am: (am[1] != "worst-case", am[0] == ALL_ATTACKS))
+    order = sorted(dict.fromkeys(zip(summ["attack"], summ["mode"])), key=lambda am: (am[1] != "worst-case", am[0] != ALL_ATTACKS))
     for mode in dict.fromkeys(m for _, m in order):
         blocks = []
         for attack, m in order:
@@ -171,8 +183,36 @@ def _curves_section(doc: _Doc) -> None:
     doc.figure(figures.accuracy_curves(doc.table, doc.colours, relative=True), "curves_relative", "accuracy relative to clean vs eps")
 
 
+def _attack_comparison_section(doc: _Doc) -> None:
+    doc.section("Attack comparison")
+    run = doc.run
+    min_curves = min_norm_curves(run)
+    if not min_curves.empty and (min_curves["norm"] == "linf").any():
+        doc.text("A minimum-norm attack gives each sample's smallest fooling perturbation, so one run draws the whole curve; the "
+                 "markers are the fixed-eps attacks (worst-case). The headline curve of the summary takes the pointwise worst of all of them.")  # fmt: skip
+        doc.figure(figures.min_norm_overlay(min_curves, doc.table, doc.colours), "min_norm", "minimum-norm vs fixed-eps curves")
+    first = fooled_first(run)
+    if not first.empty:
+        members = [c for c in first.columns if c not in ("model", "attack", "eps", "n")]
+        shown = first.assign(eps=first["eps"].map(format_eps))[["model", "attack", "eps", "n", *members]]
+        shown[members] = shown[members].astype(int)
+        note = ("Ensemble cells, worst-case: how many of the n samples each member fooled first (members run in order, each on the "
+                "previous members' survivors; 'clean' = wrong without attack). Cumulative over eps.")  # fmt: skip
+        doc.text(note + "\n\n" + markdown_table(shown))
+        doc.pages += table_pages("Attack comparison: which member fooled each sample first", shown, note)
+    costs = attack_costs(run, doc.summary)
+    shown = pd.DataFrame({"attack": costs["attack"], "mode": costs["mode"], "models": costs["models"],
+                          "forwards / sample": costs["forwards_per_sample"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
+                          "backwards / sample": costs["backwards_per_sample"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
+                          "seconds": costs["seconds"].map(lambda v: f"{v:,.1f}"), "mean AUC (lower = stronger)": costs["mean_auc"].map(lambda v: f"{v:.3f}")})  # fmt: skip
+    note = ("Compute per attack, over all eps of its grid and averaged over models, next to its strength (normalised AUC of accuracy vs "
+            "eps, mean over models): compare attacks on strength per unit of compute. '-': not counted (worker processes).")  # fmt: skip
+    doc.text(note + "\n\n" + markdown_table(shown))
+    doc.pages += table_pages("Attack comparison: cost and strength", shown, note)
+
+
 def _paired_section(doc: _Doc) -> None:
-    doc.section(SECTIONS[3])
+    doc.section(SECTIONS[4])
     paired = paired_comparisons(doc.run)
     if paired.empty:
         doc.text("Only one model: nothing to compare.")
@@ -243,17 +283,17 @@ def _checks_section(doc: _Doc) -> None:
     clean_counts = {m: (int(run.clean_correct(m).sum()), len(run.labels)) for m in run.models}
     combined = doc.table[doc.table["attack"] == ALL_ATTACKS].assign(name=ALL_ATTACKS, backend="native", params="{}")
     results = pd.concat([run.results, combined[run.results.columns.intersection(combined.columns)]], ignore_index=True)
-    doc.checks = run_checks(results, clean_counts)
+    doc.checks = run_checks(results, clean_counts) + indicator_checks(run.indicators)
     lines = []
     for c in doc.checks:
         lines.append(f"[{c.status.upper():>7}] {c.name}: {c.detail}")
         lines += [f"            {f}" for f in c.figures[:12]] + (
             [f"            ... {len(c.figures) - 12} more"] if len(c.figures) > 12 else []
         )
-    doc.page("Sanity checks (Carlini et al. 2019)", lines, size=8)
+    doc.page("Sanity checks and indicators of attack failure", lines, size=7.5)
 
 
-SECTION_WRITERS: list[Callable[[_Doc], None]] = [_run_section, _summary_section, _curves_section, _paired_section,
+SECTION_WRITERS: list[Callable[[_Doc], None]] = [_run_section, _summary_section, _curves_section, _attack_comparison_section, _paired_section,
                                                  _attention_section, _segmentation_section, _checks_section]  # fmt: skip
 
 

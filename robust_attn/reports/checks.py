@@ -134,3 +134,24 @@ def run_checks(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) -> list
     """All checks in report order."""
     return [eps_zero_is_clean(results, clean), accuracy_does_not_rise(results), iterative_at_least_fgsm(results),
             large_eps_near_zero(results), libraries_agree(results)]  # fmt: skip
+
+
+def indicator_checks(indicators: pd.DataFrame) -> list[Check]:
+    """One check per indicator of attack failure, over models and attacks: a warning listing each
+    (model, attack) where it triggered with what to do, else pass (or skipped everywhere)."""
+    checks = []
+    for name, g in indicators.groupby("indicator", sort=False):
+        ran = g[~g["skipped"]]
+        fired = ran[ran["triggered"]]
+        label = f"indicator: {name}"
+        if ran.empty:
+            checks.append(Check(label, "skipped", "; ".join(dict.fromkeys(str(d) for d in g["detail"]))))
+        elif fired.empty:
+            where = "models" if (g["level"] == "model").all() else "model x attack pairs"
+            checks.append(Check(label, "pass", f"not triggered in the {len(ran)} {where} checked"))
+        else:
+            figures = [f"{r.model} {r.attack}: {r.detail}" for r in fired.itertuples()]
+            checks.append(
+                Check(label, "warning", f"triggered {len(fired)} of {len(ran)} times: the evaluation may overstate robustness", figures)
+            )
+    return checks

@@ -50,7 +50,7 @@ def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, 
     """One panel per attack: accuracy (or accuracy / clean) vs eps, one line per model, 95%
     Wilson bands; worst-case solid, independent dashed."""
     attacks = list(dict.fromkeys(table["attack"]))
-    attacks = [a for a in attacks if a != ALL_ATTACKS] + ([ALL_ATTACKS] if ALL_ATTACKS in attacks else [])
+    attacks = ([ALL_ATTACKS] if ALL_ATTACKS in attacks else []) + [a for a in attacks if a != ALL_ATTACKS]  # the headline first
     cols = min(3, len(attacks))
     rows = int(np.ceil(len(attacks) / cols))
     fig, axes = _subplots(rows, cols)
@@ -65,7 +65,10 @@ def accuracy_curves(table: pd.DataFrame, colours: dict[str, tuple[float, float, 
             ax.plot(x, g[y], style, marker="o", ms=3, color=colours[str(model)], label=f"{model} ({mode})")
             if not relative and mode == "worst-case":
                 ax.fill_between(x, g["ci_low"], g["ci_high"], color=colours[str(model)], alpha=0.15, linewidth=0)
-        ax.set_title(attack if attack != ALL_ATTACKS else "all attacks (pointwise worst case)")
+        ax.set_title(
+            attack if attack != ALL_ATTACKS else "all L-inf attacks (pointwise worst case)",
+            fontweight="bold" if attack == ALL_ATTACKS else None,
+        )
         _eps_axis(ax, norm)
         ax.set_ylabel("accuracy / clean accuracy" if relative else "accuracy")
         ax.set_ylim(-0.02, 1.05 if relative else 1.02)
@@ -152,4 +155,31 @@ def segmentation_curves(seg: pd.DataFrame, colours: dict[str, tuple[float, float
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_title("Weakly supervised segmentation from binarised maps (foreground = above-uniform attention)")
     fig.tight_layout()
+    return fig
+
+
+def min_norm_overlay(min_curves: pd.DataFrame, table: pd.DataFrame, colours: dict[str, tuple[float, float, float]]) -> Figure:
+    """Per model: the minimum-norm attack's whole curve (line) over the fixed-eps attacks'
+    worst-case accuracies (markers), L-inf."""
+    models = list(dict.fromkeys(min_curves["model"]))
+    cols = min(3, len(models))
+    rows = int(np.ceil(len(models) / cols))
+    fig, axes = _subplots(rows, cols)
+    fixed = table[(table["mode"] == "worst-case") & (table["norm"] == "linf") & ~table["attack"].isin(min_curves["attack"])]
+    markers = dict(zip(dict.fromkeys(fixed["attack"]), "osD^vP*X"))
+    for ax, model in zip(axes.flat, models):
+        for attack, g in min_curves[(min_curves["model"] == model) & (min_curves["norm"] == "linf")].groupby("attack", sort=False):
+            ax.plot(g["eps"] * 255, g["accuracy"], color=colours[model], lw=2, label=f"{attack} (minimum norm)")
+        for attack, g in fixed[fixed["model"] == model].groupby("attack", sort=False):
+            ax.plot(g["eps"] * 255, g["accuracy"], ls="none", marker=markers.get(str(attack), "o"), ms=5, color="0.25", label=str(attack))
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("eps (L-inf, /255)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+    for ax in list(axes.flat)[len(models) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), frameon=False, fontsize=8)
+    fig.suptitle("Minimum-norm curve (one run: accuracy = share of samples whose smallest fooling norm exceeds eps) vs fixed-eps attacks")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return fig

@@ -36,6 +36,9 @@ def worst_over_attacks(run: Run, model: str) -> tuple[np.ndarray, np.ndarray] | 
     out = np.ones((len(grid), clean.size), dtype=bool) & clean
     for c in cells:
         for i, e in enumerate(grid):
+            if c.min_norm is not None:  # a minimum-norm attack answers at every eps, not only on its grid
+                out[i] &= c.min_norm > e
+                continue
             j = np.searchsorted(c.eps, e, side="right") - 1
             if j >= 0:
                 out[i] &= c.correct[j]
@@ -140,3 +143,42 @@ def segmentation_summary(run: Run) -> pd.DataFrame:
     g = long.groupby(["label", "owner", "eps"], sort=False)["jaccard"]
     out = pd.DataFrame({"jaccard": g.mean(), "se": g.std(ddof=1) / np.sqrt(g.size()), "n": g.size()}).reset_index()
     return out.rename(columns={"label": "method", "owner": "model"})
+
+
+def min_norm_curves(run: Run, points: int = 200) -> pd.DataFrame:
+    """Accuracy vs eps of every minimum-norm cell, on a fine grid up to the largest finite norm
+    (accuracy(eps) = share of samples whose smallest fooling norm exceeds eps)."""
+    rows = []
+    for (model, attack, mode), c in run.cells.items():
+        if c.min_norm is None or mode != "worst-case":
+            continue
+        finite = c.min_norm[np.isfinite(c.min_norm)]
+        top = max(float(finite.max()) if finite.size else 0.0, float(c.eps.max())) * 1.05
+        for e in np.linspace(0.0, top, points):
+            rows.append({"model": model, "attack": attack, "norm": c.norm, "eps": e, "accuracy": float((c.min_norm > e).mean())})
+    return pd.DataFrame(rows, columns=["model", "attack", "norm", "eps", "accuracy"])
+
+
+def fooled_first(run: Run) -> pd.DataFrame:
+    """For every ensemble cell (worst-case), how many samples each member fooled first, by the
+    eps at which they fell."""
+    rows = []
+    for (model, attack, mode), c in run.cells.items():
+        if c.fooled_by is None or mode != "worst-case":
+            continue
+        for k, e in enumerate(c.eps):
+            counts = pd.Series(c.fooled_by[k]).value_counts()
+            rows.append({"model": model, "attack": attack, "eps": float(e), "n": c.correct.shape[1],
+                         **{str(m): int(v) for m, v in counts.items() if m is not None}})  # fmt: skip
+    return pd.DataFrame(rows).fillna(0)
+
+
+def attack_costs(run: Run, summ: pd.DataFrame) -> pd.DataFrame:
+    """Per attack and mode: forward and backward passes per sample and seconds (over all models),
+    next to its mean normalised AUC over the models (strength per unit of compute)."""
+    res = run.results.drop_duplicates(["model", "attack", "mode"])
+    g = res.groupby(["attack", "mode"], sort=False)
+    out = pd.DataFrame({"models": g.size(), "forwards_per_sample": g["forwards_per_sample"].mean(),
+                        "backwards_per_sample": g["backwards_per_sample"].mean(), "seconds": g["seconds"].sum()})  # fmt: skip
+    auc = summ.groupby(["attack", "mode"], sort=False)["auc"].mean().rename("mean_auc")
+    return out.join(auc).reset_index()

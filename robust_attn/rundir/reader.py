@@ -30,6 +30,9 @@ class CellOutcomes:
     eps: np.ndarray  # (K,)
     correct: np.ndarray  # (K, N) bool
     pred: np.ndarray  # (K, N)
+    min_norm: np.ndarray | None = None  # (N,) minimum-norm attacks: smallest fooling norm (inf: none found)
+    fooled_by: np.ndarray | None = None  # (K, N) ensembles: member that fooled the sample (None: not fooled)
+    name: str = ""  # registered attack name
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Run:
     samples: pd.DataFrame
     drift: pd.DataFrame
     segmentation: pd.DataFrame
+    indicators: pd.DataFrame
     examples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> images, maps, preds, eps
     cells: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) by sample index
@@ -57,7 +61,8 @@ class Run:
 
     @property
     def probes(self) -> list[dict[str, Any]]:
-        return list(self.manifest.get("probes", []))
+        """The attention probes (the indicator units are in ``indicators``)."""
+        return [p for p in self.manifest.get("probes", []) if p.get("kind", "attention") == "attention"]
 
     def model_info(self, model: str) -> dict[str, Any]:
         return dict(self.manifest.get("models", {}).get(model, {}))
@@ -118,9 +123,12 @@ def _cells(samples: pd.DataFrame) -> dict[tuple[str, str, str], CellOutcomes]:
         g = g.sort_values(["eps", "sample"], kind="stable")
         eps = np.unique(g["eps"].to_numpy())
         k = len(eps)
+        first = g[g["eps"] == eps[0]]
         out[(str(model), str(attack), str(mode))] = CellOutcomes(
             str(model), str(attack), str(mode), str(g["norm"].iloc[0]), eps,
             g["correct"].to_numpy(bool).reshape(k, -1), g["pred"].to_numpy().reshape(k, -1),
+            first["min_norm"].to_numpy(float) if first["min_norm"].notna().all() else None,
+            g["fooled_by"].to_numpy(object).reshape(k, -1) if g["fooled_by"].notna().any() else None, str(g["name"].iloc[0]),
         )  # fmt: skip
     return out
 
@@ -138,7 +146,7 @@ def load_run(root: str | Path) -> Run:
         raise RunDirError(f"{root / schema.RESULTS} is malformed (missing columns {missing} or no rows); rerun the sweep with --force")
     samples = _parquet(root, schema.SAMPLES, schema.SAMPLE_COLUMNS)
     run = Run(root, manifest, results, samples, _parquet(root, schema.DRIFT, schema.DRIFT_COLUMNS),
-              _parquet(root, schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS))  # fmt: skip
+              _parquet(root, schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS), _parquet(root, schema.INDICATORS, schema.INDICATOR_COLUMNS))  # fmt: skip
     first = samples.drop_duplicates("sample").sort_values("sample")
     run.labels = first["label"].to_numpy(np.int64)
     for model, g in samples.groupby("model", sort=False):
@@ -153,7 +161,7 @@ def load_run(root: str | Path) -> Run:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise RunDirError(f"{root / schema.EXAMPLES} is corrupt ({err}); rerun the sweep (finished cells are kept under cells/)") from None
-    for i, probe in enumerate(run.probes):
+    for i, probe in enumerate(run.manifest.get("probes", [])):
         if probe.get("examples"):
             prefix = schema.example_key(i, "")
             run.examples[probe["model"]] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -17,6 +17,7 @@ RESULTS = "results.csv"
 SAMPLES = "samples.parquet"
 DRIFT = "attention_drift.parquet"
 SEGMENTATION = "segmentation.parquet"
+INDICATORS = "indicators.parquet"
 EXAMPLES = "attention_examples.npz"
 CELLS = "cells"
 
@@ -79,6 +80,23 @@ SEGMENTATION_COLUMNS: tuple[Column, ...] = (
     Column("eps", "float64", False, "perturbation budget"),
     Column("sample", "int32", False, "image index"),
     Column("jaccard", "float32", False, "Jaccard index of the binarised map against the ground-truth object mask"),
+)
+
+INDICATOR_COLUMNS: tuple[Column, ...] = (
+    *_MODEL_COLUMNS,
+    Column("attack", "string", False, "attack id, or (model) for the checks of the model itself"),
+    Column(
+        "indicator",
+        "string",
+        False,
+        "unavailable gradients, probability outputs, randomness in the forward pass, unstable predictions, silent success, incomplete optimisation, unconstrained attack failure",
+    ),
+    Column("level", "string", False, "model or attack"),
+    Column("value", "float64", True, "the measurement (see detail)"),
+    Column("threshold", "float64", True, "the value above which the indicator triggers"),
+    Column("triggered", "bool", False, "the check failed: the evaluation may overstate robustness"),
+    Column("skipped", "bool", False, "not applicable to this attack (detail says why)"),
+    Column("detail", "string", False, "the measurement in words, and what to do when triggered"),
 )
 
 RESULT_COLUMNS: tuple[str, ...] = (

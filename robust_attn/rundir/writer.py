@@ -60,11 +60,13 @@ class CellOutcome:
 
 @dataclass
 class ProbeCell:
-    """The attention / segmentation probe of one model: the other resumable unit."""
+    """A per-model measurement unit: the attention / segmentation probe (``kind="attention"``) or
+    the indicators of attack failure (``kind="indicators"``)."""
 
     model: ModelInfo
-    attack: str  # label of the attack that made the adversarial images, e.g. PGD-10
+    attack: str  # attention: the attack that made the adversarial images, e.g. PGD-10
     config_hash: str
+    kind: str = "attention"
 
     @property
     def slug(self) -> str:
@@ -73,15 +75,20 @@ class ProbeCell:
 
 @dataclass
 class ProbeOutcome:
-    """Tables (column name -> array, one row per sample x stage x eps) and example arrays."""
+    """Tables (column name -> array) and example arrays of a probe unit."""
 
-    drift: dict[str, np.ndarray]
-    segmentation: dict[str, np.ndarray]
-    examples: dict[str, np.ndarray]  # images (E, B, C, H, W), maps (E, S, B, H, W), preds (E, B), eps (E,)
-    stages: list[str]
+    drift: dict[str, np.ndarray] = field(default_factory=dict)  # one row per sample x stage x eps
+    segmentation: dict[str, np.ndarray] = field(default_factory=dict)
+    examples: dict[str, np.ndarray] = field(default_factory=dict)  # images (E, B, C, H, W), maps (E, S, B, H, W), preds (E, B), eps (E,)
+    stages: list[str] = field(default_factory=list)
+    indicators: dict[str, np.ndarray] = field(default_factory=dict)  # one row per (attack, indicator)
 
 
-PROBE_TABLES = {"drift": (schema.DRIFT, schema.DRIFT_COLUMNS), "segmentation": (schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS)}
+PROBE_TABLES = {
+    "drift": (schema.DRIFT, schema.DRIFT_COLUMNS),
+    "segmentation": (schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS),
+    "indicators": (schema.INDICATORS, schema.INDICATOR_COLUMNS),
+}
 
 
 def _table(columns: tuple[schema.Column, ...], data: dict[str, Any], n: int) -> Any:
@@ -166,8 +173,9 @@ class RunWriter:
 
     def write_probe(self, probe: ProbeCell, outcome: ProbeOutcome, meta: dict[str, Any]) -> None:
         """Store one finished probe: its drift and segmentation rows and its example arrays."""
-        info = {"model": probe.model.ref, "architecture": probe.model.architecture, "train_seed": probe.model.train_seed,
-                "attack": probe.attack}  # fmt: skip
+        info = {"model": probe.model.ref, "architecture": probe.model.architecture, "train_seed": probe.model.train_seed}
+        if probe.kind == "attention":
+            info["attack"] = probe.attack
         files = {}
         for part, (_, columns) in PROBE_TABLES.items():
             rows: dict[str, np.ndarray] = getattr(outcome, part)
@@ -214,7 +222,7 @@ class RunWriter:
             if path.is_file():
                 with np.load(path) as z:
                     examples.update({schema.example_key(i, key): z[key] for key in z.files})
-            probe_records.append({"model": p.model.ref, "architecture": p.model.architecture, "train_seed": p.model.train_seed,
+            probe_records.append({"kind": p.kind, "model": p.model.ref, "architecture": p.model.architecture, "train_seed": p.model.train_seed,
                                   "attack": p.attack, "stages": meta.get("stages", []), "seconds": meta.get("seconds"),
                                   "examples": path.is_file()})  # fmt: skip
         buf = io.BytesIO()

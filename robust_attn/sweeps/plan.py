@@ -88,3 +88,10 @@ def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackS
     label = attack.name.upper() + (f"-{attack.params['steps']}" if "steps" in attack.params else "")
     h = config_hash([info.ref, model_sha, "probe", attack.name, attack.params, list(attack.eps), spec.attention_samples, _data_key(spec)])
     return ProbeCell(info, label, h)
+
+
+def make_indicator_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
+    """The unit of one model's indicators of attack failure (all the spec's attacks)."""
+    attacks = [[a.name, a.backend, a.params, max(a.eps)] for a in spec.attacks]
+    h = config_hash([info.ref, model_sha, "indicators", attacks, spec.diagnostic_samples, _data_key(spec)])
+    return ProbeCell(info, "indicators", h, kind="indicators")

@@ -23,7 +23,16 @@ from robust_attn.device import resolve_device
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.resolve import build_import_spec, is_import_spec, load_model_ref
 from robust_attn.rundir import AttackCell, CellOutcome, ProbeCell, RunWriter
-from robust_attn.sweeps.plan import batch_seed, make_cells, make_probe, model_info, model_record, probe_attack, weights_identity
+from robust_attn.sweeps.plan import (
+    batch_seed,
+    make_cells,
+    make_indicator_unit,
+    make_probe,
+    model_info,
+    model_record,
+    probe_attack,
+    weights_identity,
+)
 from robust_attn.sweeps.pool import BatchPool, sweep_batch
 from robust_attn.sweeps.preflight import check_forward, check_recorded, recorded_metadata
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
@@ -85,6 +94,19 @@ def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeC
     attack.reseed(batch_seed(spec.seed, probe, 0))
     masks = sub.masks.to(device) if sub.masks is not None else None
     return probe_model(model, attack, x.to(device), y.to(device), masks, list(a.eps))
+
+
+def run_indicators(model: nn.Module, data: ImageDataset, unit: ProbeCell, spec: SweepSpec) -> Any:
+    """Indicators of attack failure for one model and every attack of the spec, on the first
+    ``diagnostic_samples`` images (each attack at the largest eps of its grid)."""
+    from robust_attn.diagnostics import diagnose
+    from robust_attn.rundir import ProbeOutcome
+
+    sub = data.subset(spec.diagnostic_samples)
+    _, x, y = next(sub.batches(len(sub)))
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    attacks = [(a.key, build_attack(a, model, spec), max(a.eps)) for a in spec.attacks]
+    return ProbeOutcome(indicators=diagnose(model, attacks, x.to(device), y.to(device), batch_seed(spec.seed, unit, 0) % 2**31))
 
 
 def _save_examples(attack: Attack, data: ImageDataset, cell: AttackCell, count: int, path: Path) -> None:
@@ -170,6 +192,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
             if probe_with is not None and (item.attentive or (any_attention and data.masks is not None)):
                 probe = make_probe(spec, info, sha, probe_with)
                 all_probes.append(probe)
+            indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
+            if indicators is not None:
+                all_probes.append(indicators)
             todo = [c for c in cells if force or not writer.is_done(c)]
             probe_todo = probe is not None and (force or not writer.is_done(probe))
             if progress and not interactive():
@@ -204,6 +229,23 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
                 if progress:
                     print(
                         f"  {item.ref} probe ({probe.attack}, {min(spec.attention_samples, len(data))} images): {seconds:.1f} s", flush=True
+                    )
+                writer.merge(all_cells, all_probes, manifest)
+            if indicators is not None and (force or not writer.is_done(indicators)):
+                t0 = time.perf_counter()
+                result = run_indicators(model, data, indicators, spec)
+                seconds = time.perf_counter() - t0
+                writer.write_probe(indicators, result, {"seconds": seconds, "samples": min(spec.diagnostic_samples, len(data))})
+                if progress:
+                    fired = [
+                        f"{a}: {i}"
+                        for a, i, t in zip(result.indicators["attack"], result.indicators["indicator"], result.indicators["triggered"])
+                        if t
+                    ]
+                    print(
+                        f"  {item.ref} indicators of attack failure ({seconds:.1f} s): "
+                        + ("; ".join(fired) if fired else "none triggered"),
+                        flush=True,
                     )
                 writer.merge(all_cells, all_probes, manifest)
             model_bar.update(1)

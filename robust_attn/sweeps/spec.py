@@ -13,7 +13,7 @@ from robust_attn.attacks.registry import accepted_params, attack_norm
 from robust_attn.data import list_datasets
 
 _TOP_KEYS = {"name", "models", "dataset", "split", "n", "data_dir", "batch_size", "seed", "device",
-             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers", "attention_samples"}  # fmt: skip
+             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers", "attention_samples", "diagnostic_samples"}  # fmt: skip
 _ATTACK_FIELDS = {"name", "backend", "eps", "label", "params"}  # every other key of an [[attacks]] table is a parameter
 
 
@@ -59,6 +59,7 @@ class SweepSpec:
     save_examples: int = 0
     workers: int = 1  # CPU worker processes for native attacks; speed only, never the numbers
     attention_samples: int = 200  # images the attention/segmentation probe uses per model; 0 turns it off
+    diagnostic_samples: int = 100  # images the indicators of attack failure use per model; 0 turns them off
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         """Flags override spec fields; ``None`` means not given."""
@@ -153,7 +154,7 @@ def validate(spec: SweepSpec) -> SweepSpec:
         value = getattr(spec, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _fail(key, f"must be a positive integer, got {value!r}")
-    for key in ("save_examples", "attention_samples"):
+    for key in ("save_examples", "attention_samples", "diagnostic_samples"):
         value = getattr(spec, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _fail(key, f"must be an integer >= 0, got {value!r}")
