@@ -165,8 +165,9 @@ def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     for needle in ("Robustness report: small", "Summary: worst-case", "fgsm (worst-case)", "all attacks (worst-case)", "Summary: independent",
                    "Paired comparison of model instances", "Weakly supervised segmentation", "Sanity checks"):  # fmt: skip
         assert needle in text, needle
-    # title, 2 summary pages (modes), 2 curve pages, 1 paired, 2 attention grids, drift, segmentation figure + table, checks
-    assert len(pages) == 12
+    # title, 2 summary pages (modes), 2 curve pages, attack cost, 1 paired, 2 attention grids, drift, segmentation figure + table, checks
+    assert len(pages) == 13
+    assert "Attack comparison: cost and strength" in text and "indicator: unconstrained attack failure" in text
     md = report.markdown.read_text()
     for section in SECTIONS:
         assert f"## {section}" in md, section
