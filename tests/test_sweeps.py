@@ -36,13 +36,16 @@ def _rows(path: Path, drop_seconds: bool = True, drop_counts: bool = False) -> l
 
 
 def test_shipped_specs_parse() -> None:
-    for name in ("fgsm", "pgd", "quickstart"):
+    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2"):
         spec = load_spec(ROOT / "attacks" / f"{name}.toml")
         assert spec.name == name and spec.attacks
     quick = load_spec(ROOT / "attacks" / "quickstart.toml")
-    fgsm, pgd = quick.attacks
+    fgsm, pgd, apgd = quick.attacks
     assert [round(e * 255) for e in fgsm.eps] == [0, 1, 2, 3, 4, 6, 8, 12, 16]
     assert [round(e * 255) for e in pgd.eps] == [2, 4, 8] and pgd.params["steps"] == 10
+    assert apgd.name == "apgd" and apgd.params == {"steps": 100}
+    assert [a.name for a in load_spec(ROOT / "attacks" / "autoattack.toml").attacks] == ["autoattack", "fmn"]
+    assert load_spec(ROOT / "attacks" / "autoattack-l2.toml").attacks[0].eps == (0.1, 0.25, 0.5, 1.0)
     packaged = ROOT / "robust_attn" / "specs" / "quickstart.toml"  # what `robust-attn quickstart` runs outside a checkout
     assert packaged.read_text() == (ROOT / "attacks" / "quickstart.toml").read_text()
 
