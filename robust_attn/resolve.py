@@ -26,9 +26,10 @@ def _import_factory(ref: str) -> Any:
 
 def check_model_ref(ref: str) -> None:
     """Validation before any work (import specs are imported, not called): raise ValueError naming the fix."""
-    from robust_attn.zoo import ZOO
+    from robust_attn.zoo import ZOO, get_entry, is_zoo_ref
 
-    if ref in ZOO:
+    if is_zoo_ref(ref) or "@seed=" in ref:
+        get_entry(ref)  # a bad seed suffix or unknown name is a one-line error
         return
     if is_import_spec(ref):
         _import_factory(ref)

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ class ZooEntry:
     recipe: str = "fast"
     epochs: int = 8
     train_size: int | None = 20_000
-    seed: int = 0
+    seed: int = 0  # training seed: initialisation, shuffling, augmentation
+    data_seed: int = 0  # which draw of the built-in data set; fixed, so seeds differ only in training
     quick: bool = False
     description: str = ""
 
@@ -97,11 +98,39 @@ def zoo_home() -> Path:
     return Path(cache) / "robust-attn"
 
 
+SEED_MARK = "@seed="
+
+
+def split_seed(ref: str) -> tuple[str, int | None]:
+    """``builtin/vgg@seed=2`` -> (``builtin/vgg``, 2); a reference without a seed -> (ref, None)."""
+    base, mark, seed = ref.partition(SEED_MARK)
+    if not mark:
+        return ref, None
+    if not seed.isdigit():
+        raise ValueError(f"bad training seed in {ref!r}; write NAME@seed=N with N a non-negative integer, e.g. builtin/vgg@seed=2")
+    return base, int(seed)
+
+
+def with_seed(name: str, seed: int) -> str:
+    """The zoo reference of entry ``name`` trained with ``seed`` (seed 0 is the plain name)."""
+    base, _ = split_seed(name)
+    return base if seed == 0 else f"{base}{SEED_MARK}{seed}"
+
+
+def is_zoo_ref(ref: str) -> bool:
+    return split_seed(ref)[0] in ZOO if SEED_MARK in ref else ref in ZOO
+
+
 def get_entry(name: str) -> ZooEntry:
+    """The entry ``name``, or ``name@seed=N``: the same entry trained with seed N (its own cache file)."""
+    base, seed = split_seed(name)
     try:
-        return ZOO[name]
+        entry = ZOO[base]
     except KeyError:
-        raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)} (see robust-attn zoo list)") from None
+        raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)} (see robust-attn zoo list), optionally with @seed=N") from None
+    if seed is None or seed == entry.seed:
+        return entry
+    return replace(entry, name=with_seed(base, seed), seed=seed)
 
 
 def checkpoint_path(name: str) -> Path:
@@ -121,13 +150,13 @@ def cached_metadata(name: str) -> dict[str, Any] | None:
 
 
 def _data_key(entry: ZooEntry) -> tuple[str, int | None, int]:
-    return entry.dataset, entry.train_size, entry.seed
+    return entry.dataset, entry.train_size, entry.data_seed
 
 
 def entry_data(entry: ZooEntry, data_dir: str | Path | None = None) -> tuple[ImageDataset, ImageDataset]:
     """The (train, test) sets an entry trains and is scored on; equal for equal ``_data_key``."""
-    train = load_dataset(entry.dataset, "train", n=entry.train_size, data_dir=data_dir, seed=entry.seed)
-    test = load_dataset(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.seed)
+    train = load_dataset(entry.dataset, "train", n=entry.train_size, data_dir=data_dir, seed=entry.data_seed)
+    test = load_dataset(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.data_seed)
     return train, test
 
 
@@ -186,7 +215,7 @@ def longest_first(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
 
 
 def _train_in_worker(entry: ZooEntry, data: tuple[ImageDataset, ImageDataset], progress: bool, force: bool) -> dict[str, Any]:
-    ZOO.setdefault(entry.name, entry)  # entries added at run time exist only in the parent process
+    ZOO.setdefault(split_seed(entry.name)[0], replace(entry, name=split_seed(entry.name)[0]))  # entries added at run time exist only in the parent
     return train_entry(entry.name, device="cpu", progress=progress, force=force, show_bar=False, data=data)
 
 
@@ -252,7 +281,7 @@ def load_model(
     """
     dev = resolve_device(device)
     key = str(name_or_path)
-    if key in ZOO:
+    if is_zoo_ref(key):
         if cached_metadata(key) is None:
             if not train_missing:
                 raise FileNotFoundError(f"zoo model {key!r} is not trained yet; run: robust-attn zoo train {key}")

@@ -70,10 +70,10 @@ def recorded_metadata(ref: str) -> dict[str, Any] | None:
     or loading weights; None for import specs."""
     from robust_attn.checkpoint import read_metadata
     from robust_attn.data import load_dataset
-    from robust_attn.zoo import ZOO
+    from robust_attn.zoo import get_entry, is_zoo_ref
 
-    if ref in ZOO:
-        entry = ZOO[ref]
+    if is_zoo_ref(ref):
+        entry = get_entry(ref)
         if entry.dataset == "builtin":
             sample = load_dataset("builtin", "test", n=1)
             return {"dataset": "builtin", "image_shape": list(sample.image_shape), "classes": list(sample.classes)}

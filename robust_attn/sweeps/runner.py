@@ -143,9 +143,9 @@ def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list
             continue
         meta = recorded_metadata(ref) or {}
         check_recorded(ref, meta, data)
-        from robust_attn.zoo import ZOO
+        from robust_attn.zoo import get_entry, is_zoo_ref
 
-        arch = ZOO[ref].model if ref in ZOO else str(meta.get("model", ""))
+        arch = get_entry(ref).model if is_zoo_ref(ref) else str(meta.get("model", ""))
         checked.append(_Checked(ref, "-att" in arch))
     return checked
 

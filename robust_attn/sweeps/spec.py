@@ -13,7 +13,7 @@ from robust_attn.attacks.registry import accepted_params, attack_norm
 from robust_attn.data import list_datasets
 
 _TOP_KEYS = {"name", "models", "dataset", "split", "n", "data_dir", "batch_size", "seed", "device",
-             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers", "attention_samples", "diagnostic_samples"}  # fmt: skip
+             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers", "attention_samples", "diagnostic_samples", "seeds"}  # fmt: skip
 _ATTACK_FIELDS = {"name", "backend", "eps", "label", "params"}  # every other key of an [[attacks]] table is a parameter
 
 
@@ -60,6 +60,7 @@ class SweepSpec:
     workers: int = 1  # CPU worker processes for native attacks; speed only, never the numbers
     attention_samples: int = 200  # images the attention/segmentation probe uses per model; 0 turns it off
     diagnostic_samples: int = 100  # images the indicators of attack failure use per model; 0 turns them off
+    seeds: tuple[int, ...] = ()  # training seeds: every zoo model without @seed=N is swept once per seed
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         """Flags override spec fields; ``None`` means not given."""
@@ -137,9 +138,25 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     return validate(spec)
 
 
+def _expand_seeds(models: tuple[str, ...], seeds: tuple[int, ...]) -> tuple[str, ...]:
+    """Each zoo model without an explicit seed, once per seed (``builtin/vgg``, ``builtin/vgg@seed=1``, ...)."""
+    from robust_attn.zoo import is_zoo_ref, with_seed
+
+    if not seeds:
+        return models
+    out: list[str] = []
+    for m in models:
+        out += [with_seed(m, s) for s in seeds] if is_zoo_ref(m) and "@seed=" not in m else [m]
+    return tuple(dict.fromkeys(out))
+
+
 def validate(spec: SweepSpec) -> SweepSpec:
-    """Check field values (also after CLI overrides)."""
+    """Check field values (also after CLI overrides); expands ``seeds`` into the model list."""
     from robust_attn.resolve import check_model_ref
+
+    if not isinstance(spec.seeds, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in spec.seeds):
+        raise _fail("seeds", f"must be a list of non-negative integers such as [0, 1, 2], got {spec.seeds!r}")
+    spec = replace(spec, seeds=tuple(spec.seeds), models=_expand_seeds(tuple(spec.models), tuple(spec.seeds)))
 
     for m in spec.models:
         try:
