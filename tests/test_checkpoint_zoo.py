@@ -151,8 +151,45 @@ def test_zoo_list_shows_epochs_and_cache_state(isolated_home: Path, capsys: pyte
 
     assert main(["zoo", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:8] == ["name", "model", "data", "epochs", "quick", "cached", "clean", "acc"]
+    assert lines[0].split()[:7] == ["name", "model", "data", "epochs", "quick", "cached", "seeds"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == set(ra.ZOO)
     for name in ra.QUICK_ZOO:
-        assert rows[name][3] == str(ra.ZOO[name].epochs) and rows[name][4:7] == ["yes", "no", "-"]  # empty cache
+        assert rows[name][3] == str(ra.ZOO[name].epochs) and rows[name][4:7] == ["yes", "-", "-"]  # empty cache
+
+
+def test_quick_zoo_entries_share_one_training_budget() -> None:
+    """Compared models differ in architecture and seed only: one recipe, epoch count and data set."""
+    budgets = {(ra.ZOO[n].recipe, ra.ZOO[n].epochs, ra.ZOO[n].train_size, ra.ZOO[n].data_seed) for n in ra.QUICK_ZOO}
+    assert len(budgets) == 1 and len(ra.QUICK_ZOO) == 4
+
+
+def test_seeds_are_separate_cached_entries(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """NAME@seed=N trains the same entry with another training seed into its own file: same data,
+    other weights; seed 0 is the plain name; zoo list shows the cached seeds."""
+    from robust_attn import zoo
+    from robust_attn.cli import main
+    from robust_attn.zoo import checkpoint_path, get_entry, split_seed
+
+    entry = ZooEntry("builtin/tiny", "vgg", {"layout": "compact", "width": 0.0625, "dropout": 0.0}, epochs=1, train_size=128)
+    monkeypatch.setitem(zoo.ZOO, entry.name, entry)
+    assert main(["zoo", "train", "builtin/tiny", "--seeds", "0", "2", "--workers", "1"]) == 0
+    first, second = ra.read_metadata(checkpoint_path("builtin/tiny")), ra.read_metadata(checkpoint_path("builtin/tiny@seed=2"))
+    assert first["seed"] == 0 and second["seed"] == 2 and first["weights_sha256"] != second["weights_sha256"]
+    assert first["zoo_entry"]["data_seed"] == second["zoo_entry"]["data_seed"] == 0
+    assert get_entry("builtin/tiny@seed=0") == entry and split_seed("builtin/tiny@seed=2") == ("builtin/tiny", 2)
+    capsys.readouterr()
+    main(["zoo", "list"])
+    row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("builtin/tiny "))
+    assert "0,2" in row  # the cached seeds column (the quick column is empty for this entry)
+    with pytest.raises(ValueError, match="bad training seed in 'builtin/tiny@seed=x'"):
+        get_entry("builtin/tiny@seed=x")
+
+
+def test_spec_seeds_expand_zoo_models_only() -> None:
+    from robust_attn.sweeps import SpecError, parse_spec
+
+    spec = parse_spec({"models": ["builtin/vgg", "builtin/vgg-att3-pc@seed=5"], "seeds": [0, 1, 2], "attacks": [{"name": "fgsm", "eps": ["0"]}]})
+    assert spec.models == ("builtin/vgg", "builtin/vgg@seed=1", "builtin/vgg@seed=2", "builtin/vgg-att3-pc@seed=5")
+    with pytest.raises(SpecError, match="seeds: must be a list of non-negative integers"):
+        parse_spec({"models": ["builtin/vgg"], "seeds": [-1], "attacks": [{"name": "fgsm", "eps": ["0"]}]})

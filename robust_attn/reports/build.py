@@ -23,12 +23,18 @@ from robust_attn.reports.checks import Check, indicator_checks, run_checks
 from robust_attn.reports.render import markdown_table, stacked_tables_page, table_pages, text_page
 from robust_attn.reports.tables import (
     ALL_ATTACKS,
+    architecture_curves,
+    architecture_pairs,
+    architectures,
     attack_costs,
+    budget_mismatch,
     curves,
     drift_summary,
     fooled_first,
     min_norm_curves,
     paired_comparisons,
+    paper_claims,
+    seeds_per_architecture,
     segmentation_summary,
     summary,
 )
@@ -37,7 +43,7 @@ from robust_attn.rundir import Run, load_run
 SUMMARY_NOTE = ("Accuracy and its 95% Wilson interval (in %) at each eps (/255 for L-inf); AUC = area under accuracy vs eps over the eps range, "
                 "from eps = 0; eps at half clean = where accuracy falls to half of clean. Highlighted: best per column. 'all attacks': a "
                 "sample counts as robust only if it survives every L-inf attack (balls are nested, so an attack at a smaller eps also counts).")  # fmt: skip
-SECTIONS = ["Run", "Summary", "Accuracy curves", "Attack comparison", "Paired comparison of model instances", "Attention under attack",
+SECTIONS = ["Run", "Summary", "Architectures", "Accuracy curves", "Attack comparison", "Paired comparison of model instances", "Attention under attack",
             "Weakly supervised segmentation", "Sanity checks"]  # fmt: skip
 
 
@@ -183,6 +189,57 @@ def _curves_section(doc: _Doc) -> None:
     doc.figure(figures.accuracy_curves(doc.table, doc.colours, relative=True), "curves_relative", "accuracy relative to clean vs eps")
 
 
+def _architecture_section(doc: _Doc) -> None:
+    doc.section("Architectures")
+    run = doc.run
+    members = architectures(run)
+    seeds = seeds_per_architecture(run)
+    budget = budget_mismatch(run)
+    if budget:
+        doc.text("**Warning: the compared models were trained with different budgets** (" + "; ".join(budget) + "). Differences "
+                 "mix architecture and training length; train them with one budget before comparing architectures.")  # fmt: skip
+    if seeds < 2:
+        msg = ("Each architecture has one trained model in this run, so every comparison here is between model instances: another "
+               "training run of the same architecture can land elsewhere, and no architecture-level claim is made. Sweep several "
+               "training seeds (spec field seeds = [0, 1, 2]) for architecture-level intervals.")  # fmt: skip
+        doc.text(msg)
+        doc.pages.append(text_page("Architectures", [msg, "", *budget]))
+        return
+    arch = architecture_curves(run)
+    note = (f"{len(members)} architectures, {seeds}+ training seeds each. Accuracy is the mean over seeds and samples; the 95% interval "
+            "counts both seed-to-seed and sample-to-sample variation (crossed random effects, method of moments, Satterthwaite t; "
+            "robust_attn.archstats). Differences pair the samples; p tests 'no difference'.")  # fmt: skip
+    doc.text(note)
+    doc.figure(figures.architecture_curves(arch, doc.table, members), "architectures", "architecture-level accuracy curves")
+    headline = arch[arch["attack"].isin([ALL_ATTACKS, "clean"])]
+    shown = pd.DataFrame({"architecture": headline["architecture"], "seeds": headline["seeds"],
+                          "attack": headline["attack"].replace({ALL_ATTACKS: "all attacks"}), "eps": headline["eps"].map(format_eps),
+                          "accuracy [95% CI]": [f"{a:.1%} [{lo:.1%}, {hi:.1%}]" for a, lo, hi in zip(headline["accuracy"], headline["ci_low"], headline["ci_high"])]})  # fmt: skip
+    doc.text(markdown_table(shown.reset_index(drop=True)))
+    doc.pages += table_pages("Architectures: accuracy (pointwise worst over all attacks, and clean)", shown.reset_index(drop=True), note)
+    pairs = architecture_pairs(run)
+    atomic_bytes(run.root / "architecture_pairs.csv", pairs.to_csv(index=False).encode())
+    sel = pairs[pairs["attack"].isin([ALL_ATTACKS, "clean"])].reset_index(drop=True)
+    shown = pd.DataFrame({"attack": sel["attack"].replace({ALL_ATTACKS: "all attacks"}), "eps": sel["eps"].map(format_eps),
+                          "A": sel["arch_a"], "B": sel["arch_b"], "A - B [95% CI]": [f"{d:+.1%} [{lo:+.1%}, {hi:+.1%}]" for d, lo, hi in zip(sel["diff"], sel["ci_low"], sel["ci_high"])],
+                          "p": sel["p_value"].map(lambda p: f"{p:.2g}")})  # fmt: skip
+    note = "Differences between architectures (every attack: architecture_pairs.csv). An interval that contains 0 is no evidence of a difference."
+    doc.text(note + "\n\n" + markdown_table(shown))
+    doc.pages += table_pages("Architectures: pairwise differences", shown, note)
+    claims = paper_claims(run)
+    if not claims.empty:
+        shown = pd.DataFrame({"architecture": claims["architecture"], "claim (vs vgg)": claims["claim"],
+                              "eps": [format_eps(e) if e else "-" for e in claims["eps"]],
+                              "value": claims["value"].map(lambda v: f"{v:.3f}"), "vgg": claims["baseline"].map(lambda v: f"{v:.3f}"),
+                              "difference [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(claims["diff"], claims["ci_low"], claims["ci_high"])],
+                              "p": claims["p_value"].map(lambda p: f"{p:.2g}"), "verdict": claims["verdict"]})  # fmt: skip
+        note = ("The paper's claims (Jetley et al. 2018) tested at the architecture level on this data: accuracies, or the Jaccard index of "
+                "the binarised mean attention map against the object mask vs the baseline's input-gradient saliency. Supported: the "
+                "interval lies above 0; not supported: below 0; inconclusive: it contains 0.")  # fmt: skip
+        doc.text(note + "\n\n" + markdown_table(shown))
+        doc.pages += table_pages("The paper's claims, architecture level", shown, note)
+
+
 def _attack_comparison_section(doc: _Doc) -> None:
     doc.section("Attack comparison")
     run = doc.run
@@ -212,7 +269,7 @@ def _attack_comparison_section(doc: _Doc) -> None:
 
 
 def _paired_section(doc: _Doc) -> None:
-    doc.section(SECTIONS[4])
+    doc.section(SECTIONS[5])
     paired = paired_comparisons(doc.run)
     if paired.empty:
         doc.text("Only one model: nothing to compare.")
@@ -293,7 +350,7 @@ def _checks_section(doc: _Doc) -> None:
     doc.page("Sanity checks and indicators of attack failure", lines, size=7.5)
 
 
-SECTION_WRITERS: list[Callable[[_Doc], None]] = [_run_section, _summary_section, _curves_section, _attack_comparison_section, _paired_section,
+SECTION_WRITERS: list[Callable[[_Doc], None]] = [_run_section, _summary_section, _architecture_section, _curves_section, _attack_comparison_section, _paired_section,
                                                  _attention_section, _segmentation_section, _checks_section]  # fmt: skip
 
 

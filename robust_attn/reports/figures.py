@@ -183,3 +183,39 @@ def min_norm_overlay(min_curves: pd.DataFrame, table: pd.DataFrame, colours: dic
     fig.suptitle("Minimum-norm curve (one run: accuracy = share of samples whose smallest fooling norm exceeds eps) vs fixed-eps attacks")
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return fig
+
+
+def architecture_curves(arch: pd.DataFrame, table: pd.DataFrame, members: dict[str, list[str]]) -> Figure:
+    """One panel per attack (worst-case; the pointwise worst over all attacks first): each
+    architecture's mean accuracy over seeds and samples with its 95% band, and one thin line per
+    training seed, so the spread between training runs shows."""
+    attacks = [a for a in dict.fromkeys(arch["attack"]) if a != "clean"]
+    attacks = ([ALL_ATTACKS] if ALL_ATTACKS in attacks else []) + [a for a in attacks if a != ALL_ATTACKS]
+    colours = palette(list(members))
+    cols = min(3, len(attacks))
+    rows = int(np.ceil(len(attacks) / cols))
+    fig, axes = _subplots(rows, cols)
+    for ax, attack in zip(axes.flat, attacks):
+        sub = arch[arch["attack"] == attack]
+        norm = str(sub["norm"].iloc[0])
+        for name, models in members.items():
+            g = sub[sub["architecture"] == name].sort_values("eps")
+            if g.empty:
+                continue
+            x = _x(norm, g["eps"])
+            ax.plot(x, g["accuracy"], "-", marker="o", ms=3, lw=2, color=colours[name], label=f"{name} ({len(models)} seeds)")
+            ax.fill_between(x, g["ci_low"].clip(0, 1), g["ci_high"].clip(0, 1), color=colours[name], alpha=0.15, linewidth=0)
+            for model in models:
+                m = table[(table["model"] == model) & (table["attack"] == attack) & (table["mode"] == "worst-case")].sort_values("eps")
+                ax.plot(_x(norm, m["eps"]), m["accuracy"], "-", lw=0.7, alpha=0.6, color=colours[name])
+        ax.set_title(attack if attack != ALL_ATTACKS else "all L-inf attacks (pointwise worst case)", fontweight="bold" if attack == ALL_ATTACKS else None)
+        _eps_axis(ax, norm)
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+    for ax in list(axes.flat)[len(attacks) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False, fontsize=8)
+    fig.suptitle("Architectures: mean over seeds and samples with 95% intervals (bands); thin lines: each training seed")
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    return fig

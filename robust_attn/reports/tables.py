@@ -182,3 +182,145 @@ def attack_costs(run: Run, summ: pd.DataFrame) -> pd.DataFrame:
                         "backwards_per_sample": g["backwards_per_sample"].mean(), "seconds": g["seconds"].sum()})  # fmt: skip
     auc = summ.groupby(["attack", "mode"], sort=False)["auc"].mean().rename("mean_auc")
     return out.join(auc).reset_index()
+
+
+# -- architecture level -------------------------------------------------------------------------
+def architectures(run: Run) -> dict[str, list[str]]:
+    """Architecture -> its model references (one per training seed), in run order."""
+    out: dict[str, list[str]] = {}
+    for model in run.models:
+        arch = str(run.model_info(model).get("architecture") or model)
+        out.setdefault(arch, []).append(model)
+    return out
+
+
+def seeds_per_architecture(run: Run) -> int:
+    """The smallest number of training seeds any architecture has (1: instance-level only)."""
+    return min((len(m) for m in architectures(run).values()), default=0)
+
+
+def budget_mismatch(run: Run) -> list[str]:
+    """One line per training-budget field on which the compared models differ (epochs, images, recipe)."""
+    lines = []
+    for key, label in (("train_epochs", "epochs"), ("train_size", "training images"), ("recipe", "recipe")):
+        values = {m: run.model_info(m).get(key) for m in run.models}
+        known = {v for v in values.values() if v is not None}
+        if len(known) > 1:
+            groups = ", ".join(f"{v}: {sum(1 for x in values.values() if x == v)} models" for v in sorted(known, key=str))
+            lines.append(f"training {label} differ ({groups})")
+    return lines
+
+
+def _matrix(run: Run, models: list[str], attack: str, eps: float) -> np.ndarray | None:
+    """Seeds x samples correctness of ``models`` under ``attack`` (worst-case) at ``eps``; None if missing."""
+    rows = []
+    for m in models:
+        if attack == "clean":
+            rows.append(run.clean_correct(m))
+            continue
+        if attack == ALL_ATTACKS:
+            combined = worst_over_attacks(run, m)
+            if combined is None:
+                return None
+            grid, corr = combined
+        elif (m, attack, "worst-case") in run.cells:
+            c = run.cells[(m, attack, "worst-case")]
+            grid, corr = c.eps, c.correct
+        else:
+            return None
+        hit = np.nonzero(np.isclose(grid, eps))[0]
+        if not len(hit):
+            return None
+        rows.append(corr[hit[0]])
+    return np.asarray(rows, dtype=float)
+
+
+def architecture_curves(run: Run) -> pd.DataFrame:
+    """Per architecture, attack (worst-case, and the pointwise worst over all L-inf attacks) and eps:
+    mean accuracy over seeds and samples with its 95% interval (robust_attn.archstats)."""
+    from robust_attn.archstats import architecture_mean
+
+    table = curves(run)
+    rows = []
+    for arch, models in architectures(run).items():
+        sub = table[table["model"].isin(models) & (table["mode"] == "worst-case")]
+        for (attack, eps), _ in sub.groupby(["attack", "eps"], sort=False):
+            y = _matrix(run, models, str(attack), float(eps))
+            if y is None:
+                continue
+            est = architecture_mean(y)
+            rows.append({"architecture": arch, "attack": attack, "norm": sub.loc[sub["attack"] == attack, "norm"].iloc[0], "eps": float(eps),
+                         "seeds": len(models), "accuracy": est.value, "ci_low": est.low, "ci_high": est.high})  # fmt: skip
+        y = _matrix(run, models, "clean", 0.0)
+        assert y is not None
+        est = architecture_mean(y)
+        rows.append({"architecture": arch, "attack": "clean", "norm": "linf", "eps": 0.0, "seeds": len(models), "accuracy": est.value,
+                     "ci_low": est.low, "ci_high": est.high})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def architecture_pairs(run: Run) -> pd.DataFrame:
+    """Per pair of architectures, attack and eps: difference of mean accuracy with its 95% interval
+    and p-value (seeds and samples both count; samples are paired)."""
+    from robust_attn.archstats import architecture_difference
+
+    archs = architectures(run)
+    arch_curves = architecture_curves(run)
+    rows = []
+    for (attack, eps), _ in arch_curves.groupby(["attack", "eps"], sort=False):
+        for a, b in itertools.combinations(archs, 2):
+            ya, yb = _matrix(run, archs[a], str(attack), float(eps)), _matrix(run, archs[b], str(attack), float(eps))
+            if ya is None or yb is None:
+                continue
+            d = architecture_difference(ya, yb)
+            rows.append({"attack": attack, "eps": float(eps), "arch_a": a, "arch_b": b, "seeds_a": len(ya), "seeds_b": len(yb),
+                         "acc_a": ya.mean(), "acc_b": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _segmentation_matrix(run: Run, models: list[str], method: str, stage: str) -> np.ndarray | None:
+    seg = run.segmentation
+    rows = []
+    for m in models:
+        g = seg[(seg["model"] == m) & (seg["method"] == method) & (seg["stage"] == stage) & (seg["eps"] == 0)].sort_values("sample")
+        if g.empty:
+            return None
+        rows.append(g["jaccard"].to_numpy(float))
+    return np.asarray(rows) if len({len(r) for r in rows}) == 1 else None
+
+
+def paper_claims(run: Run, baseline: str = "vgg", eps: float = 2 / 255) -> pd.DataFrame:
+    """The paper's claims, per attention architecture against the baseline: clean accuracy,
+    segmentation (mean of the stage maps against the baseline's gradient saliency), robustness to
+    FGSM and to the strongest iterative L-inf attack of the run at ``eps``. Verdict: supported
+    (interval above 0), not supported (below 0), inconclusive (contains 0); with fewer than 2 seeds
+    per architecture no verdict is given (instances only)."""
+    from robust_attn.archstats import architecture_difference
+
+    archs = architectures(run)
+    if baseline not in archs:
+        return pd.DataFrame()
+    iterative = [a for a in ("autoattack", "apgd-100", "apgd", "pgd-20", "pgd-10") if a in run.attacks]
+    iterative += [a for a in run.attacks if a.startswith(("apgd", "pgd")) and a not in iterative and not a.startswith("pgd-l2")]
+    claims = [("clean accuracy is higher", "clean", 0.0), ("robust to FGSM", "fgsm", eps)]
+    if iterative:
+        claims.append((f"robust to {iterative[0]}", iterative[0], eps))
+    rows = []
+    for arch, models in archs.items():
+        if arch == baseline:
+            continue
+        pairs: list[tuple[str, np.ndarray | None, np.ndarray | None]] = [
+            (claim, _matrix(run, models, attack, e), _matrix(run, archs[baseline], attack, e)) for claim, attack, e in claims
+        ]
+        pairs.insert(1, ("maps segment better than saliency", _segmentation_matrix(run, models, "attention", "mean"),
+                         _segmentation_matrix(run, archs[baseline], "gradient saliency", "-")))  # fmt: skip
+        for claim, ya, yb in pairs:
+            if ya is None or yb is None or ya.shape[1] != yb.shape[1]:
+                continue
+            d = architecture_difference(ya, yb)
+            seeds = min(len(ya), len(yb))
+            verdict = "instances only" if seeds < 2 else "supported" if d.low > 0 else "not supported" if d.high < 0 else "inconclusive"
+            rows.append({"architecture": arch, "claim": claim, "eps": e if (e := next((c[2] for c in claims if c[0] == claim), 0.0)) else 0.0,
+                         "value": ya.mean(), "baseline": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high,
+                         "p_value": d.p_value, "seeds": seeds, "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows)
