@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_archstats import _simulate  # noqa: E402  (the same simulation as the test, larger)
+from test_archstats import _simulate
 
 
 def main() -> None:
@@ -27,7 +27,9 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     print(f"{args.reps} simulated studies per row, {args.n} images, sample effects sd 1.5 (logit), accuracy about 0.7\n")
-    print("| seed sd (logit) | seeds | coverage, difference 0 | false positives at 5% | coverage, difference ~4 points | coverage, one architecture |")
+    print(
+        "| seed sd (logit) | seeds | coverage, difference 0 | false positives at 5% | coverage, difference ~4 points | coverage, one architecture |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for tau in (0.0, 0.05, 0.15, 0.3, 0.6, 1.0):
         for seeds in (3, 5):

@@ -105,11 +105,17 @@ def fmn_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, apgd_tim
     apgd = create_attack("apgd", model, steps=100, channels_last=True)
     apgd_acc = []
     for eps in EPS:
-        apgd_acc.append(float(torch.cat([apgd.sweep(x, y, [eps], mode="independent").correct[0] for _, x, y in data.batches(batch)]).float().mean()))
+        apgd_acc.append(
+            float(torch.cat([apgd.sweep(x, y, [eps], mode="independent").correct[0] for _, x, y in data.batches(batch)]).float().mean())
+        )
     one_eps = max(apgd_times.values())
     print(f"FMN 100 steps, one run: {fmn_t:.1f} s ({f / len(data):.0f} forwards, {b / len(data):.0f} backwards per image) against "
           f"APGD-CE at one eps {min(apgd_times.values()):.1f}-{one_eps:.1f} s: {fmn_t / one_eps:.2f}x the costliest eps", flush=True)  # fmt: skip
-    print(f"  FMN   {_fmt(fmn_acc)}\n  APGD  {_fmt(apgd_acc)}\n  FMN - APGD: " + ", ".join(f"{(a - b) * 100:+.1f}" for a, b in zip(fmn_acc, apgd_acc)), flush=True)
+    print(
+        f"  FMN   {_fmt(fmn_acc)}\n  APGD  {_fmt(apgd_acc)}\n  FMN - APGD: "
+        + ", ".join(f"{(a - b) * 100:+.1f}" for a, b in zip(fmn_acc, apgd_acc)),
+        flush=True,
+    )
 
 
 def main() -> None:

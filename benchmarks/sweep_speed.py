@@ -24,8 +24,6 @@ import torch.nn.functional as F
 
 import robust_attn as ra
 from robust_attn.attacks import create_attack
-from robust_attn.attacks.base import Mode
-from robust_attn.sweeps.pool import BatchPool
 
 FGSM_EPS = [k / 255 for k in (0, 1, 2, 3, 4, 6, 8, 12, 16)]
 PGD_EPS = [k / 255 for k in (2, 4, 8)]
@@ -49,24 +47,6 @@ def run(
             correct.append(attack.sweep(x, y, eps, mode=mode).correct)  # type: ignore[arg-type]
         best = min(best, time.perf_counter() - t0)
     return best, torch.cat(correct, dim=1)
-
-
-def run_pool(
-    pool: BatchPool, attack_name: str, model: nn.Module, data: ra.ImageDataset, eps: list[float], mode: str, batch: int, **params: object
-) -> tuple[float, torch.Tensor]:
-    """As :func:`run`, with the batches split over the pool's worker processes (the runner's
-    ``workers`` option); the pool is started and warmed before timing."""
-    attack = create_attack(attack_name, model, **params)  # type: ignore[arg-type]
-    m: Mode = mode  # type: ignore[assignment]
-    list(pool.sweep(attack, ((0, i, x, y) for i, x, y in data.subset(batch * pool.workers).batches(batch)), eps, m))
-    best = float("inf")
-    for _ in range(REPEAT):
-        correct = torch.zeros(len(eps), len(data), dtype=torch.bool)
-        t0 = time.perf_counter()
-        for idx, c, _, _ in pool.sweep(attack, ((0, i, x, y) for i, x, y in data.batches(batch)), eps, m):
-            correct[:, idx] = torch.from_numpy(c)
-        best = min(best, time.perf_counter() - t0)
-    return best, correct
 
 
 def fgsm_lower_bound(model: nn.Module, data: ra.ImageDataset, eps: list[float], batch: int) -> tuple[float, float]:
@@ -107,9 +87,6 @@ def main() -> None:
     parser.add_argument("--skip-fgsm", action="store_true")
     parser.add_argument("--no-bf16", action="store_true", help="skip bf16 (slow on CPUs without bf16 arithmetic, e.g. AVX2-only)")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="timed repetitions per run; the best is reported")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="processes for the native worker-pool rows (default: one per thread; 1 skips them)"
-    )
     args = parser.parse_args()
     globals()["REPEAT"] = args.repeat
     if args.threads:
@@ -135,24 +112,13 @@ def main() -> None:
     ]
     variants = [v for v in all_variants if not (args.no_bf16 and "bf16" in v[0])]
 
-    workers = torch.get_num_threads() if args.workers is None else args.workers
-    pool = BatchPool(workers) if workers > 1 else None
-    pooled = [  # (label, mode, keyword arguments): the same engine in `workers` 1-thread processes
-        (f"native {workers} procs (worst-case)", "worst-case", {"channels_last": True}),
-        (f"native {workers} procs (independent)", "independent", {"channels_last": True}),
-    ]
+    # several ranks (torch.distributed, the sweep's workers option): benchmarks/distributed_speed.py
 
     def runs(attack: str, eps: list[float], **params: object) -> list[tuple[str, Callable[[], tuple[float, torch.Tensor]]]]:
         out: list[tuple[str, Callable[[], tuple[float, torch.Tensor]]]] = [
             (label, lambda b=backend, m=mode, kw=kw: run(attack, b, fresh(), data, eps, m, args.batch_size, **params, **kw))  # type: ignore[misc]
             for label, backend, mode, kw in variants
         ]
-        if pool is not None:
-            at = 2  # after the one-process native rows
-            out[at:at] = [
-                (label, lambda m=mode, kw=kw: run_pool(pool, attack, fresh(), data, eps, m, args.batch_size, **params, **kw))  # type: ignore[misc]
-                for label, mode, kw in pooled
-            ]
         return out
 
     if not args.skip_fgsm:
@@ -165,8 +131,6 @@ def main() -> None:
     if not args.skip_pgd:
         pgd = runs("pgd", PGD_EPS, steps=10, random_start=False)
         report("PGD-10 (no random start, step 2.5*eps/10)", pgd, len(data) * len(PGD_EPS), reference="native fp32 NCHW (independent)")
-    if pool is not None:
-        pool.close()
 
 
 LAST: dict[str, float] = {}

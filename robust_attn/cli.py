@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from robust_attn.distributed import RankFailed
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -35,7 +38,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = get_recipe(args.recipe)
     overrides = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None}
     recipe = dataclasses.replace(recipe, **overrides)
+    from robust_attn import distributed
+
     device = resolve_device(args.device)
+    ctx = distributed.context(device)  # under torchrun: one model over all ranks (DistributedDataParallel)
+    device = distributed.device_for(ctx, device)
+    main = ctx is None or ctx.is_main
     data = {"data_dir": args.data_dir, "download": args.download, "verify": not args.no_verify, "seed": args.seed}
     train = load_dataset(args.dataset, "train", n=args.train_size, **data)
     test = load_dataset(args.dataset, "test", n=args.test_size, **data)
@@ -46,21 +54,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         width=args.width, layout=args.layout, dropout=args.dropout,
     )  # fmt: skip
     out = Path(args.out) / f"{args.model}.safetensors"
-    print(
-        f"training {args.model} on {len(train)} {train.name} images ({args.layout} layout, width {args.width}, recipe {recipe.name}, {device})"
-    )
+    ranks = f", {ctx.world} ranks ({ctx.backend}, DistributedDataParallel)" if ctx is not None else ""
+    if main:
+        print(
+            f"training {args.model} on {len(train)} {train.name} images ({args.layout} layout, width {args.width}, recipe {recipe.name}, {device}{ranks})"
+        )
     try:
-        result = train_model(model, train, test, recipe, epochs=args.epochs, seed=args.seed, device=device, out=out, resume=args.resume)
+        result = train_model(
+            model, train, test, recipe, epochs=args.epochs, seed=args.seed, device=device, out=out, resume=args.resume, ddp=ctx
+        )
     except KeyboardInterrupt:
         return 130
+    if not main:
+        return 0
     print(f"clean test accuracy {result.test_accuracy:.2%} after {result.epochs} epochs, {result.seconds:.0f} s -> {out}")
     return 0
 
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import ZOO, cached_metadata
-
-    from robust_attn.zoo import cached_seeds
+    from robust_attn.zoo import ZOO, cached_metadata, cached_seeds
 
     rows = [("name", "model", "data", "epochs", "quick", "cached seeds", "clean acc (seed 0)", "description")]
     for name, e in ZOO.items():
@@ -77,7 +89,9 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 def cmd_zoo_train(args: argparse.Namespace) -> int:
     from robust_attn.zoo import QUICK_ZOO, train_entries, with_seed
 
-    names = [with_seed(n, s) for n in (args.names or QUICK_ZOO) for s in (args.seeds or [0])] if args.seeds else list(args.names or QUICK_ZOO)
+    names = (
+        [with_seed(n, s) for n in (args.names or QUICK_ZOO) for s in (args.seeds or [0])] if args.seeds else list(args.names or QUICK_ZOO)
+    )
     try:
         trained = train_entries(names, device=args.device, data_dir=args.data_dir, force=args.force, workers=args.workers)
         for n, meta in trained.items():
@@ -102,8 +116,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped; finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130
-    print(f"wrote {root}/: results.csv, samples.parquet, indicators.parquet, attention_drift.parquet, segmentation.parquet, manifest.json")
-    print(summary_table(root))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        print(
+            f"wrote {root}/: results.csv, samples.parquet, indicators.parquet, attention_drift.parquet, segmentation.parquet, manifest.json"
+        )
+        print(summary_table(root))
     return 0
 
 
@@ -235,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where() -> str:
+    """``rank 1/2: `` inside a torchrun job, so a one-line error names the rank that failed."""
+    from robust_attn.distributed import launched
+
+    return f"rank {os.environ.get('RANK', '?')}/{os.environ.get('WORLD_SIZE', '?')}: " if launched() else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.func
@@ -243,8 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError, FileNotFoundError) as err:  # RunDirError, SpecError, CheckpointError are ValueErrors
         if isinstance(err, KeyError):
             err = ValueError(err.args[0] if err.args else str(err))
-        print(f"robust-attn: error: {err}", file=sys.stderr)
+        print(f"robust-attn: error: {_where()}{err}", file=sys.stderr)
         return 2
+    except RankFailed as err:
+        print(f"robust-attn: error: {_where()}{err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

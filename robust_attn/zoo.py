@@ -11,7 +11,6 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.models import create_model
 from robust_attn.training import get_recipe, train_model
-from robust_attn.workers import cpu_process_pool
 
 # Compact layout at 1/8 width without dropout: about 2,500 images/s for training on 2 cores.
 _CPU_KWARGS: dict[str, Any] = {"layout": "compact", "width": 0.125, "dropout": 0.0}
@@ -131,7 +129,9 @@ def get_entry(name: str) -> ZooEntry:
     try:
         entry = ZOO[base]
     except KeyError:
-        raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)} (see robust-attn zoo list), optionally with @seed=N") from None
+        raise ValueError(
+            f"unknown zoo model {name!r}; known: {', '.join(ZOO)} (see robust-attn zoo list), optionally with @seed=N"
+        ) from None
     if seed is None or seed == entry.seed:
         return entry
     return replace(entry, name=with_seed(base, seed), seed=seed)
@@ -231,9 +231,33 @@ def longest_first(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
     return sorted(entries, key=lambda e: -e.epochs * (e.train_size if e.train_size is not None else math.inf))
 
 
-def _train_in_worker(entry: ZooEntry, data: tuple[ImageDataset, ImageDataset], progress: bool, force: bool) -> dict[str, Any]:
-    ZOO.setdefault(split_seed(entry.name)[0], replace(entry, name=split_seed(entry.name)[0]))  # entries added at run time exist only in the parent
-    return train_entry(entry.name, device="cpu", progress=progress, force=force, show_bar=False, data=data)
+def assign(entries: list[ZooEntry], ranks: int) -> list[list[ZooEntry]]:
+    """Entries per rank: longest first, each to the rank with the least work so far (the same
+    answer on every rank, so no rank needs to ask)."""
+    loads = [0.0] * ranks
+    out: list[list[ZooEntry]] = [[] for _ in range(ranks)]
+    for e in longest_first(entries):
+        r = loads.index(min(loads))
+        out[r].append(e)
+        loads[r] += e.epochs * (e.train_size if e.train_size is not None else 1e9)
+    return out
+
+
+def _train_share(entries: list[ZooEntry], device: str, data_dir: str | None, progress: bool, force: bool) -> None:
+    """This rank's share of ``entries`` (all of them outside a job); each data set made once."""
+    from robust_attn import distributed
+
+    for e in entries:  # entries made at run time (tests, scripts) exist only where they were made
+        ZOO.setdefault(split_seed(e.name)[0], replace(e, name=split_seed(e.name)[0]))
+    ctx = distributed.context(resolve_device(device))
+    mine = assign(entries, ctx.world)[ctx.rank] if ctx is not None else longest_first(entries)
+    data: dict[tuple[str, int | None, int], tuple[ImageDataset, ImageDataset]] = {}
+    dev = distributed.device_for(ctx, resolve_device(device))
+    for e in mine:
+        if _data_key(e) not in data:
+            data[_data_key(e)] = entry_data(e, data_dir)
+        train_entry(e.name, device=dev, progress=progress, force=force, show_bar=ctx is None, data=data[_data_key(e)])
+    distributed.barrier(ctx, "zoo training")
 
 
 def train_entries(
@@ -247,41 +271,35 @@ def train_entries(
 ) -> dict[str, dict[str, Any]]:
     """Train the missing (all with ``force``) entries among ``names``; returns name -> metadata.
 
-    On a CPU the cores are split between ``workers`` processes (default: one per core, at most
-    one per entry): small models leave cores idle inside one process, and on 2 cores two
-    1-thread processes train about 1.35x more images per second than one 2-thread process.
-    Each entry's weights depend on the thread count it ran with, not on the other worker.
+    Under torchrun the entries are spread over the ranks. Otherwise, on a CPU, ``workers`` local
+    ranks (default: one per core, at most one per entry) share the cores: small models leave cores
+    idle inside one process, and on 2 cores two 1-thread processes train about 1.35x more images per
+    second than one 2-thread process. Each entry's weights depend on its own thread count and seed,
+    not on the other ranks.
     """
+    from robust_attn import distributed
+
     names = list(dict.fromkeys(names))
-    for name in names:
-        get_entry(name)  # fail on a bad name before training anything
-    done = {n: meta for n in names if not force and (meta := cached_metadata(n)) is not None}
-    todo = [n for n in names if n not in done]
+    entries = [get_entry(n) for n in names]  # fail on a bad name before training anything
+    todo = [e for e in entries if force or cached_metadata(e.name) is None]
     dev = resolve_device(device)
-    threads = torch.get_num_threads()
-    count = 1 if dev.type != "cpu" else min(len(todo), threads if workers is None else workers)
-    data: dict[tuple[str, int | None, int], tuple[ImageDataset, ImageDataset]] = {}
-    for name in todo:  # each data set once, shared by every entry (and worker) that trains on it
-        entry = get_entry(name)
-        if _data_key(entry) not in data:
-            data[_data_key(entry)] = entry_data(entry, data_dir)
-    if count <= 1:
-        for name in todo:
-            done[name] = train_entry(name, device=dev, progress=progress, force=force, data=data[_data_key(get_entry(name))])
-        return {n: done[n] for n in names}
-    pool, each = cpu_process_pool(count)
-    if progress:
-        print(f"training {len(todo)} zoo models in {count} worker processes, {each} thread{'s' if each > 1 else ''} each", flush=True)
-    try:
-        entries = longest_first(get_entry(n) for n in todo)
-        futures = {pool.submit(_train_in_worker, e, data[_data_key(e)], progress, force): e.name for e in entries}
-        for future in as_completed(futures):
-            done[futures[future]] = future.result()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # workers save resumable state at each epoch's end
-        raise
-    pool.shutdown()
-    return {n: done[n] for n in names}
+    count = 1 if dev.type != "cpu" else min(len(todo), torch.get_num_threads() if workers is None else workers)
+    if todo and distributed.launched():
+        _train_share(todo, str(dev), None if data_dir is None else str(data_dir), progress, force)
+    elif count > 1:
+        if progress:
+            each = max(1, torch.get_num_threads() // count)
+            print(f"training {len(todo)} zoo models in {count} local ranks, {each} thread{'s' if each > 1 else ''} each", flush=True)
+        distributed.launch_local(count, _train_share, todo, "cpu", None if data_dir is None else str(data_dir), progress, force)
+    elif todo:
+        _train_share(todo, str(dev), None if data_dir is None else str(data_dir), progress, force)
+    out = {}
+    for name in names:
+        meta = cached_metadata(name)
+        if meta is None:
+            raise RuntimeError(f"zoo model {name!r} was not written by its training run; run robust-attn zoo train {name} again")
+        out[name] = meta
+    return out
 
 
 def load_model(

@@ -189,7 +189,9 @@ def test_seeds_are_separate_cached_entries(monkeypatch: pytest.MonkeyPatch, caps
 def test_spec_seeds_expand_zoo_models_only() -> None:
     from robust_attn.sweeps import SpecError, parse_spec
 
-    spec = parse_spec({"models": ["builtin/vgg", "builtin/vgg-att3-pc@seed=5"], "seeds": [0, 1, 2], "attacks": [{"name": "fgsm", "eps": ["0"]}]})
+    spec = parse_spec(
+        {"models": ["builtin/vgg", "builtin/vgg-att3-pc@seed=5"], "seeds": [0, 1, 2], "attacks": [{"name": "fgsm", "eps": ["0"]}]}
+    )
     assert spec.models == ("builtin/vgg", "builtin/vgg@seed=1", "builtin/vgg@seed=2", "builtin/vgg-att3-pc@seed=5")
     with pytest.raises(SpecError, match="seeds: must be a list of non-negative integers"):
         parse_spec({"models": ["builtin/vgg"], "seeds": [-1], "attacks": [{"name": "fgsm", "eps": ["0"]}]})

@@ -165,8 +165,9 @@ def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     for needle in ("Robustness report: small", "Summary: worst-case", "fgsm (worst-case)", "all attacks (worst-case)", "Summary: independent",
                    "Paired comparison of model instances", "Weakly supervised segmentation", "Sanity checks"):  # fmt: skip
         assert needle in text, needle
-    # title, 2 summary pages (modes), 2 curve pages, attack cost, 1 paired, 2 attention grids, drift, segmentation figure + table, checks
-    assert len(pages) == 13
+    # title, 2 summary pages (modes), architectures (instances only here), 2 curve pages, attack cost, 1 paired, 2 attention grids,
+    # drift, segmentation figure + table, checks
+    assert len(pages) == 14
     assert "Attack comparison: cost and strength" in text and "indicator: unconstrained attack failure" in text
     md = report.markdown.read_text()
     for section in SECTIONS:
@@ -182,3 +183,50 @@ def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     assert checks["eps = 0 equals clean accuracy"] == "pass"
     assert checks["torchattacks / foolbox cross-check"] == "pass"
     assert (small_run / "paired.csv").is_file()
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two architectures x two training seeds (small untrained models: this tests the plumbing), one
+    of them recorded with a different training length."""
+    import robust_attn as ra
+
+    folder = tmp_path_factory.mktemp("seeded")
+    refs = []
+    for arch in ("vgg", "vgg-att2-pc"):
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            model = ra.create_model(arch, width=0.0625, layout="compact", dropout=0.0)
+            epochs = 3 if (arch, seed) == ("vgg", 1) else 2
+            path = folder / f"{arch}-s{seed}.safetensors"
+            ra.save_checkpoint(path, model, {"dataset": "builtin", "image_shape": [3, 32, 32], "classes": [str(i) for i in range(10)],
+                                             "seed": seed, "epochs": epochs, "train_size": 100})  # fmt: skip
+            refs.append(str(path))
+    spec = parse_spec({"name": "seeded", "models": refs, "n": 40, "batch_size": 20, "attention_samples": 10, "diagnostic_samples": 10,
+                       "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255"]}, {"name": "pgd", "steps": 2, "eps": ["2/255"]}]})  # fmt: skip
+    return run_sweep(spec, folder / "run", progress=False)
+
+
+def test_report_compares_architectures_over_seeds(seeded_run: Path) -> None:
+    from robust_attn.reports.tables import architecture_curves, architectures, budget_mismatch
+
+    report = make_report(seeded_run, progress=False)
+    text = "\n".join(p.extract_text() for p in PdfReader(report.pdf).pages)
+    for needle in ("Architectures: pairwise differences", "The paper's claims, architecture level", "different budgets"):
+        assert needle in text or needle in report.markdown.read_text(), needle
+    run = load_run(seeded_run)
+    assert architectures(run) == {"vgg": [m for m in run.models if "/vgg-s" in m], "vgg-att2-pc": [m for m in run.models if "att2" in m]}
+    assert budget_mismatch(run) == ["training epochs differ (2: 3 models, 3: 1 models)"]
+    arch = architecture_curves(run)
+    clean = arch[(arch["architecture"] == "vgg") & (arch["attack"] == "clean")].iloc[0]
+    per_seed = [run.clean_accuracy(m) for m in architectures(run)["vgg"]]
+    assert clean["accuracy"] == pytest.approx(np.mean(per_seed)) and clean["ci_low"] <= clean["accuracy"] <= clean["ci_high"]
+    pairs = pd.read_csv(seeded_run / "architecture_pairs.csv")
+    assert {"diff", "ci_low", "ci_high", "p_value"} <= set(pairs.columns) and (pairs["ci_low"] <= pairs["ci_high"]).all()
+
+
+def test_single_seed_runs_make_no_architecture_claim(small_run: Path) -> None:
+    """small_run holds one checkpoint twice: one training run, so only instances are compared."""
+    md = make_report(small_run, progress=False).markdown.read_text()
+    section = md.split("## Architectures")[1].split("\n## ")[0]
+    assert "comparison here is between model instances" in section and "no architecture-level claim is made" in section

@@ -36,10 +36,12 @@ def _rows(path: Path, drop_seconds: bool = True, drop_counts: bool = False) -> l
 
 
 def test_shipped_specs_parse() -> None:
-    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2"):
+    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2", "compare"):
         spec = load_spec(ROOT / "attacks" / f"{name}.toml")
         assert spec.name == name and spec.attacks
     quick = load_spec(ROOT / "attacks" / "quickstart.toml")
+    assert quick.models == ("builtin/vgg", "builtin/vgg@seed=1", "builtin/vgg@seed=2", "builtin/vgg-att3-pc", "builtin/vgg-att3-pc@seed=1",
+                            "builtin/vgg-att3-pc@seed=2")  # fmt: skip
     fgsm, pgd, apgd = quick.attacks
     assert [round(e * 255) for e in fgsm.eps] == [0, 1, 2, 3, 4, 6, 8, 12, 16]
     assert [round(e * 255) for e in pgd.eps] == [2, 4, 8] and pgd.params["steps"] == 10

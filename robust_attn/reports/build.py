@@ -206,7 +206,7 @@ def _architecture_section(doc: _Doc) -> None:
         doc.pages.append(text_page("Architectures", [msg, "", *budget]))
         return
     arch = architecture_curves(run)
-    note = (f"{len(members)} architectures, {seeds}+ training seeds each. Accuracy is the mean over seeds and samples; the 95% interval "
+    note = (f"{len(members)} architecture(s), at least {seeds} training seeds each. Accuracy is the mean over seeds and samples; the 95% interval "
             "counts both seed-to-seed and sample-to-sample variation (crossed random effects, method of moments, Satterthwaite t; "
             "robust_attn.archstats). Differences pair the samples; p tests 'no difference'.")  # fmt: skip
     doc.text(note)
@@ -219,6 +219,8 @@ def _architecture_section(doc: _Doc) -> None:
     doc.pages += table_pages("Architectures: accuracy (pointwise worst over all attacks, and clean)", shown.reset_index(drop=True), note)
     pairs = architecture_pairs(run)
     atomic_bytes(run.root / "architecture_pairs.csv", pairs.to_csv(index=False).encode())
+    if pairs.empty:
+        return
     sel = pairs[pairs["attack"].isin([ALL_ATTACKS, "clean"])].reset_index(drop=True)
     shown = pd.DataFrame({"attack": sel["attack"].replace({ALL_ATTACKS: "all attacks"}), "eps": sel["eps"].map(format_eps),
                           "A": sel["arch_a"], "B": sel["arch_b"], "A - B [95% CI]": [f"{d:+.1%} [{lo:+.1%}, {hi:+.1%}]" for d, lo, hi in zip(sel["diff"], sel["ci_low"], sel["ci_high"])],

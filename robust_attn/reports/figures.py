@@ -208,7 +208,10 @@ def architecture_curves(arch: pd.DataFrame, table: pd.DataFrame, members: dict[s
             for model in models:
                 m = table[(table["model"] == model) & (table["attack"] == attack) & (table["mode"] == "worst-case")].sort_values("eps")
                 ax.plot(_x(norm, m["eps"]), m["accuracy"], "-", lw=0.7, alpha=0.6, color=colours[name])
-        ax.set_title(attack if attack != ALL_ATTACKS else "all L-inf attacks (pointwise worst case)", fontweight="bold" if attack == ALL_ATTACKS else None)
+        ax.set_title(
+            attack if attack != ALL_ATTACKS else "all L-inf attacks (pointwise worst case)",
+            fontweight="bold" if attack == ALL_ATTACKS else None,
+        )
         _eps_axis(ax, norm)
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)

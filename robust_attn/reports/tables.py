@@ -195,8 +195,13 @@ def architectures(run: Run) -> dict[str, list[str]]:
 
 
 def seeds_per_architecture(run: Run) -> int:
-    """The smallest number of training seeds any architecture has (1: instance-level only)."""
-    return min((len(m) for m in architectures(run).values()), default=0)
+    """The smallest number of distinct training seeds any architecture has (1: instance-level only;
+    two copies of one checkpoint are one training run)."""
+    counts = []
+    for models in architectures(run).values():
+        seeds = [run.model_info(m).get("train_seed") for m in models]
+        counts.append(len({s for s in seeds if s is not None}) + sum(s is None for s in seeds))
+    return min(counts, default=0)
 
 
 def budget_mismatch(run: Run) -> list[str]:
@@ -275,7 +280,8 @@ def architecture_pairs(run: Run) -> pd.DataFrame:
             d = architecture_difference(ya, yb)
             rows.append({"attack": attack, "eps": float(eps), "arch_a": a, "arch_b": b, "seeds_a": len(ya), "seeds_b": len(yb),
                          "acc_a": ya.mean(), "acc_b": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value})  # fmt: skip
-    return pd.DataFrame(rows)
+    columns = ["attack", "eps", "arch_a", "arch_b", "seeds_a", "seeds_b", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "p_value"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _segmentation_matrix(run: Run, models: list[str], method: str, stage: str) -> np.ndarray | None:
@@ -300,7 +306,7 @@ def paper_claims(run: Run, baseline: str = "vgg", eps: float = 2 / 255) -> pd.Da
     archs = architectures(run)
     if baseline not in archs:
         return pd.DataFrame()
-    iterative = [a for a in ("autoattack", "apgd-100", "apgd", "pgd-20", "pgd-10") if a in run.attacks]
+    iterative: list[str] = [a for a in ("autoattack", "apgd-100", "apgd", "pgd-20", "pgd-10") if a in run.attacks]
     iterative += [a for a in run.attacks if a.startswith(("apgd", "pgd")) and a not in iterative and not a.startswith("pgd-l2")]
     claims = [("clean accuracy is higher", "clean", 0.0), ("robust to FGSM", "fgsm", eps)]
     if iterative:

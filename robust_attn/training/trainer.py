@@ -75,6 +75,7 @@ def train_model(
     label: str = "",
     metadata: dict[str, Any] | None = None,
     channels_last: bool = True,
+    ddp: Any = None,
 ) -> TrainResult:
     """Train ``model`` (built by :func:`robust_attn.create_model`) and write it to ``out``.
 
@@ -82,13 +83,26 @@ def train_model(
     ``resume=True`` training continues from it and gives the same weights as an
     uninterrupted run. Each epoch's shuffling and dropout are seeded from (seed, epoch).
     ``progress`` prints a line per epoch (prefixed by ``label``) and, with ``show_bar`` on a terminal, a tqdm bar.
+
+    ``ddp`` (a :class:`robust_attn.distributed.Context`, under torchrun) trains one model over the
+    job's ranks with DistributedDataParallel: every rank draws the same shuffled, augmented batch and
+    takes every world-th row of it, so the averaged gradient is the whole batch's (BatchNorm
+    statistics are per rank); rank 0 writes the checkpoints, in the same format.
     """
+    from robust_attn import distributed
+
+    main = ddp is None or ddp.is_main
     device = torch.device(device)
     epochs = recipe.epochs if epochs is None else epochs
     out_path = Path(out) if out is not None else None
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device=device)
     model.to(memory_format=memory_format)
+    net: nn.Module = model
+    if ddp is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = _optimizer(model, recipe)
     start_epoch, history, seconds = 0, [], 0.0
     if resume and out_path is not None and resume_path(out_path).is_file():
@@ -96,7 +110,7 @@ def train_model(
         model.load_state_dict(saved.state_dict())
         _restore_momentum(opt, extra, device)
         start_epoch, history, seconds = meta["epochs_done"], meta["history"], meta["seconds"]
-        if progress:
+        if progress and main:
             print(f"resuming {label or getattr(model, 'model_name', 'model')} from epoch {start_epoch}/{epochs}", flush=True)
 
     steps_per_epoch = -(-len(train) // recipe.batch_size)
@@ -109,19 +123,21 @@ def train_model(
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        model.train()
+        net.train()
         t0 = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         # on a terminal a live bar; in a log only the epoch line below (no carriage-return stream)
-        bar = progress_bar(len(train), f"epoch {epoch + 1}/{epochs}", enabled=progress and show_bar and interactive())
+        bar = progress_bar(len(train), f"epoch {epoch + 1}/{epochs}", enabled=progress and show_bar and interactive() and main)
         try:
             for step, (_, x, y) in enumerate(train.batches(recipe.batch_size, shuffle=True, generator=gen)):
                 x = random_flip(random_crop(x, recipe.crop_padding, gen), gen) if recipe.flip else random_crop(x, recipe.crop_padding, gen)
+                if ddp is not None:  # this rank's rows of the global batch
+                    x, y = x[ddp.rank :: ddp.world], y[ddp.rank :: ddp.world]
                 x = x.to(device, memory_format=memory_format)
                 y = y.to(device)
                 for group in opt.param_groups:
                     group["lr"] = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch, epochs)
-                logits = model(x)
+                logits = net(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -129,7 +145,7 @@ def train_model(
                 loss_sum += float(loss.detach()) * len(y)
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(y)
-                bar.update(len(y))
+                bar.update(len(y) * (ddp.world if ddp is not None else 1))
                 bar.set_postfix_str(f"loss={loss_sum / seen:.3f}, acc={correct / seen:.3f}")
         except KeyboardInterrupt:
             bar.close()
@@ -139,7 +155,8 @@ def train_model(
         bar.close()
         epoch_seconds = time.perf_counter() - t0
         seconds += epoch_seconds
-        images_seen += seen
+        images = seen * (ddp.world if ddp is not None else 1)  # this rank saw every world-th row of each batch
+        images_seen += images
         test_acc = clean_accuracy(model, test, device=device)
         history.append(
             {
@@ -150,12 +167,12 @@ def train_model(
                 "seconds": epoch_seconds,
             }
         )
-        if progress:
+        if progress and main:
             print(
-                f"{label + ' ' if label else ''}epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {seen / epoch_seconds:.0f} img/s",
+                f"{label + ' ' if label else ''}epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {images / epoch_seconds:.0f} img/s",
                 flush=True,
             )
-        if out_path is not None and epoch + 1 < epochs:
+        if out_path is not None and epoch + 1 < epochs and main:
             save_checkpoint(
                 resume_path(out_path),
                 model,
@@ -167,8 +184,12 @@ def train_model(
     test_acc = history[-1]["test_accuracy"] if history else clean_accuracy(model, test, device=device)
     rate = images_seen / max(seconds, 1e-9) if images_seen else 0.0
     result = TrainResult(test_acc, epochs, seconds, rate, history)
-    if out_path is not None:
-        save_checkpoint(out_path, model, {**base_meta, "clean_accuracy": test_acc, "test_size": len(test), "train_result": asdict(result)})
+    if out_path is not None and main:
+        meta = {**base_meta, "clean_accuracy": test_acc, "test_size": len(test), "train_result": asdict(result)}
+        if ddp is not None:
+            meta["ddp_world_size"] = ddp.world
+        save_checkpoint(out_path, model, meta)
         resume_path(out_path).unlink(missing_ok=True)
+    distributed.barrier(ddp, "the end of training")
     model.to(memory_format=torch.contiguous_format)
     return result

@@ -1,0 +1,108 @@
+"""torch.distributed (gloo on loopback, 2 ranks): sharded sweeps equal one process, a killed rank
+ends the job with a one-line error and a rerun resumes, DDP training runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import robust_attn as ra
+from robust_attn.sweeps import parse_spec, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+VOLATILE = ["forwards", "backwards"]  # pass counts: each rank counts its own batches
+
+
+def _spec_file(tmp_path: Path, ckpt: Path) -> Path:
+    spec = tmp_path / "d.toml"
+    spec.write_text(
+        f'name = "d"\nmodels = ["{ckpt}"]\nn = 48\nbatch_size = 12\nattention_samples = 12\ndiagnostic_samples = 12\n'
+        'modes = ["worst-case", "independent"]\n'
+        '[[attacks]]\nname = "fgsm"\neps = ["0", "4/255"]\n'
+        '[[attacks]]\nname = "pgd"\nsteps = 3\nrandom_start = true\neps = ["2/255", "8/255"]\n'
+        '[[attacks]]\nname = "apgd"\nsteps = 5\neps = ["2/255"]\n'
+    )
+    return spec
+
+
+def _torchrun(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone", "-m", "robust_attn", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def _results(run: Path) -> list[dict[str, str]]:
+    with open(run / "results.csv") as f:
+        return [
+            {k: v for k, v in r.items() if k not in ("seconds", "forwards_per_sample", "backwards_per_sample")} for r in csv.DictReader(f)
+        ]
+
+
+def _samples(run: Path) -> pd.DataFrame:
+    return pd.read_parquet(run / "samples.parquet").drop(columns=VOLATILE)
+
+
+@pytest.fixture(scope="module")
+def one_process(trained, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("dist")
+    spec = _spec_file(folder, trained[1])
+    return spec, run_sweep(ra.load_spec(spec), folder / "one", progress=False)
+
+
+def test_two_ranks_write_what_one_process_writes(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, one = one_process
+    done = _torchrun("sweep", str(spec), "--out", str(tmp_path / "two"), "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _results(one) == _results(tmp_path / "two")
+    assert _samples(one).equals(_samples(tmp_path / "two")), "every per-sample outcome, random starts included"
+    for table in ("segmentation.parquet", "attention_drift.parquet"):  # rank 0 probes with 1 thread: rounding only
+        pd.testing.assert_frame_equal(pd.read_parquet(one / table), pd.read_parquet(tmp_path / "two" / table), rtol=0, atol=1e-5)
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and manifest["backend"] == "gloo"
+    assert done.stdout.count("wrote ") == 1, "only rank 0 reports"
+
+
+def test_a_killed_rank_fails_the_job_in_one_line_and_the_rerun_resumes(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, one = one_process
+    run = tmp_path / "killed"
+    crashed = _torchrun("sweep", str(spec), "--out", str(run), "--quiet", env={"ROBUST_ATTN_FAULT": "1:5"})
+    assert crashed.returncode != 0
+    ours = [line for line in crashed.stderr.splitlines() if line.startswith("robust-attn: error:")]
+    assert len(ours) == 1 and ours[0].startswith("robust-attn: error: rank 0/2: another rank stopped during cell"), crashed.stderr[-2000:]
+    assert "rerun the same command to resume" in ours[0]
+    finished = len(list((run / "cells").glob("*.json")))
+    assert 1 <= finished < 6, "some cells were finished before the rank died, not all"
+    again = _torchrun("sweep", str(spec), "--out", str(run), "--quiet")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _results(one) == _results(run) and _samples(one).equals(_samples(run))
+
+
+def test_ddp_training_runs_and_writes_one_checkpoint(tmp_path: Path) -> None:
+    done = _torchrun(
+        "train", "vgg", "--width", "0.0625", "--epochs", "1", "--train-size", "256", "--test-size", "64", "--out", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    model, meta = ra.load_checkpoint(tmp_path / "vgg.safetensors")
+    assert meta["ddp_world_size"] == 2 and meta["train_size"] == 256 and len(meta["train_result"]["history"]) == 1
+    assert done.stdout.count("clean test accuracy") == 1, "only rank 0 reports"
+
+
+def test_the_workers_option_is_a_front_for_local_ranks(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, one = one_process
+    two = run_sweep(ra.load_spec(spec).with_overrides(workers=2), tmp_path / "workers", progress=False)
+    assert json.loads((two / "manifest.json").read_text())["world_size"] == 2
+    assert _samples(one).equals(_samples(two))
+
+
+def test_bad_input_fails_before_the_ranks_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With workers = 2 the parent checks the models first: a bad one is one line, no ranks."""
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    spec = parse_spec({"models": [str(tmp_path / "bad.safetensors")], "workers": 2, "attacks": [{"name": "fgsm", "eps": ["0"]}]})
+    with pytest.raises(ValueError, match="corrupt or not a safetensors file"):
+        run_sweep(spec, tmp_path / "run", progress=False)
