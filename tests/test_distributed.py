@@ -88,7 +88,7 @@ def test_ddp_training_runs_and_writes_one_checkpoint(tmp_path: Path) -> None:
         "train", "vgg", "--width", "0.0625", "--epochs", "1", "--train-size", "256", "--test-size", "64", "--out", str(tmp_path)
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    model, meta = ra.load_checkpoint(tmp_path / "vgg.safetensors")
+    _, meta = ra.load_checkpoint(tmp_path / "vgg.safetensors")  # loads: weights match the recorded architecture
     assert meta["ddp_world_size"] == 2 and meta["train_size"] == 256 and len(meta["train_result"]["history"]) == 1
     assert done.stdout.count("clean test accuracy") == 1, "only rank 0 reports"
 
