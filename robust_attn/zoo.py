@@ -7,6 +7,7 @@ An entry is data (architecture, data set, recipe, seed), not code; its checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -41,6 +42,7 @@ class ZooEntry:
     train_size: int | None = 20_000
     seed: int = 0  # training seed: initialisation, shuffling, augmentation
     data_seed: int = 0  # which draw of the built-in data set; fixed, so seeds differ only in training
+    recipe_params: dict[str, Any] = field(default_factory=dict)  # overrides of the recipe (e.g. train_eps)
     quick: bool = False
     description: str = ""
 
@@ -49,6 +51,8 @@ class ZooEntry:
         d = asdict(self)
         d.pop("description")
         d.pop("quick")
+        if not d["recipe_params"]:  # only when set, so caches made before the field existed stay valid
+            d.pop("recipe_params")
         return d
 
 
@@ -59,6 +63,17 @@ BUILTIN_EPOCHS = 6
 
 def _builtin(model: str, quick: bool, description: str) -> ZooEntry:
     return ZooEntry(f"builtin/{model}", model, dict(_CPU_KWARGS), epochs=BUILTIN_EPOCHS, quick=quick, description=description)
+
+
+# Adversarially trained forms of the quick zoo: FGSM with a random start (Wong et al. 2020) at
+# L-inf eps 2/255, twice the clean budget's epochs (README, "Adversarially trained models").
+AT_EPS = 2 / 255
+AT_EPOCHS = 10
+
+
+def _adversarial(model: str, description: str) -> ZooEntry:
+    return ZooEntry(f"builtin/{model}-at", model, dict(_CPU_KWARGS), recipe="fgsm-at", epochs=AT_EPOCHS,
+                    recipe_params={"train_eps": AT_EPS}, description=description)  # fmt: skip
 
 
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
@@ -83,6 +98,10 @@ ZOO: dict[str, ZooEntry] = {
         _builtin("vgg-att3-dp", True, "attention on l1, l2, l3; dot-product compatibility; concat"),
         _builtin("vgg-att3-pc-indep", False, "attention on l1, l2, l3; pc; one classifier per stage"),
         _builtin("vgg-att2-dp", False, "attention on l2, l3; dot-product compatibility; concat"),
+        _adversarial("vgg", "VGG baseline, FGSM adversarial training at 2/255"),
+        _adversarial("vgg-att2-pc", "attention on l2, l3; pc; FGSM adversarial training at 2/255"),
+        _adversarial("vgg-att3-pc", "attention on l1, l2, l3; pc; FGSM adversarial training at 2/255"),
+        _adversarial("vgg-att3-dp", "attention on l1, l2, l3; dp; FGSM adversarial training at 2/255"),
         _paper("cifar10", "vgg", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar10", "vgg-att3-pc", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar100", "vgg", "paper's CIFAR-100 baseline (needs --data-dir)"),
@@ -214,7 +233,7 @@ def train_entry(
         print(f"training {name} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev}{threads})", flush=True)
     t0 = time.perf_counter()
     result = train_model(
-        model, train, test, get_recipe(entry.recipe), epochs=entry.epochs, seed=entry.seed, device=dev,
+        model, train, test, dataclasses.replace(get_recipe(entry.recipe), **entry.recipe_params), epochs=entry.epochs, seed=entry.seed, device=dev,
         out=checkpoint_path(name), resume=not force, progress=progress, show_bar=show_bar, label=name, metadata={"zoo_entry": entry.config(), "zoo_name": name},
     )  # fmt: skip
     if progress:

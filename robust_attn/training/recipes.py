@@ -27,6 +27,10 @@ class Recipe:
     crop_padding: int = 0
     flip: bool = True
     label_smoothing: float = 0.0
+    adversarial: Literal["none", "fgsm", "pgd"] = "none"  # train on FGSM-RS (Wong et al. 2020) or PGD (Madry et al. 2018) points
+    train_eps: float = 0.0  # L-inf training budget in pixel units
+    attack_steps: int = 1  # PGD steps (fgsm: 1)
+    guard_samples: int = 0  # held-out images whose PGD-10 accuracy picks the kept epoch (catastrophic-overfitting guard)
 
     def lr_at(self, step: int, steps_per_epoch: int, epochs: int) -> float:
         """Learning rate for optimiser step ``step`` (0-based) of a run of ``epochs``."""
@@ -51,6 +55,12 @@ RECIPES: dict[str, Recipe] = {
     "cosine": Recipe("cosine", lr=0.1, epochs=200, schedule="cosine", crop_padding=4),
     # A few epochs on 2 CPU cores: warm-up then cosine decay, light crops.
     "fast": Recipe("fast", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2, label_smoothing=0.05),
+    # Adversarial training on top of "fast" (eps and epochs set by the zoo entry): FGSM from a uniform
+    # random start with step 1.25 eps and a one-cycle schedule ("Fast is better than free"), or PGD.
+    "fgsm-at": Recipe("fgsm-at", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2,
+                      adversarial="fgsm", train_eps=4 / 255, guard_samples=256),
+    "pgd-at": Recipe("pgd-at", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2,
+                     adversarial="pgd", train_eps=4 / 255, attack_steps=5, guard_samples=256),
 }  # fmt: skip
 
 

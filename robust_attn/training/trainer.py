@@ -15,6 +15,7 @@ from robust_attn.checkpoint import load_checkpoint_with_extra, save_checkpoint
 from robust_attn.data import ImageDataset
 from robust_attn.evaluate import clean_accuracy
 from robust_attn.progress import interactive, progress_bar
+from robust_attn.training.adversarial import adversarial_batch, guard_accuracy
 from robust_attn.training.augment import random_crop, random_flip
 from robust_attn.training.recipes import Recipe
 from robust_attn.versions import library_versions
@@ -113,6 +114,15 @@ def train_model(
         if progress and main:
             print(f"resuming {label or getattr(model, 'model_name', 'model')} from epoch {start_epoch}/{epochs}", flush=True)
 
+    guard_x = guard_y = None
+    if recipe.adversarial != "none" and recipe.guard_samples:
+        held = train.subset(recipe.guard_samples, offset=len(train) - recipe.guard_samples)
+        train = train.subset(len(train) - recipe.guard_samples)  # the guard's images are not trained on
+        _, guard_x, guard_y = next(held.batches(len(held)))
+        guard_x, guard_y = guard_x.to(device), guard_y.to(device)
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None  # guard accuracy, epoch, weights
+    if resume and out_path is not None and resume_path(out_path).is_file() and "best_epoch" in meta:
+        best = (meta["best_guard_accuracy"], meta["best_epoch"], {k[5:]: v.to(device) for k, v in extra.items() if k.startswith("best.")})
     steps_per_epoch = -(-len(train) // recipe.batch_size)
     images_seen = 0
     base_meta = {
@@ -135,6 +145,8 @@ def train_model(
                     x, y = x[ddp.rank :: ddp.world], y[ddp.rank :: ddp.world]
                 x = x.to(device, memory_format=memory_format)
                 y = y.to(device)
+                if recipe.adversarial != "none":
+                    x = adversarial_batch(model, x, y, recipe, gen)
                 for group in opt.param_groups:
                     group["lr"] = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch, epochs)
                 logits = net(x)
@@ -158,34 +170,50 @@ def train_model(
         images = seen * (ddp.world if ddp is not None else 1)  # this rank saw every world-th row of each batch
         images_seen += images
         test_acc = clean_accuracy(model, test, device=device)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "loss": loss_sum / seen,
-                "train_accuracy": correct / seen,
-                "test_accuracy": test_acc,
-                "seconds": epoch_seconds,
-            }
-        )
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "test_accuracy": test_acc,
+            "seconds": epoch_seconds,
+        }
+        if guard_x is not None and guard_y is not None:
+            record["guard_pgd_accuracy"] = guard_accuracy(model, guard_x, guard_y, recipe.train_eps)
+            if best is None or record["guard_pgd_accuracy"] >= best[0]:
+                best = (record["guard_pgd_accuracy"], epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        history.append(record)
         if progress and main:
             print(
-                f"{label + ' ' if label else ''}epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}  {images / epoch_seconds:.0f} img/s",
+                f"{label + ' ' if label else ''}epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.3f}  train acc {correct / seen:.3f}  test acc {test_acc:.3f}"
+                + (f"  held-out PGD acc {record['guard_pgd_accuracy']:.3f}" if "guard_pgd_accuracy" in record else "")
+                + f"  {images / epoch_seconds:.0f} img/s",
                 flush=True,
             )
         if out_path is not None and epoch + 1 < epochs and main:
-            save_checkpoint(
-                resume_path(out_path),
-                model,
-                {**base_meta, "epochs_done": epoch + 1, "history": history, "seconds": seconds},
-                _momentum_state(opt),
-            )
+            state = {**base_meta, "epochs_done": epoch + 1, "history": history, "seconds": seconds}
+            extra = _momentum_state(opt)
+            if best is not None:
+                state |= {"best_guard_accuracy": best[0], "best_epoch": best[1]}
+                extra |= {f"best.{k}": v for k, v in best[2].items()}
+            save_checkpoint(resume_path(out_path), model, state, extra)
 
     model.eval()
     test_acc = history[-1]["test_accuracy"] if history else clean_accuracy(model, test, device=device)
+    guard_meta: dict[str, Any] = {}
+    if best is not None:
+        guard_meta = {"guard": {"kept_epoch": best[1], "kept_guard_pgd_accuracy": best[0], "samples": recipe.guard_samples}}
+        if best[1] != epochs:  # a later epoch lost held-out robustness (catastrophic overfitting): keep the best one
+            model.load_state_dict(best[2])
+            test_acc = clean_accuracy(model, test, device=device)
+            if progress and main:
+                print(
+                    f"{label + ' ' if label else ''}kept epoch {best[1]} (held-out PGD accuracy {best[0]:.3f}, the best); later epochs lost it",
+                    flush=True,
+                )
     rate = images_seen / max(seconds, 1e-9) if images_seen else 0.0
     result = TrainResult(test_acc, epochs, seconds, rate, history)
     if out_path is not None and main:
-        meta = {**base_meta, "clean_accuracy": test_acc, "test_size": len(test), "train_result": asdict(result)}
+        meta = {**base_meta, "clean_accuracy": test_acc, "test_size": len(test), "train_result": asdict(result), **guard_meta}
         if ddp is not None:
             meta["ddp_world_size"] = ddp.world
         save_checkpoint(out_path, model, meta)
