@@ -211,7 +211,7 @@ def _architecture_section(doc: _Doc) -> None:
             "robust_attn.archstats). Differences pair the samples; p tests 'no difference'.")  # fmt: skip
     doc.text(note)
     doc.figure(figures.architecture_curves(arch, doc.table, members), "architectures", "architecture-level accuracy curves")
-    headline = arch[arch["attack"].isin([ALL_ATTACKS, "clean"])]
+    headline = arch[(arch["attack"] == "clean") | ((arch["attack"] == ALL_ATTACKS) & (arch["eps"] > 0))]
     shown = pd.DataFrame({"architecture": headline["architecture"], "seeds": headline["seeds"],
                           "attack": headline["attack"].replace({ALL_ATTACKS: "all attacks"}), "eps": headline["eps"].map(format_eps),
                           "accuracy [95% CI]": [f"{a:.1%} [{lo:.1%}, {hi:.1%}]" for a, lo, hi in zip(headline["accuracy"], headline["ci_low"], headline["ci_high"])]})  # fmt: skip
@@ -221,7 +221,7 @@ def _architecture_section(doc: _Doc) -> None:
     atomic_bytes(run.root / "architecture_pairs.csv", pairs.to_csv(index=False).encode())
     if pairs.empty:
         return
-    sel = pairs[pairs["attack"].isin([ALL_ATTACKS, "clean"])].reset_index(drop=True)
+    sel = pairs[(pairs["attack"] == "clean") | ((pairs["attack"] == ALL_ATTACKS) & (pairs["eps"] > 0))].reset_index(drop=True)
     shown = pd.DataFrame({"attack": sel["attack"].replace({ALL_ATTACKS: "all attacks"}), "eps": sel["eps"].map(format_eps),
                           "A": sel["arch_a"], "B": sel["arch_b"], "A - B [95% CI]": [f"{d:+.1%} [{lo:+.1%}, {hi:+.1%}]" for d, lo, hi in zip(sel["diff"], sel["ci_low"], sel["ci_high"])],
                           "p": sel["p_value"].map(lambda p: f"{p:.2g}")})  # fmt: skip
