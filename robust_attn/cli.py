@@ -259,7 +259,20 @@ def _where() -> str:
     return f"rank {os.environ.get('RANK', '?')}/{os.environ.get('WORLD_SIZE', '?')}: " if launched() else ""
 
 
+def _on_launcher_stop(signum: int, frame: object) -> None:
+    """torchrun stops the surviving ranks when one fails: say so in one line (finished units are on disk)."""
+    print(f"robust-attn: error: {_where()}stopped by the launcher because another rank failed (see the launcher's report for which); "
+          "rerun the same command to resume from the finished units", file=sys.stderr, flush=True)  # fmt: skip
+    os._exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from robust_attn.distributed import launched
+
+    if launched():
+        import signal
+
+        signal.signal(signal.SIGTERM, _on_launcher_stop)
     args = build_parser().parse_args(argv)
     handler: Handler = args.func
     try:

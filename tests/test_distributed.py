@@ -74,8 +74,10 @@ def test_a_killed_rank_fails_the_job_in_one_line_and_the_rerun_resumes(one_proce
     crashed = _torchrun("sweep", str(spec), "--out", str(run), "--quiet", env={"ROBUST_ATTN_FAULT": "1:5"})
     assert crashed.returncode != 0
     ours = [line for line in crashed.stderr.splitlines() if line.startswith("robust-attn: error:")]
-    assert len(ours) == 1 and ours[0].startswith("robust-attn: error: rank 0/2: another rank stopped during cell"), crashed.stderr[-2000:]
-    assert "rerun the same command to resume" in ours[0]
+    # the survivor either notices the dead peer in a collective, or is stopped by torchrun first
+    assert len(ours) == 1 and ours[0].startswith("robust-attn: error: rank 0/2: "), crashed.stderr[-2000:]
+    assert "another rank" in ours[0] and "rerun the same command to resume" in ours[0]
+    assert "failed (exitcode: 17) local_rank: 1" in crashed.stderr, "torchrun's report names the rank that died"
     finished = len(list((run / "cells").glob("*.json")))
     assert 1 <= finished < 6, "some cells were finished before the rank died, not all"
     again = _torchrun("sweep", str(spec), "--out", str(run), "--quiet")
