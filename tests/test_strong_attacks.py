@@ -207,3 +207,42 @@ def test_autoattack_preset_runs_as_a_worst_case_sweep(trained, batch) -> None:  
     assert (out.correct.sum(1) <= alone.sweep(x, y, [1 / 255, 2 / 255]).correct.sum(1)).all()
     costs = attack.member_costs()  # type: ignore[attr-defined]
     assert costs["apgd-ce"][1] > 0 and sum(f for f, _ in costs.values()) <= attack.cost[0]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_square_matches_torchattacks_per_sample(trained, batch, channels_last: bool) -> None:  # type: ignore[no-untyped-def]
+    """Native L-inf Square makes torchattacks' random draws in its order: from the same seed and in
+    the same memory layout (NCHW) the adversarial images are the same bit for bit; channels_last
+    rounds the forward pass differently, which can move a near-tie accept/reject, so there the
+    per-sample outcomes are compared."""
+    import torchattacks
+
+    model, _ = trained
+    x, y = batch
+    eps = 2 / 255
+    attack = create_attack("square", model, queries=150, channels_last=channels_last)
+    attack.reseed(SEED)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(SEED)))  # the call's seed
+    adv = attack(x, y, eps)
+    model.to(memory_format=torch.contiguous_format)
+    ref = torchattacks.Square(model, eps=eps, n_queries=150, seed=seed)(x, y)
+    assert torch.equal(_correct(model, adv, y), _correct(model, ref, y))
+    fooled = ~_correct(model, ref, y)
+    assert 0 < int(fooled.sum()) < len(y), "some samples fooled, some not: the comparison can fail"
+    if not channels_last:
+        assert torch.equal(adv[fooled], ref[fooled])
+    assert float((adv - x).abs().max()) <= eps + 1e-6 and float(adv.min()) >= 0 and float(adv.max()) <= 1
+
+
+def test_square_counts_one_forward_per_query_and_stops_when_fooled(trained, batch) -> None:  # type: ignore[no-untyped-def]
+    model, _ = trained
+    x, y = batch
+    attack = create_attack("square", model, queries=40)
+    out = attack.sweep(x, y, [8 / 255], mode="independent")
+    forwards, backwards = attack.cost
+    assert backwards == 0, "Square uses no gradients"
+    # one clean pass + (init + at most `queries`) per sample still standing + the sweep's clean and final passes
+    assert len(y) < forwards <= len(y) * (1 + 1 + 40) + 2 * len(y)
+    assert out.correct.float().mean() < (out.clean_pred == y).float().mean()
+    with pytest.raises(ValueError, match="p_init"):
+        create_attack("square", model, p_init=0)

@@ -120,13 +120,17 @@ class Attack:
         # folding works on a copy: the caller's model keeps its BatchNorm layers
         self.channels_last = self.channels_last and self.supports_channels_last
         inner = fold_batchnorm(model)[0] if options.get("fold_bn", False) else model.eval()
-        # the model is shared by the cells of a sweep: set its layout both ways
-        inner.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         self.counter = CostCounter(inner).eval()
+        self.apply_layout()
         self.model: nn.Module = self.counter
         self.device = model_device(model)
         self._generator: torch.Generator | None = None
         self.trace: Any = None  # an AttackTrace the iterative attacks report to, when attached
+
+    def apply_layout(self) -> None:
+        """Put the model in this attack's memory format (the model is shared by the cells of a
+        sweep and the members of an ensemble, so the layout is set both ways)."""
+        self.counter.inner.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     # -- hooks ---------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

@@ -4,8 +4,8 @@ ICML 2020, standard version: APGD-CE, APGD-T, FAB-T, Square).
 At each eps only the samples no member has fooled yet are attacked, each member only sees the
 previous members' survivors, and in a worst-case sweep a sample fooled at a smaller eps is not
 attacked again. The per-sample column ``fooled_by`` names the member that fooled each sample
-first (``clean`` where the model was already wrong). FAB-T and Square run through torchattacks
-with AutoAttack's parameters; the APGD members are the native engine's.
+first (``clean`` where the model was already wrong). FAB-T (and the L2 Square) run through torchattacks
+with AutoAttack's parameters; APGD-CE, APGD-T and the L-inf Square are the native engine's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch.nn as nn
 from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2
 from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
 from robust_attn.attacks.registry import register_attack
+from robust_attn.attacks.square import Square
 
 NOT_FOOLED = -1
 
@@ -62,7 +63,7 @@ class Ensemble(Attack):
     """Members in order, each on the previous members' survivors; a sample counts as fooled at eps
     if some member fools it there (or, in a worst-case sweep, at a smaller eps)."""
 
-    supports_channels_last = False  # library members (torchattacks' FAB) need NCHW gradients
+    supports_channels_last = False  # the ensemble's own images stay NCHW; each member runs in its own layout
 
     def __init__(self, model: nn.Module, members: list[tuple[str, Attack]], **options: Unpack[AttackOptions]) -> None:
         super().__init__(model, **options)
@@ -102,8 +103,10 @@ class Ensemble(Attack):
         for i, (_, member) in enumerate(self.members):
             if todo.numel() == 0:
                 break
-            adv = member.perturb(x[todo], y[todo], eps, stop_early=True)
-            hit = self._fooled(self.predict(adv), y[todo], y[todo])
+            member.apply_layout()
+            fmt = torch.channels_last if member.channels_last else torch.contiguous_format
+            adv = member.perturb(x[todo].contiguous(memory_format=fmt), y[todo], eps, stop_early=True)
+            hit = self._fooled(member.predict(adv), y[todo], y[todo])
             result[todo[hit]] = adv[hit]
             by[todo[hit]] = i
             todo = todo[~hit]
@@ -136,20 +139,25 @@ class Ensemble(Attack):
 def _autoattack_members(model: nn.Module, norm: Norm, steps: int, targets: int, fab_steps: int, square_queries: int,
                         options: AttackOptions) -> list[tuple[str, Attack]]:  # fmt: skip
     apgd, apgdt = (APGD, APGDT) if norm == "linf" else (APGDL2, APGDTL2)
-    native: AttackOptions = {**options, "channels_last": False}  # one layout for the shared model: NCHW
+    native: AttackOptions = dict(options)  # type: ignore[assignment]
     library: AttackOptions = {"precision": options.get("precision", "fp32")}
+    square: Attack = (
+        Square(model, queries=square_queries, p_init=0.8, restarts=1, **native)
+        if norm == "linf"  # native L-inf Square: torchattacks' numbers, faster (benchmarks/strong_attacks.py)
+        else TorchattacksMember(model, "Square", norm, {"n_queries": square_queries, "n_restarts": 1, "p_init": 0.8}, **library)
+    )
     return [
         ("apgd-ce", apgd(model, steps=steps, loss="ce", **native)),
         ("apgd-t", apgdt(model, steps=steps, targets=targets, **native)),
         ("fab-t", TorchattacksMember(model, "FAB", norm, {"steps": fab_steps, "n_restarts": 1, "multi_targeted": True, "n_classes": "n_classes"}, **library)),
-        ("square", TorchattacksMember(model, "Square", norm, {"n_queries": square_queries, "n_restarts": 1, "p_init": 0.8}, **library)),
+        ("square", square),
     ]  # fmt: skip
 
 
 @register_attack("autoattack", "native")
 class AutoAttack(Ensemble):
     """AutoAttack, standard version, L-inf: APGD-CE (100 steps), APGD-T (9 targets x 100 steps),
-    FAB-T (9 targets, 100 steps, torchattacks) and Square (5,000 queries, torchattacks), as a
+    FAB-T (9 targets, 100 steps, torchattacks) and Square (5,000 queries, native), as a
     worst-case ensemble. ``steps``, ``targets``, ``fab_steps`` and ``square_queries`` shrink it
     for quick runs (results then are not AutoAttack's)."""
 

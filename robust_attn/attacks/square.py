@@ -1,0 +1,112 @@
+"""Square Attack, L-inf (Andriushchenko et al., ECCV 2020): a query-only random search, the
+black-box member of AutoAttack.
+
+Each query changes one square window (the same window for every sample of the batch, its side
+shrinking on the authors' schedule) to +-eps per channel and keeps the change where the margin
+loss falls. The random draws, their order and the update follow torchattacks' ``Square`` (a port
+of the authors' code) step for step, so from the same seed the per-sample outcomes are the same
+(tested). What differs is the cost: the query runs in the engine's memory layout under
+``inference_mode`` and only the window is recomputed, which is where the time goes (every query
+is one forward pass of the samples still standing).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Unpack
+
+import torch
+
+from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
+from robust_attn.attacks.registry import register_attack
+
+# (upper end of the rescaled iteration, divisor of p_init) after the authors' schedule
+_P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))
+
+
+def p_selection(p_init: float, it: int, queries: int) -> float:
+    """Share of the image a square covers at iteration ``it``, rescaled to a run of ``queries``."""
+    it = int(it / queries * 10000)
+    for upper, divisor in _P_SCHEDULE:
+        if it <= upper:
+            return p_init / divisor
+    return p_init / 512
+
+
+@register_attack("square", "native")
+class Square(Attack):
+    """Square Attack, L-inf, margin loss. Parameters: ``queries`` (5,000 per restart),
+    ``p_init`` (0.8: the first squares' share of the image), ``restarts`` (1). Each call draws its
+    seed from the attack's stream (sweeps reseed per batch)."""
+
+    name = "square"
+    norm: ClassVar[Norm] = "linf"
+
+    def __init__(
+        self, model: Any, *, queries: int = 5000, p_init: float = 0.8, restarts: int = 1, **options: Unpack[AttackOptions]
+    ) -> None:
+        super().__init__(model, **options)
+        positive_int(queries=queries, restarts=restarts)
+        if not 0 < p_init <= 1:
+            raise ValueError(f"p_init must be in (0, 1], got {p_init}")
+        self.queries, self.p_init, self.restarts = queries, p_init, restarts
+
+    def params(self) -> dict[str, Any]:
+        return {"queries": self.queries, "p_init": self.p_init, "restarts": self.restarts, "targeted": self.targeted}
+
+    def call_seed(self) -> int:
+        """The seed of one call's random search, drawn from the attack's stream."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+
+    @torch.inference_mode()
+    def _margin(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """z_y - max_{i != y} z_i (untargeted) or its negative (y the target): <= 0 means done."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.logits(x)
+        rows = torch.arange(len(y), device=y.device)
+        z_y = logits[rows, y].clone()
+        logits[rows, y] = -float("inf")
+        other = logits.amax(dim=1)
+        return other - z_y if self.targeted else z_y - other
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
+        gen = torch.Generator(device="cpu").manual_seed(self.call_seed())
+        adv = x.clone()
+        todo = (self._margin(x, y) > 0).nonzero().flatten()  # samples already done keep the clean image
+        for _ in range(self.restarts):
+            if todo.numel() == 0:
+                break
+            best, margin = self._search(x[todo], y[todo], eps, gen)
+            done = margin <= 0
+            adv[todo[done]] = best[done]
+            todo = todo[~done]
+        return adv
+
+    @torch.inference_mode()
+    def _search(self, x: torch.Tensor, y: torch.Tensor, eps: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One random search: the best point per sample and its margin."""
+        n, c, h, w = x.shape
+        dev = x.device
+        stripes = torch.sign(2 * torch.rand([n, c, 1, w], generator=gen) - 1).to(dev, x.dtype)
+        best = torch.clamp(x + eps * stripes, 0.0, 1.0)
+        margin = self._margin(best, y)
+        for it in range(self.queries):
+            active = (margin > 0.0).nonzero().flatten()
+            if active.numel() == 0:
+                break
+            p = p_selection(self.p_init, it, self.queries)
+            s = max(int(round(math.sqrt(p * (c * h * w) / c))), 1)  # the reference's arithmetic
+            vh = int((0 + (h - s) * torch.rand([1], generator=gen)).long())
+            vw = int((0 + (w - s) * torch.rand([1], generator=gen)).long())
+            sign = torch.sign(2 * torch.rand([c, 1, 1], generator=gen) - 1).to(dev, x.dtype)
+            x_a, best_a = x[active], best[active]
+            window = (slice(None), slice(None), slice(vh, vh + s), slice(vw, vw + s))
+            x_win = x_a[window]
+            cand = best_a.clone()
+            cand[window] = torch.clamp(torch.min(torch.max(best_a[window] + 2.0 * eps * sign, x_win - eps), x_win + eps), 0.0, 1.0)
+            m = self._margin(cand, y[active])
+            better = (m < margin[active]) | (m <= 0.0)
+            margin[active] = torch.where(better, m, margin[active])
+            best[active] = torch.where(better.view(-1, 1, 1, 1), cand, best_a)
+        return best, margin
