@@ -230,3 +230,14 @@ def test_single_seed_runs_make_no_architecture_claim(small_run: Path) -> None:
     md = make_report(small_run, progress=False).markdown.read_text()
     section = md.split("## Architectures")[1].split("\n## ")[0]
     assert "comparison here is between model instances" in section and "no architecture-level claim is made" in section
+
+
+def test_adversarially_trained_models_are_their_own_architecture() -> None:
+    """A checkpoint trained with an adversarial recipe is grouped apart from clean-trained ones of
+    the same network, and the paper's claims compare it with the baseline trained the same way."""
+    from robust_attn.sweeps.plan import model_info
+
+    clean = model_info("builtin/vgg", {"model": "vgg", "seed": 1, "recipe": {"name": "fast", "adversarial": "none"}})
+    robust = model_info("builtin/vgg-at@seed=1", {"model": "vgg", "seed": 1, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}})
+    assert (clean.architecture, robust.architecture, robust.train_seed) == ("vgg", "vgg+fgsm-at", 1)
+    assert model_info("pkg.mod:make", {}).architecture == "pkg.mod:make"

@@ -96,7 +96,7 @@ class Square(Attack):
             if active.numel() == 0:
                 break
             p = p_selection(self.p_init, it, self.queries)
-            s = max(int(round(math.sqrt(p * (c * h * w) / c))), 1)  # the reference's arithmetic
+            s = max(round(math.sqrt(p * (c * h * w) / c)), 1)  # the reference's arithmetic
             vh = int((0 + (h - s) * torch.rand([1], generator=gen)).long())
             vw = int((0 + (w - s) * torch.rand([1], generator=gen)).long())
             sign = torch.sign(2 * torch.rand([c, 1, 1], generator=gen) - 1).to(dev, x.dtype)

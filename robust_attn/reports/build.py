@@ -230,9 +230,9 @@ def _architecture_section(doc: _Doc) -> None:
     doc.pages += table_pages("Architectures: pairwise differences", shown, note)
     claims = paper_claims(run)
     if not claims.empty:
-        shown = pd.DataFrame({"architecture": claims["architecture"], "claim (vs vgg)": claims["claim"],
+        shown = pd.DataFrame({"architecture": claims["architecture"], "claim (vs the VGG baseline)": claims["claim"],
                               "eps": [format_eps(e) if e else "-" for e in claims["eps"]],
-                              "value": claims["value"].map(lambda v: f"{v:.3f}"), "vgg": claims["baseline"].map(lambda v: f"{v:.3f}"),
+                              "value": claims["value"].map(lambda v: f"{v:.3f}"), "baseline": claims["baseline"].map(lambda v: f"{v:.3f}"),
                               "difference [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(claims["diff"], claims["ci_low"], claims["ci_high"])],
                               "p": claims["p_value"].map(lambda p: f"{p:.2g}"), "verdict": claims["verdict"]})  # fmt: skip
         note = ("The paper's claims (Jetley et al. 2018) tested at the architecture level on this data: accuracies, or the Jaccard index of "

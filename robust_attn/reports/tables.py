@@ -297,14 +297,13 @@ def _segmentation_matrix(run: Run, models: list[str], method: str, stage: str) -
 def paper_claims(run: Run, baseline: str = "vgg", eps: float = 2 / 255) -> pd.DataFrame:
     """The paper's claims, per attention architecture against the baseline: clean accuracy,
     segmentation (mean of the stage maps against the baseline's gradient saliency), robustness to
-    FGSM and to the strongest iterative L-inf attack of the run at ``eps``. Verdict: supported
+    FGSM and to the strongest iterative L-inf attack of the run at ``eps``; adversarially trained
+    architectures (``vgg-att3-pc+fgsm-at``) against the baseline trained the same way. Verdict: supported
     (interval above 0), not supported (below 0), inconclusive (contains 0); with fewer than 2 seeds
     per architecture no verdict is given (instances only)."""
     from robust_attn.archstats import architecture_difference
 
     archs = architectures(run)
-    if baseline not in archs:
-        return pd.DataFrame()
     iterative: list[str] = [a for a in ("autoattack", "apgd-100", "apgd", "pgd-20", "pgd-10") if a in run.attacks]
     iterative += [a for a in run.attacks if a.startswith(("apgd", "pgd")) and a not in iterative and not a.startswith("pgd-l2")]
     claims = [("clean accuracy is higher", "clean", 0.0), ("robust to FGSM", "fgsm", eps)]
@@ -312,13 +311,15 @@ def paper_claims(run: Run, baseline: str = "vgg", eps: float = 2 / 255) -> pd.Da
         claims.append((f"robust to {iterative[0]}", iterative[0], eps))
     rows = []
     for arch, models in archs.items():
-        if arch == baseline:
+        regime = arch.partition("+")[2]  # compared within one training regime: vgg-att3-pc+fgsm-at against vgg+fgsm-at
+        base = f"{baseline}+{regime}" if regime else baseline
+        if arch == base or base not in archs:
             continue
         pairs: list[tuple[str, float, np.ndarray | None, np.ndarray | None]] = [
-            (claim, e, _matrix(run, models, attack, e), _matrix(run, archs[baseline], attack, e)) for claim, attack, e in claims
+            (claim, e, _matrix(run, models, attack, e), _matrix(run, archs[base], attack, e)) for claim, attack, e in claims
         ]
         pairs.insert(1, ("maps segment better than saliency", 0.0, _segmentation_matrix(run, models, "attention", "mean"),
-                         _segmentation_matrix(run, archs[baseline], "gradient saliency", "-")))  # fmt: skip
+                         _segmentation_matrix(run, archs[base], "gradient saliency", "-")))  # fmt: skip
         for claim, e, ya, yb in pairs:
             if ya is None or yb is None or ya.shape[1] != yb.shape[1]:
                 continue

@@ -34,7 +34,12 @@ class Column:
 
 _MODEL_COLUMNS = (
     Column("model", "string", False, "model reference as the spec names it (zoo name, checkpoint path or package.module:factory)"),
-    Column("architecture", "string", True, "registry architecture (vgg-att3-pc, ...); the import spec for other models"),
+    Column(
+        "architecture",
+        "string",
+        True,
+        "registry architecture (vgg-att3-pc, ...), with the recipe for adversarially trained models (vgg-att3-pc+fgsm-at); the import spec for other models",
+    ),
     Column("train_seed", "int32", True, "training seed of the checkpoint; null when unknown"),
 )
 

@@ -32,8 +32,13 @@ def weights_identity(meta: dict[str, Any]) -> str:
 
 
 def model_info(ref: str, meta: dict[str, Any]) -> ModelInfo:
-    """Architecture and training seed as recorded in the checkpoint (import specs: the spec itself)."""
+    """Architecture and training seed as recorded in the checkpoint (import specs: the spec itself).
+    Adversarially trained models are another population than clean-trained ones of the same
+    network, so their architecture carries the recipe: ``vgg+fgsm-at``."""
     arch = meta.get("model") or meta.get("model_name") or ref
+    recipe = meta.get("recipe")
+    if isinstance(recipe, dict) and recipe.get("adversarial", "none") != "none":
+        arch = f"{arch}+{recipe.get('name')}"
     seed = meta.get("seed")
     return ModelInfo(ref, str(arch), int(seed) if isinstance(seed, int) else None)
 
