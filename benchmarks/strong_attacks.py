@@ -1,8 +1,8 @@
 """Strong attacks on the zoo VGG: native APGD-CE vs torchattacks' APGD per eps, the autoattack
 worst-case sweep vs torchattacks' four attacks (MultiAttack) looped over eps, and one FMN run vs
-APGD-CE at each eps. One process, fp32, timed side by side in one run.
+APGD-CE at each eps, and native Square vs torchattacks' Square. One process, fp32, timed side by side in one run.
 
-    python benchmarks/strong_attacks.py                 # builtin/vgg, 500 images (APGD/FMN), 100 (AutoAttack)
+    python benchmarks/strong_attacks.py                 # builtin/vgg, 500 images (APGD/FMN), 100 (Square, AutoAttack)
     python benchmarks/strong_attacks.py -n 200 --aa-n 50
 
 Every row prints its seconds, forward/backward passes per image where counted, robust accuracy at
@@ -72,7 +72,7 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
     native_acc = torch.cat(parts, 1).float().mean(1).tolist()
     print(f"autoattack worst-case sweep (native APGD-CE/APGD-T + torchattacks FAB-T/Square): {native_t:.1f} s, "
           f"{costs[0] / len(data):,.0f} forwards and {costs[1] / len(data):,.0f} backwards per image; {_fmt(native_acc)}", flush=True)  # fmt: skip
-    counted = CostCounter(model).eval()
+    counted = CostCounter(model.to(memory_format=torch.contiguous_format)).eval()  # torchattacks' FAB needs NCHW
     t0, parts = time.perf_counter(), []
     for eps in EPS:
         correct = []
@@ -89,6 +89,31 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
           f"{counted.backwards / len(data):,.0f} backwards per image; {_fmt(lib_acc)}", flush=True)  # fmt: skip
     worst = max(n - t for n, t in zip(native_acc, lib_acc))
     print(f"autoattack: {lib_t / native_t:.2f}x faster; native accuracy minus torchattacks' at most {worst * 100:+.1f} points", flush=True)
+
+
+def square_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, queries: int) -> None:
+    """Native L-inf Square (default channels_last) against torchattacks' Square from the same seed, per eps."""
+    import torchattacks
+
+    for eps in EPS:
+        times, correct = {}, {}
+        for label in ("native", "torchattacks"):
+            t0, parts = time.perf_counter(), []
+            for b, (_, x, y) in enumerate(data.batches(batch)):
+                attack = create_attack("square", model, queries=queries, channels_last=True)
+                attack.reseed(b)
+                if label == "native":
+                    adv = attack(x, y, eps)
+                else:
+                    model.to(memory_format=torch.contiguous_format)
+                    adv = torchattacks.Square(model, eps=eps, n_queries=queries, seed=attack.call_seed())(x, y)
+                with torch.inference_mode():
+                    parts.append(model(adv).argmax(1) == y)
+            times[label], correct[label] = time.perf_counter() - t0, torch.cat(parts)
+        same = int((correct["native"] == correct["torchattacks"]).sum())
+        print(f"Square {queries} queries, eps {eps * 255:.0f}/255: native {times['native']:.1f} s ({correct['native'].float().mean():.1%}), "
+              f"torchattacks {times['torchattacks']:.1f} s ({correct['torchattacks'].float().mean():.1%}): "
+              f"{times['torchattacks'] / times['native']:.2f}x; {same}/{len(data)} samples agree", flush=True)  # fmt: skip
 
 
 def fmn_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, apgd_times: dict[str, float]) -> None:
@@ -124,6 +149,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500, help="images for the APGD and FMN rows")
     parser.add_argument("--aa-n", type=int, default=100, help="images for the AutoAttack rows (torchattacks' FAB and Square are slow)")
     parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--square-queries", type=int, default=1000, help="queries for the Square rows")
     parser.add_argument("--skip-autoattack", action="store_true")
     args = parser.parse_args()
     model, _ = ra.load_model(args.model, "cpu", progress=False)
@@ -132,6 +158,7 @@ def main() -> None:
     times = apgd_rows(model, data, args.batch, 100)
     fmn_rows(model, data, args.batch, times)
     if not args.skip_autoattack:
+        square_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch, args.square_queries)
         autoattack_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch)
 
 

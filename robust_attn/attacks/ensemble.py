@@ -110,6 +110,7 @@ class Ensemble(Attack):
             result[todo[hit]] = adv[hit]
             by[todo[hit]] = i
             todo = todo[~hit]
+        self.apply_layout()  # leave the shared model as the ensemble found it
         return result, by
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
