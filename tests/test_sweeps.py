@@ -36,7 +36,7 @@ def _rows(path: Path, drop_seconds: bool = True, drop_counts: bool = False) -> l
 
 
 def test_shipped_specs_parse() -> None:
-    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2", "compare"):
+    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2", "compare", "adversarial"):
         spec = load_spec(ROOT / "attacks" / f"{name}.toml")
         assert spec.name == name and spec.attacks
     quick = load_spec(ROOT / "attacks" / "quickstart.toml")
@@ -48,6 +48,9 @@ def test_shipped_specs_parse() -> None:
     assert apgd.name == "apgd" and apgd.params == {"steps": 100}
     assert [a.name for a in load_spec(ROOT / "attacks" / "autoattack.toml").attacks] == ["autoattack", "fmn"]
     assert load_spec(ROOT / "attacks" / "autoattack-l2.toml").attacks[0].eps == (0.1, 0.25, 0.5, 1.0)
+    adversarial = load_spec(ROOT / "attacks" / "adversarial.toml")
+    assert adversarial.models[0] == "builtin/vgg-at" and len(adversarial.models) == 6, "two -at entries x 3 seeds"
+    assert [a.label or a.name for a in adversarial.attacks] == ["fgsm", "pgd", "apgd", "apgd-dlr-100", "fmn"]
     packaged = ROOT / "robust_attn" / "specs" / "quickstart.toml"  # what `robust-attn quickstart` runs outside a checkout
     assert packaged.read_text() == (ROOT / "attacks" / "quickstart.toml").read_text()
 
