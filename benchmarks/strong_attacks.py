@@ -61,7 +61,7 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
 
     t0, parts, costs = time.perf_counter(), [], [0, 0]
     for b, (_, x, y) in enumerate(data.batches(batch)):
-        attack = create_attack("autoattack", model)
+        attack = create_attack("autoattack", model, channels_last=True)  # the sweep's default layout (FAB-T runs NCHW)
         attack.reseed(b)
         out = attack.sweep(x, y, EPS, mode="worst-case")
         parts.append(out.correct)
@@ -70,7 +70,7 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
         costs[1] += bw
     native_t = time.perf_counter() - t0
     native_acc = torch.cat(parts, 1).float().mean(1).tolist()
-    print(f"autoattack worst-case sweep (native APGD-CE/APGD-T + torchattacks FAB-T/Square): {native_t:.1f} s, "
+    print(f"autoattack worst-case sweep (native APGD-CE, APGD-T, L-inf Square; torchattacks FAB-T): {native_t:.1f} s, "
           f"{costs[0] / len(data):,.0f} forwards and {costs[1] / len(data):,.0f} backwards per image; {_fmt(native_acc)}", flush=True)  # fmt: skip
     counted = CostCounter(model.to(memory_format=torch.contiguous_format)).eval()  # torchattacks' FAB needs NCHW
     t0, parts = time.perf_counter(), []
@@ -151,14 +151,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--square-queries", type=int, default=1000, help="queries for the Square rows")
     parser.add_argument("--skip-autoattack", action="store_true")
+    parser.add_argument("--only-autoattack", action="store_true", help="only the autoattack rows")
     args = parser.parse_args()
     model, _ = ra.load_model(args.model, "cpu", progress=False)
     print(f"{args.model}, torch {torch.__version__}, {torch.get_num_threads()} threads, {len(EPS)} eps")
     data = ra.load_dataset("builtin", "test", n=args.n)
-    times = apgd_rows(model, data, args.batch, 100)
-    fmn_rows(model, data, args.batch, times)
+    if not args.only_autoattack:
+        times = apgd_rows(model, data, args.batch, 100)
+        fmn_rows(model, data, args.batch, times)
     if not args.skip_autoattack:
-        square_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch, args.square_queries)
+        if not args.only_autoattack:
+            square_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch, args.square_queries)
         autoattack_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch)
 
 
