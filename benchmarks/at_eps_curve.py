@@ -56,14 +56,13 @@ def main() -> None:
             zoo.ZOO[entry.name] = entry
             names.append(entry.name)
         t0 = time.perf_counter()
-        metas = ra.train_entries(names, device="cpu", progress=True)
+        ra.train_entries(names, device="cpu", progress=True)
         train_s = time.perf_counter() - t0
         for e, name in zip(args.train_eps, names):
             model, meta = ra.load_model(name, "cpu", progress=False)
             guard = meta.get("guard", {})
             rows.append((f"FGSM-AT at {e:g}/255", meta["clean_accuracy"], guard.get("kept_epoch"), meta["train_result"]["seconds"],
                          robust_accuracy(model, args.n)))  # fmt: skip
-        del metas
     print(f"\nbuiltin/{args.model}, seed {args.seed}, {base.epochs} epochs of {base.train_size:,} images; training wall time {train_s:.0f} s "
           f"for {len(names)} models on {torch.get_num_threads()} cores; APGD-CE 100 steps, worst-case, {args.n} test images\n")  # fmt: skip
     eps_cols = " | ".join(f"APGD-CE {e * 255:g}/255" for e in TEST_EPS)

@@ -160,9 +160,10 @@ def main() -> None:
         times = apgd_rows(model, data, args.batch, 100)
         fmn_rows(model, data, args.batch, times)
     if not args.skip_autoattack:
+        aa_data = ra.load_dataset("builtin", "test", n=args.aa_n)
         if not args.only_autoattack:
-            square_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch, args.square_queries)
-        autoattack_rows(model, ra.load_dataset("builtin", "test", n=args.aa_n), args.batch)
+            square_rows(model, aa_data, args.batch, args.square_queries)
+        autoattack_rows(model, aa_data, args.batch)
 
 
 if __name__ == "__main__":

@@ -204,6 +204,13 @@ class Attack:
         with autocast(self.device, self.precision):
             return self.model(x).float()
 
+    def margin(self, logits: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Per-sample logit margin, <= 0 once the goal is met: z_y - max_{i != y} z_i
+        (untargeted; ``goal`` the true label) or max_{i != t} z_i - z_t (targeted)."""
+        rows = torch.arange(len(goal), device=goal.device)
+        others = logits.scatter(1, goal[:, None], -math.inf).amax(dim=1)
+        return others - logits[rows, goal] if self.targeted else logits[rows, goal] - others
+
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(x).argmax(dim=1)

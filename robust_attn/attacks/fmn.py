@@ -81,9 +81,7 @@ class FMN(Attack):
         and the logits."""
         delta = delta.detach().requires_grad_(True)
         logits = self.logits(x + delta)
-        rows = torch.arange(len(goal), device=goal.device)
-        others = logits.scatter(1, goal[:, None], -math.inf).amax(dim=1)
-        margin = others - logits[rows, goal] if self.targeted else logits[rows, goal] - others
+        margin = self.margin(logits, goal)
         (grad,) = torch.autograd.grad((-margin).sum(), delta)
         return margin.detach(), grad.detach(), logits.detach()
 

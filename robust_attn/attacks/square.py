@@ -59,21 +59,16 @@ class Square(Attack):
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
     @torch.inference_mode()
-    def _margin(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """z_y - max_{i != y} z_i (untargeted) or its negative (y the target): <= 0 means done."""
+    def _query(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One query: the margin of the model at ``x`` (<= 0: done), one forward pass."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = self.logits(x)
-        rows = torch.arange(len(y), device=y.device)
-        z_y = logits[rows, y].clone()
-        logits[rows, y] = -float("inf")
-        other = logits.amax(dim=1)
-        return other - z_y if self.targeted else z_y - other
+        return self.margin(self.logits(x), y)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         gen = torch.Generator(device="cpu").manual_seed(self.call_seed())
         adv = x.clone()
-        todo = (self._margin(x, y) > 0).nonzero().flatten()  # samples already done keep the clean image
+        todo = (self._query(x, y) > 0).nonzero().flatten()  # samples already done keep the clean image
         for _ in range(self.restarts):
             if todo.numel() == 0:
                 break
@@ -90,7 +85,7 @@ class Square(Attack):
         dev = x.device
         stripes = torch.sign(2 * torch.rand([n, c, 1, w], generator=gen) - 1).to(dev, x.dtype)
         best = torch.clamp(x + eps * stripes, 0.0, 1.0)
-        margin = self._margin(best, y)
+        margin = self._query(best, y)
         for it in range(self.queries):
             active = (margin > 0.0).nonzero().flatten()
             if active.numel() == 0:
@@ -105,7 +100,7 @@ class Square(Attack):
             x_win = x_a[window]
             cand = best_a.clone()
             cand[window] = torch.clamp(torch.min(torch.max(best_a[window] + 2.0 * eps * sign, x_win - eps), x_win + eps), 0.0, 1.0)
-            m = self._margin(cand, y[active])
+            m = self._query(cand, y[active])
             better = (m < margin[active]) | (m <= 0.0)
             margin[active] = torch.where(better, m, margin[active])
             best[active] = torch.where(better.view(-1, 1, 1, 1), cand, best_a)
