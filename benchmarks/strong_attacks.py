@@ -61,7 +61,7 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
 
     t0, parts, costs = time.perf_counter(), [], [0, 0]
     for b, (_, x, y) in enumerate(data.batches(batch)):
-        attack = create_attack("autoattack", model, channels_last=True)  # the sweep's default layout (FAB-T runs NCHW)
+        attack = create_attack("autoattack", model, channels_last=True)  # the sweep's default layout
         attack.reseed(b)
         out = attack.sweep(x, y, EPS, mode="worst-case")
         parts.append(out.correct)
@@ -70,7 +70,7 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
         costs[1] += bw
     native_t = time.perf_counter() - t0
     native_acc = torch.cat(parts, 1).float().mean(1).tolist()
-    print(f"autoattack worst-case sweep (native APGD-CE, APGD-T, L-inf Square; torchattacks FAB-T): {native_t:.1f} s, "
+    print(f"autoattack worst-case sweep (native APGD-CE, APGD-T, FAB-T, L-inf Square): {native_t:.1f} s, "
           f"{costs[0] / len(data):,.0f} forwards and {costs[1] / len(data):,.0f} backwards per image; {_fmt(native_acc)}", flush=True)  # fmt: skip
     counted = CostCounter(model.to(memory_format=torch.contiguous_format)).eval()  # torchattacks' FAB needs NCHW
     t0, parts = time.perf_counter(), []

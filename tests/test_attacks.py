@@ -23,7 +23,7 @@ def _outcomes(
 def test_registry_lists_and_rejects() -> None:
     assert {"fgsm", "pgd", "pgd-l2"} <= set(list_attacks("native"))
     assert set(list_attacks("foolbox")) == {"fgsm", "pgd", "pgd-l2"}
-    known = "apgd, apgd-l2, apgd-t, apgd-t-l2, autoattack, autoattack-l2, fgsm, fmn, fmn-l2, pgd, pgd-l2, square, or torchattacks:<Class>"
+    known = "apgd, apgd-l2, apgd-t, apgd-t-l2, autoattack, autoattack-l2, fab-t, fab-t-l2, fgsm, fmn, fmn-l2, pgd, pgd-l2, square, or torchattacks:<Class>"
     with pytest.raises(KeyError, match=f"unknown attack 'cw' for backend 'native'; known: {known}"):
         create_attack("cw", nn.Linear(2, 2))
     with pytest.raises(KeyError, match="unknown backend 'cleverhans'"):

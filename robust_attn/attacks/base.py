@@ -107,7 +107,7 @@ class Attack:
     backend: ClassVar[str] = "native"
     minimum_norm: ClassVar[bool] = False  # returns each sample's smallest fooling norm (column min_norm)
     categorical_columns: ClassVar[dict[str, list[str]]] = {}  # sweep columns holding codes into these names
-    supports_channels_last: ClassVar[bool] = True  # False for attacks that run library code (torchattacks' FAB needs NCHW)
+    supports_channels_last: ClassVar[bool] = True  # False for attacks that run library code (torchattacks needs NCHW)
 
     def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
         precision = options.get("precision", "fp32")

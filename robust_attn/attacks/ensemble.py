@@ -4,12 +4,16 @@ ICML 2020, standard version: APGD-CE, APGD-T, FAB-T, Square).
 At each eps only the samples no member has fooled yet are attacked, each member only sees the
 previous members' survivors, and in a worst-case sweep a sample fooled at a smaller eps is not
 attacked again. The per-sample column ``fooled_by`` names the member that fooled each sample
-first (``clean`` where the model was already wrong). FAB-T (and the L2 Square) run through torchattacks
-with AutoAttack's parameters; APGD-CE, APGD-T and the L-inf Square are the native engine's.
+first (``clean`` where the model was already wrong). APGD-CE, APGD-T, FAB-T and the L-inf Square
+are the native engine's; the L2 Square runs through torchattacks, with AutoAttack's parameters.
+
+A minimum-norm member (FAB-T: deterministic, its search independent of eps) runs once per sample
+in a sweep: its smallest fooling norm answers every larger eps, so it is not run again there.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Unpack
@@ -19,6 +23,8 @@ import torch.nn as nn
 
 from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2
 from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
+from robust_attn.attacks.fab import FABT, FABTL2
+from robust_attn.attacks.minnorm import MinimumNormAttack
 from robust_attn.attacks.registry import register_attack
 from robust_attn.attacks.square import Square
 
@@ -26,8 +32,7 @@ NOT_FOOLED = -1
 
 
 class TorchattacksMember(Attack):
-    """A torchattacks attack inside an ensemble, built per call with the model's class count
-    (``"n_classes"`` as a parameter value is replaced by it) and the member's seed."""
+    """A torchattacks attack inside an ensemble, built per call with the member's seed."""
 
     backend = "torchattacks"
     supports_channels_last = False
@@ -43,12 +48,35 @@ class TorchattacksMember(Attack):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         import torchattacks
 
-        with torch.inference_mode():
-            n_classes = int(self.logits(x[:1]).shape[1])
-        kwargs = {k: (n_classes if v == "n_classes" else v) for k, v in self.kwargs.items()}
         norm = "Linf" if self.norm == "linf" else "L2"
-        atk = getattr(torchattacks, self.cls_name)(self.model, eps=eps, norm=norm, seed=self.seed, **kwargs)
+        atk = getattr(torchattacks, self.cls_name)(self.model, eps=eps, norm=norm, seed=self.seed, **self.kwargs)
         return atk(x, y)
+
+
+@dataclass
+class _MinNormAnswers:
+    """A minimum-norm member's results per sample of a sweep batch."""
+
+    norms: torch.Tensor  # (B,) smallest fooling norm found (inf: none)
+    adv: torch.Tensor  # (B, ...) the point with that norm
+    stopped_below: torch.Tensor  # (B,) the run's stop_below (inf: ran in full; nan: not run yet)
+
+    @classmethod
+    def empty(cls, x: torch.Tensor) -> _MinNormAnswers:
+        nan = torch.full((x.shape[0],), math.nan, device=x.device)
+        return cls(torch.full_like(nan, math.inf), torch.empty_like(x, memory_format=torch.contiguous_format), nan)
+
+    def ask(self, member: MinimumNormAttack, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, eps: float) -> torch.Tensor:
+        """The member's point inside the eps-ball where it has one, else the clean image; runs it
+        only on the samples whose earlier answer does not settle this eps."""
+        norms, stopped = self.norms[ids], self.stopped_below[ids]
+        settled = (stopped <= eps) | (norms > stopped)  # a run that stopped below a larger eps may not have its smallest point
+        ask = (~settled).nonzero().squeeze(1)
+        if ask.numel():
+            adv, found, _ = member.minimise(x[ask], y[ask], stop_below=eps)
+            self.norms[ids[ask]], self.adv[ids[ask]], self.stopped_below[ids[ask]] = found, adv, eps
+        inside = (self.norms[ids] <= eps).view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(inside, self.adv[ids], x)
 
 
 @dataclass
@@ -57,6 +85,7 @@ class _EnsembleState:
     clean_fooled: torch.Tensor  # (B,) wrong before any attack
     epsilons: list[float]
     fooled_by: torch.Tensor  # (K, B) member index, NOT_FOOLED where no member fooled the sample at that eps
+    answers: dict[int, _MinNormAnswers]  # minimum-norm members' results, by member index
 
 
 class Ensemble(Attack):
@@ -95,8 +124,17 @@ class Ensemble(Attack):
         """Forward and backward passes (in images) each member has spent."""
         return {name: m.cost for name, m in self.members}
 
-    def chain(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adversarial images and, per sample, the index of the member that fooled it (or NOT_FOOLED)."""
+    def chain(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        ids: torch.Tensor | None = None,
+        answers: dict[int, _MinNormAnswers] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Adversarial images and, per sample, the index of the member that fooled it (or
+        NOT_FOOLED). In a sweep, ``ids`` are the samples' places in the batch and ``answers`` the
+        minimum-norm members' results so far."""
         result = x.clone()
         by = torch.full((x.shape[0],), NOT_FOOLED, dtype=torch.long, device=x.device)
         todo = torch.arange(x.shape[0], device=x.device)
@@ -105,7 +143,11 @@ class Ensemble(Attack):
                 break
             member.apply_layout()
             fmt = torch.channels_last if member.channels_last else torch.contiguous_format
-            adv = member.perturb(x[todo].contiguous(memory_format=fmt), y[todo], eps, stop_early=True)
+            xs = x[todo].contiguous(memory_format=fmt)
+            if answers is not None and ids is not None and i in answers:
+                adv = answers[i].ask(member, xs, y[todo], ids[todo], eps)  # type: ignore[arg-type]
+            else:
+                adv = member.perturb(xs, y[todo], eps, stop_early=True)
             hit = self._fooled(member.predict(adv), y[todo], y[todo])
             result[todo[hit]] = adv[hit]
             by[todo[hit]] = i
@@ -119,12 +161,14 @@ class Ensemble(Attack):
     def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor, epsilons: Sequence[float]) -> _EnsembleState:
         clean_pred = self.predict(x)
         fooled_by = torch.full((len(epsilons), x.shape[0]), NOT_FOOLED, dtype=torch.long, device=x.device)
-        return _EnsembleState(clean_pred, self._fooled(clean_pred, goal, goal), [float(e) for e in epsilons], fooled_by)
+        answers = {i: _MinNormAnswers.empty(x) for i, (_, m) in enumerate(self.members) if isinstance(m, MinimumNormAttack)}
+        return _EnsembleState(clean_pred, self._fooled(clean_pred, goal, goal), [float(e) for e in epsilons], fooled_by, answers)
 
     def _attack_at(
         self, state: _EnsembleState, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool
     ) -> torch.Tensor:
-        adv, by = self.chain(x, goal, eps)
+        ids = torch.arange(len(state.clean_pred), device=x.device) if idx is None else idx
+        adv, by = self.chain(x, goal, eps, ids, state.answers)
         state.fooled_by[state.epsilons.index(eps), slice(None) if idx is None else idx] = by
         return self.predict(adv)
 
@@ -150,7 +194,7 @@ def _autoattack_members(model: nn.Module, norm: Norm, steps: int, targets: int, 
     return [
         ("apgd-ce", apgd(model, steps=steps, loss="ce", **native)),
         ("apgd-t", apgdt(model, steps=steps, targets=targets, **native)),
-        ("fab-t", TorchattacksMember(model, "FAB", norm, {"steps": fab_steps, "n_restarts": 1, "multi_targeted": True, "n_classes": "n_classes"}, **library)),
+        ("fab-t", (FABT if norm == "linf" else FABTL2)(model, steps=fab_steps, targets=targets, **native)),
         ("square", square),
     ]  # fmt: skip
 
@@ -158,7 +202,7 @@ def _autoattack_members(model: nn.Module, norm: Norm, steps: int, targets: int, 
 @register_attack("autoattack", "native")
 class AutoAttack(Ensemble):
     """AutoAttack, standard version, L-inf: APGD-CE (100 steps), APGD-T (9 targets x 100 steps),
-    FAB-T (9 targets, 100 steps, torchattacks) and Square (5,000 queries, native), as a
+    FAB-T (9 targets x 100 steps) and Square (5,000 queries), all native, as a
     worst-case ensemble. ``steps``, ``targets``, ``fab_steps`` and ``square_queries`` shrink it
     for quick runs (results then are not AutoAttack's)."""
 

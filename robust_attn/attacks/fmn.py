@@ -12,36 +12,24 @@ does not (its projection factor is ``norms / norms``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Unpack
 
 import torch
 
-from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
+from robust_attn.attacks.base import AttackOptions, Norm, positive_int
+from robust_attn.attacks.minnorm import MinimumNormAttack
+from robust_attn.attacks.minnorm import lp_norm as _lp
 from robust_attn.attacks.registry import register_attack
 
 
-def _lp(t: torch.Tensor, p: float) -> torch.Tensor:
-    return t.flatten(1).norm(p=p, dim=1)
-
-
-@dataclass
-class _MinNormState:
-    clean_pred: torch.Tensor
-    norms: torch.Tensor  # (B,) smallest fooling norm found; 0 = clean mistake, inf = none
-    adv_pred: torch.Tensor  # (B,) prediction at the smallest fooling point
-
-
 @register_attack("fmn", "native")
-class FMN(Attack):
+class FMN(MinimumNormAttack):
     """FMN in L-inf. Parameters: ``steps`` (100), ``max_stepsize`` (1.0, the L2 length of the first
     step), ``min_stepsize`` (max_stepsize / 100, the last), ``gamma`` (0.05, the first epsilon factor,
     annealed to 0.001)."""
 
     name = "fmn"
     norm: ClassVar[Norm] = "linf"
-    minimum_norm: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -85,8 +73,12 @@ class FMN(Attack):
         (grad,) = torch.autograd.grad((-margin).sum(), delta)
         return margin.detach(), grad.detach(), logits.detach()
 
-    def minimise(self, x: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(smallest fooling perturbation found, its norm (inf where none), prediction there)."""
+    def minimise(
+        self, x: torch.Tensor, goal: torch.Tensor, stop_below: float | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(smallest fooling images found, their norms (inf where none), predictions there). Every
+        sample runs all steps (the step and epsilon schedules are shared by the batch), so
+        ``stop_below`` changes nothing."""
         n = x.shape[0]
         delta = torch.zeros_like(x)
         epsilon = torch.full((n,), math.inf, device=x.device)
@@ -119,33 +111,7 @@ class FMN(Attack):
             delta = self._project(delta + step, epsilon)
             delta = (x + delta).clamp(0, 1) - x
         norms = torch.where(found, best_norm, torch.full_like(best_norm, math.inf))
-        return best_delta, norms, best_pred
-
-    def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
-        """The smallest fooling point where its norm is at most ``eps``, else the clean image."""
-        delta, norms, _ = self.minimise(x, y)
-        inside = (norms <= eps).view(-1, *([1] * (x.dim() - 1)))
-        return torch.where(inside, x + delta, x)
-
-    def _start_sweep(self, x: torch.Tensor, goal: torch.Tensor, epsilons: Sequence[float]) -> _MinNormState:
-        """One minimisation per batch serves every eps; clean mistakes get norm 0 without work."""
-        clean_pred = self.predict(x)
-        hit = clean_pred == goal if self.targeted else clean_pred != goal
-        norms = torch.zeros(x.shape[0], device=x.device)
-        adv_pred = clean_pred.clone()
-        todo = (~hit).nonzero().squeeze(1)
-        if todo.numel():
-            _, norms[todo], adv_pred[todo] = self.minimise(x[todo], goal[todo])
-        return _MinNormState(clean_pred, norms, adv_pred)
-
-    def _sweep_columns(self, state: _MinNormState, worst_case: bool) -> dict[str, torch.Tensor]:
-        return {"min_norm": state.norms}
-
-    def _attack_at(
-        self, state: _MinNormState, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool
-    ) -> torch.Tensor:
-        sel = slice(None) if idx is None else idx
-        return torch.where(state.norms[sel] <= eps, state.adv_pred[sel], state.clean_pred[sel])
+        return x + best_delta, norms, best_pred
 
 
 @register_attack("fmn-l2", "native")
