@@ -55,13 +55,33 @@ def apgd_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, steps: 
     return out
 
 
+def _timed(obj: object, method: str, seconds: dict[str, float], key: str) -> None:
+    """Add the time spent in ``obj.method`` to ``seconds[key]`` (an instance-level wrapper)."""
+    inner = getattr(obj, method)
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+
+    setattr(obj, method, wrapper)
+
+
+def _members(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+
+
 def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -> None:
     """The native worst-case autoattack sweep vs torchattacks' APGD/APGDT/FAB/Square, MultiAttack per eps."""
     import torchattacks
 
-    t0, parts, costs = time.perf_counter(), [], [0, 0]
+    t0, parts, costs, native_s = time.perf_counter(), [], [0, 0], {}  # type: ignore[var-annotated]
     for b, (_, x, y) in enumerate(data.batches(batch)):
         attack = create_attack("autoattack", model, channels_last=True)  # the sweep's default layout
+        for name, member in attack.members:  # type: ignore[attr-defined]
+            _timed(member, "minimise" if name == "fab-t" else "perturb", native_s, name)
         attack.reseed(b)
         out = attack.sweep(x, y, EPS, mode="worst-case")
         parts.append(out.correct)
@@ -72,13 +92,16 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
     native_acc = torch.cat(parts, 1).float().mean(1).tolist()
     print(f"autoattack worst-case sweep (native APGD-CE, APGD-T, FAB-T, L-inf Square): {native_t:.1f} s, "
           f"{costs[0] / len(data):,.0f} forwards and {costs[1] / len(data):,.0f} backwards per image; {_fmt(native_acc)}", flush=True)  # fmt: skip
+    print(f"  per member: {_members(native_s)}", flush=True)
     counted = CostCounter(model.to(memory_format=torch.contiguous_format)).eval()  # torchattacks' FAB needs NCHW
-    t0, parts = time.perf_counter(), []
+    t0, parts, lib_s = time.perf_counter(), [], {}  # type: ignore[var-annotated]
     for eps in EPS:
         correct = []
         for b, (_, x, y) in enumerate(data.batches(batch)):
             members = [torchattacks.APGD(counted, eps=eps, steps=100, seed=b, loss="ce"), torchattacks.APGDT(counted, eps=eps, steps=100, seed=b, n_classes=10),
                        torchattacks.FAB(counted, eps=eps, steps=100, multi_targeted=True, n_classes=10, seed=b), torchattacks.Square(counted, eps=eps, n_queries=5000, seed=b)]  # fmt: skip
+            for name, member in zip(("apgd-ce", "apgd-t", "fab-t", "square"), members):
+                _timed(member, "forward", lib_s, name)
             adv = torchattacks.MultiAttack(members)(x, y)
             with torch.inference_mode():
                 correct.append(model(adv).argmax(1) == y)
@@ -87,6 +110,7 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
     lib_acc = [float(p.float().mean()) for p in parts]
     print(f"torchattacks MultiAttack(APGD 100, APGDT, FAB, Square) per eps: {lib_t:.1f} s, {counted.forwards / len(data):,.0f} forwards and "
           f"{counted.backwards / len(data):,.0f} backwards per image; {_fmt(lib_acc)}", flush=True)  # fmt: skip
+    print(f"  per member: {_members(lib_s)}", flush=True)
     worst = max(n - t for n, t in zip(native_acc, lib_acc))
     print(f"autoattack: {lib_t / native_t:.2f}x faster; native accuracy minus torchattacks' at most {worst * 100:+.1f} points", flush=True)
 
@@ -116,31 +140,32 @@ def square_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, queri
               f"{times['torchattacks'] / times['native']:.2f}x; {same}/{len(data)} samples agree", flush=True)  # fmt: skip
 
 
+FMN_CONFIGS = ((100, 0.05), (50, 0.3))  # the default; half the steps with a faster epsilon factor
+
+
 def fmn_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, apgd_times: dict[str, float]) -> None:
-    """One FMN run (all eps at once) against APGD-CE at each eps."""
-    t0, parts, norms = time.perf_counter(), [], []
-    attack = create_attack("fmn", model, steps=100, channels_last=True)
-    for _, x, y in data.batches(batch):
-        out = attack.sweep(x, y, EPS, mode="worst-case")
-        parts.append(out.correct)
-        norms.append(out.columns["min_norm"])
-    fmn_t = time.perf_counter() - t0
-    fmn_acc = torch.cat(parts, 1).float().mean(1).tolist()
-    f, b = attack.cost
+    """One FMN run (all eps at once) per configuration against APGD-CE at each eps."""
     apgd = create_attack("apgd", model, steps=100, channels_last=True)
-    apgd_acc = []
-    for eps in EPS:
-        apgd_acc.append(
-            float(torch.cat([apgd.sweep(x, y, [eps], mode="independent").correct[0] for _, x, y in data.batches(batch)]).float().mean())
-        )
+    apgd_acc = [
+        float(torch.cat([apgd.sweep(x, y, [eps], mode="independent").correct[0] for _, x, y in data.batches(batch)]).float().mean())
+        for eps in EPS
+    ]
     one_eps = max(apgd_times.values())
-    print(f"FMN 100 steps, one run: {fmn_t:.1f} s ({f / len(data):.0f} forwards, {b / len(data):.0f} backwards per image) against "
-          f"APGD-CE at one eps {min(apgd_times.values()):.1f}-{one_eps:.1f} s: {fmn_t / one_eps:.2f}x the costliest eps", flush=True)  # fmt: skip
-    print(
-        f"  FMN   {_fmt(fmn_acc)}\n  APGD  {_fmt(apgd_acc)}\n  FMN - APGD: "
-        + ", ".join(f"{(a - b) * 100:+.1f}" for a, b in zip(fmn_acc, apgd_acc)),
-        flush=True,
-    )
+    for steps, gamma in FMN_CONFIGS:
+        t0, parts = time.perf_counter(), []
+        attack = create_attack("fmn", model, steps=steps, gamma=gamma, channels_last=True)
+        for _, x, y in data.batches(batch):
+            parts.append(attack.sweep(x, y, EPS, mode="worst-case").correct)
+        fmn_t = time.perf_counter() - t0
+        fmn_acc = torch.cat(parts, 1).float().mean(1).tolist()
+        f, b = attack.cost
+        print(f"FMN {steps} steps, gamma {gamma}, one run: {fmn_t:.1f} s ({f / len(data):.0f} forwards, {b / len(data):.0f} backwards per image) "
+              f"against APGD-CE at one eps {min(apgd_times.values()):.1f}-{one_eps:.1f} s: {fmn_t / one_eps:.2f}x the costliest eps", flush=True)  # fmt: skip
+        print(
+            f"  FMN   {_fmt(fmn_acc)}\n  APGD  {_fmt(apgd_acc)}\n  FMN - APGD: "
+            + ", ".join(f"{(a - b) * 100:+.1f}" for a, b in zip(fmn_acc, apgd_acc)),
+            flush=True,
+        )
 
 
 def main() -> None:

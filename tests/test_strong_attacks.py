@@ -143,9 +143,10 @@ def test_fmn_norms_match_foolbox(trained, batch, name: str) -> None:  # type: ig
     assert both.sum() >= 20 and rel.max() <= 1e-2 and (rel <= 1e-3).float().mean() >= 0.9
 
 
-def test_min_norm_curve_is_the_sweep(trained, batch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("name", "params"), [("fmn", {"steps": 10}), ("fab-t", {"steps": 5, "targets": 2})])
+def test_min_norm_curve_is_the_sweep(trained, batch, tmp_path, name: str, params: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
     """accuracy(eps) = share of samples whose minimal norm exceeds eps, in both modes and in the
-    run directory's per-sample table."""
+    run directory's per-sample table, for both minimum-norm attacks."""
     import pandas as pd
 
     from robust_attn.sweeps import parse_spec, run_sweep
@@ -153,13 +154,13 @@ def test_min_norm_curve_is_the_sweep(trained, batch, tmp_path) -> None:  # type:
     model, ckpt = trained
     x, y = batch
     eps = [0.0, 1 / 255, 2 / 255, 4 / 255]
-    attack = create_attack("fmn", model, steps=20)
+    attack = create_attack(name, model, **params)
     for mode in ("worst-case", "independent"):
         out = attack.sweep(x, y, eps, mode=mode)
         norms = out.columns["min_norm"]
         assert torch.equal(out.correct, torch.stack([norms > e for e in eps])), mode
     spec = {"name": "mn", "models": [str(ckpt)], "n": 30, "batch_size": 15, "attention_samples": 0,
-            "attacks": [{"name": "fmn", "steps": 10, "eps": ["0", "2/255", "8/255"]}]}  # fmt: skip
+            "attacks": [{"name": name, **params, "eps": ["0", "2/255", "8/255"]}]}  # fmt: skip
     run = run_sweep(parse_spec(spec), tmp_path / "run", progress=False)
     s = pd.read_parquet(run / "samples.parquet")
     assert s["min_norm"].notna().all() and (s["correct"] == (s["min_norm"] > s["eps"])).all()

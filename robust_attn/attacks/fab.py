@@ -11,10 +11,10 @@ minimum-norm attack: one run answers every eps, and an ensemble that has run it 
 its answer at every larger one.
 
 The step follows the authors' code and torchattacks' ``FAB`` (the agreement tests compare per
-sample); the projection is written here as Newton's method on a piecewise-linear function, in
-float64, where the reference sorts every row.
-What differs is the cost: the engine's memory layout, one inference forward for the fooling
-check, and samples leave the batch once they are fooled below ``stop_below``.
+sample). What differs is the cost: the projection is solved by Newton's method on a
+piecewise-linear function, in float64, where the reference sorts every row; the model runs in
+the engine's memory layout; and samples leave the batch once they are fooled below
+``stop_below``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _breakpoint_solve(breaks: torch.Tensor, slope: torch.Tensor, level: torch.Te
 
     Newton's method from s = 0: g is concave and piecewise linear, so each step lands at or below
     the root and past at least one breakpoint, and the last one lands on the root exactly. On FAB's
-    problems it takes 3-5 steps, against a sort of every row (measured: about 5x less time)."""
+    problems it takes 3-5 steps, a fifth of the time of the sort-based solve it replaced (measured)."""
     s = torch.zeros_like(target)
     for _ in range(breaks.shape[1] + 1):
         value = torch.minimum(s[:, None] * slope, level).sum(1)
