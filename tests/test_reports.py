@@ -241,3 +241,27 @@ def test_adversarially_trained_models_are_their_own_architecture() -> None:
     robust = model_info("builtin/vgg-at@seed=1", {"model": "vgg", "seed": 1, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}})
     assert (clean.architecture, robust.architecture, robust.train_seed) == ("vgg", "vgg+fgsm-at", 1)
     assert model_info("pkg.mod:make", {}).architecture == "pkg.mod:make"
+
+
+def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The run directory records an ensemble's members in order, so the report's 'fooled first'
+    table has a column (of zeros) for a member that fooled nothing; with one attack in the run,
+    the architecture tables show that attack."""
+    from robust_attn.reports.build import _headline_rows
+    from robust_attn.reports.tables import fooled_first
+
+    _, ckpt = trained
+    spec = {"name": "aa", "models": [str(ckpt)], "n": 24, "batch_size": 24, "attention_samples": 0, "diagnostic_samples": 8,
+            "attacks": [{"name": "autoattack", "steps": 3, "targets": 1, "fab_steps": 2, "square_queries": 3, "eps": ["8/255"]}]}  # fmt: skip
+    run = load_run(run_sweep(parse_spec(spec), tmp_path / "run", progress=False))
+    (entry,) = run.manifest["cells"]  # one model, one attack, one mode
+    assert list(entry["members"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    first = fooled_first(run)
+    assert {"apgd-ce", "apgd-t", "fab-t", "square"} <= set(first.columns)
+    counted = first.reindex(columns=["apgd-ce", "apgd-t", "fab-t", "square", "clean"], fill_value=0).sum(axis=1).iloc[0]
+    (cell,) = run.cells.values()
+    assert counted == 24 - int(cell.correct.sum()), "every sample wrong at eps is counted once"
+    arch = pd.DataFrame({"attack": ["clean", "autoattack-3", "autoattack-3"], "eps": [0.0, 0.0, 8 / 255]})
+    assert _headline_rows(arch)["attack"].tolist() == ["clean", "autoattack-3"]
+    both = pd.DataFrame({"attack": ["clean", "fgsm", "all attacks", "pgd"], "eps": [0.0, 1.0, 1.0, 1.0]})
+    assert _headline_rows(both)["attack"].tolist() == ["clean", "all attacks"]

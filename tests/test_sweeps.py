@@ -36,7 +36,7 @@ def _rows(path: Path, drop_seconds: bool = True, drop_counts: bool = False) -> l
 
 
 def test_shipped_specs_parse() -> None:
-    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2", "compare", "adversarial"):
+    for name in ("fgsm", "pgd", "quickstart", "autoattack", "autoattack-l2", "compare", "adversarial", "adversarial-autoattack"):
         spec = load_spec(ROOT / "attacks" / f"{name}.toml")
         assert spec.name == name and spec.attacks
     quick = load_spec(ROOT / "attacks" / "quickstart.toml")

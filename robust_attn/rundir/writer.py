@@ -233,7 +233,8 @@ class RunWriter:
             "format_version": schema.FORMAT_VERSION,
             **manifest,
             "cells": [{"model": c.model.ref, "attack": c.attack, "mode": c.mode, "slug": c.slug,
-                       **{k: metas[c.slug].get(k) for k in ("seconds", "attack_repr", "forwards", "backwards")}} for c in done],
+                       **{k: metas[c.slug].get(k) for k in ("seconds", "attack_repr", "forwards", "backwards")},
+                       **{k: metas[c.slug][k] for k in ("members",) if k in metas[c.slug]}} for c in done],
             "probes": probe_records,
         }  # fmt: skip
         atomic_bytes(self.root / schema.MANIFEST, json.dumps(out, indent=1, default=str).encode())

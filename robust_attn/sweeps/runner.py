@@ -219,8 +219,10 @@ def _run_attack_cells(job: _Job, model: nn.Module, cells: list[AttackCell]) -> N
         meta = {"seconds": seconds, "attack_repr": repr(attack), "forwards": forwards, "backwards": backwards}
         if job.ctx is not None:  # each rank counted its own batches; rank 0 saw 1/world of them
             meta |= {"forwards": None, "backwards": None, "world_size": job.ctx.world}
-        elif hasattr(attack, "member_costs"):
-            meta["members"] = {k: {"forwards": f, "backwards": b} for k, (f, b) in attack.member_costs().items()}
+        if hasattr(attack, "member_costs"):  # an ensemble: its members in order, with their passes where counted
+            counted = job.ctx is None
+            meta["members"] = {k: {"forwards": f if counted else None, "backwards": b if counted else None}
+                               for k, (f, b) in attack.member_costs().items()}  # fmt: skip
         job.writer.write_cell(cell, outcome, job.data.labels.numpy(), np.arange(len(job.data)), meta)
         if job.spec.save_examples:
             _save_examples(attack, job.data, cell, job.spec.save_examples, job.root / "examples" / f"{cell.slug}.npz")
