@@ -59,7 +59,7 @@ class _MinNormAnswers:
 
     norms: torch.Tensor  # (B,) smallest fooling norm found (inf: none)
     adv: torch.Tensor  # (B, ...) the point with that norm
-    stopped_below: torch.Tensor  # (B,) the run's stop_below (inf: ran in full; nan: not run yet)
+    stopped_below: torch.Tensor  # (B,) the stop_below its run used (nan: not run yet); a norm above it is exact
 
     @classmethod
     def empty(cls, x: torch.Tensor) -> _MinNormAnswers:

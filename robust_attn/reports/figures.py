@@ -198,27 +198,39 @@ def architecture_curves(arch: pd.DataFrame, table: pd.DataFrame, members: dict[s
     for ax, attack in zip(axes.flat, attacks):
         sub = arch[arch["attack"] == attack]
         norm = str(sub["norm"].iloc[0])
-        for name, models in members.items():
+        for i, (name, models) in enumerate(members.items()):
             g = sub[sub["architecture"] == name].sort_values("eps")
             if g.empty:
                 continue
             x = _x(norm, g["eps"])
+            single = len(g) == 1  # a band of one point is invisible: the interval and the seeds as marks, side by side
+            if single:
+                x = x * (1 + 0.03 * (i - (len(members) - 1) / 2))
             ax.plot(x, g["accuracy"], "-", marker="o", ms=3, lw=2, color=colours[name], label=f"{name} ({len(models)} seeds)")
             ax.fill_between(x, g["ci_low"].clip(0, 1), g["ci_high"].clip(0, 1), color=colours[name], alpha=0.15, linewidth=0)
+            if single:
+                acc = g["accuracy"].to_numpy()
+                spread = [acc - g["ci_low"].clip(0, 1).to_numpy(), g["ci_high"].clip(0, 1).to_numpy() - acc]
+                ax.errorbar(x, acc, yerr=spread, fmt="none", ecolor=colours[name], elinewidth=1.5, capsize=4)
             for model in models:
                 m = table[(table["model"] == model) & (table["attack"] == attack) & (table["mode"] == "worst-case")].sort_values("eps")
-                ax.plot(_x(norm, m["eps"]), m["accuracy"], "-", lw=0.7, alpha=0.6, color=colours[name])
+                mx = x.to_numpy() if single else _x(norm, m["eps"])
+                ax.plot(mx, m["accuracy"], "-", marker="_" if single else None, ms=10, lw=0.7, alpha=0.6, color=colours[name])
         ax.set_title(
             attack if attack != ALL_ATTACKS else "all L-inf attacks (pointwise worst case)",
             fontweight="bold" if attack == ALL_ATTACKS else None,
         )
         _eps_axis(ax, norm)
+        if sub["eps"].nunique() == 1:  # one eps: a window around it, ticked at it alone
+            centre = float(_x(norm, sub["eps"]).iloc[0])
+            ax.set_xlim(centre * 0.75, centre * 1.25)
+            ax.set_xticks([centre])
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)
     for ax in list(axes.flat)[len(attacks) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False, fontsize=8)
-    fig.suptitle("Architectures: mean over seeds and samples with 95% intervals (bands); thin lines: each training seed")
+    fig.suptitle("Architectures: mean over seeds and samples with 95% intervals (bands or bars); thin lines or ticks: each seed")
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     return fig
