@@ -161,14 +161,13 @@ def min_norm_curves(run: Run, points: int = 200) -> pd.DataFrame:
 def fooled_first(run: Run) -> pd.DataFrame:
     """For every ensemble cell (worst-case), how many samples each member fooled first, by the
     eps at which they fell."""
-    members = {(e["model"], e["attack"], e["mode"]): list(e["members"]) for e in run.manifest.get("cells", []) if e.get("members")}
     rows = []
     for (model, attack, mode), c in run.cells.items():
         if c.fooled_by is None or mode != "worst-case":
             continue
         for k, e in enumerate(c.eps):
             counts = pd.Series(c.fooled_by[k]).value_counts()
-            named = dict.fromkeys(members.get((model, attack, mode), []), 0)  # members that fooled none get a 0
+            named = dict.fromkeys(run.ensemble_members(model, attack, mode), 0)  # members that fooled none get a 0
             rows.append({"model": model, "attack": attack, "eps": float(e), "n": c.correct.shape[1],
                          **named, **{str(m): int(v) for m, v in counts.items() if m is not None}})  # fmt: skip
     return pd.DataFrame(rows).fillna(0)

@@ -67,6 +67,14 @@ class Run:
     def model_info(self, model: str) -> dict[str, Any]:
         return dict(self.manifest.get("models", {}).get(model, {}))
 
+    def ensemble_members(self, model: str, attack: str, mode: str) -> list[str]:
+        """An ensemble cell's members in order (empty for other attacks, and for runs written
+        before robust-attn recorded them)."""
+        for entry in self.manifest.get("cells", []):
+            if (entry.get("model"), entry.get("attack"), entry.get("mode")) == (model, attack, mode):
+                return list(entry.get("members") or [])
+        return []
+
     def clean_correct(self, model: str) -> np.ndarray:
         return self.clean_pred[model] == self.labels
 
