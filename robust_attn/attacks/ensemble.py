@@ -169,7 +169,7 @@ class Ensemble(Attack):
     ) -> torch.Tensor:
         ids = torch.arange(len(state.clean_pred), device=x.device) if idx is None else idx
         adv, by = self.chain(x, goal, eps, ids, state.answers)
-        state.fooled_by[state.epsilons.index(eps), slice(None) if idx is None else idx] = by
+        state.fooled_by[state.epsilons.index(eps), ids] = by
         return self.predict(adv)
 
     def _sweep_columns(self, state: _EnsembleState, worst_case: bool) -> dict[str, torch.Tensor]:
