@@ -7,8 +7,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from robust_attn.distributed import RankFailed
+from robust_attn.errors import RobustAttnError, UserCodeError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -72,14 +73,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import ZOO, cached_metadata, cached_seeds
+    from robust_attn.zoo import ZOO, cached_metadata, cached_seeds, resumable_seeds
 
-    rows = [("name", "model", "data", "epochs", "quick", "cached seeds", "clean acc (seed 0)", "description")]
+    rows = [("name", "model", "data", "epochs", "quick", "cached seeds", "training, resumable", "clean acc (seed 0)", "description")]
     for name, e in ZOO.items():
         meta = cached_metadata(name)
         acc = f"{meta['clean_accuracy']:.2%}" if meta and "clean_accuracy" in meta else "-"
         seeds = ",".join(str(s) for s in cached_seeds(name)) or "-"
-        rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", seeds, acc, e.description))
+        resumable = ",".join(str(s) for s in resumable_seeds(name)) or "-"
+        rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", seeds, resumable, acc, e.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
@@ -107,7 +109,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec).with_overrides(
         models=tuple(args.models) if args.models else None, n=args.n, batch_size=args.batch_size, seed=args.seed,
-        device=args.device, precision=args.precision, data_dir=args.data_dir,
+        device=args.device, precision=args.precision, data_dir=args.data_dir, download=True if args.download else None,
+        verify=False if args.no_verify else None,
         modes=("independent",) if args.independent else (("worst-case", "independent") if args.both_modes else None),
         save_examples=args.save_examples, fold_bn=True if args.fold_bn else None, workers=args.workers,
     )  # fmt: skip
@@ -117,10 +120,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("stopped; finished cells are saved; run the same command again to resume", file=sys.stderr)
         return 130
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
-        print(
-            f"wrote {root}/: results.csv, samples.parquet, indicators.parquet, attention_drift.parquet, segmentation.parquet, manifest.json"
-        )
-        print(summary_table(root))
+        from robust_attn.rundir import RunDir, load_run
+
+        print(f"wrote {root}/: {', '.join(RunDir(root).data_files)}")
+        print(summary_table(load_run(root)))
     return 0
 
 
@@ -129,6 +132,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     report = make_report(args.run_dir, attention=not args.no_attention, progress=not args.quiet)
     _print_report(report)
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from robust_attn.attacks.registry import attack_traits
+    from robust_attn.rundir import upgrade_run_dir
+    from robust_attn.sweeps.spec import AttackSpec
+
+    def describe(a: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        spec = AttackSpec(
+            str(a["name"]), tuple(a["eps"]), str(a.get("backend", "native")), dict(a.get("params", {})), str(a.get("label", ""))
+        )
+        return spec.key, attack_traits(spec.name, spec.backend, spec.params).as_dict()
+
+    for root in args.run_dirs:
+        changes = upgrade_run_dir(root, describe)
+        print(f"{root}: " + ("; ".join(changes) if changes else "already at the current format version"))
     return 0
 
 
@@ -146,33 +166,34 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def _print_report(report: object) -> None:
     from robust_attn.reports import Report
+    from robust_attn.rundir import load_run
 
     assert isinstance(report, Report)
     print(f"report: {report.pdf}\n        {report.markdown}\n        {report.summary_csv}")
-    print(summary_table(report.pdf.parent, modes=("worst-case",)))
+    if report.incomplete:
+        print(f"warning: {report.incomplete}")
+    print(summary_table(load_run(report.pdf.parent), modes=("worst-case",)))
     for c in report.checks:
         print(f"check {c.status:>7}: {c.name}" + ("" if c.status == "pass" else f" - {c.detail}"))
 
 
-def summary_table(root: Path, modes: tuple[str, ...] = ("worst-case", "independent")) -> str:
-    """Accuracy per model and eps for each attack, as plain text."""
-    import csv
-
+def summary_table(run: object, modes: tuple[str, ...] = ("worst-case", "independent")) -> str:
+    """Accuracy per model and eps for each attack, as plain text, from a loaded run directory."""
     from robust_attn.epsilon import format_eps
+    from robust_attn.rundir import Run
 
-    with open(root / "results.csv") as f:
-        rows = list(csv.DictReader(f))
+    assert isinstance(run, Run)
+    rows = run.results[run.results["mode"].isin(modes)]
     lines = []
-    for attack, mode in dict.fromkeys((r["attack"], r["mode"]) for r in rows if r["mode"] in modes):
-        sel = [r for r in rows if r["attack"] == attack and r["mode"] == mode]
-        eps = list(dict.fromkeys(float(r["eps"]) for r in sel))
-        models = list(dict.fromkeys(r["model"] for r in sel))
+    for (attack, mode), sel in rows.groupby(["attack", "mode"], sort=False):
+        eps = list(dict.fromkeys(sel["eps"]))
+        models = list(dict.fromkeys(sel["model"]))
         width = max(len(m) for m in models)
         lines.append(f"{attack} ({mode}) accuracy at eps:")
-        lines.append(" " * width + "".join(f"{format_eps(e, sel[0]['norm']):>8}" for e in eps))
+        lines.append(" " * width + "".join(f"{format_eps(e, str(sel['norm'].iloc[0])):>8}" for e in eps))
         for m in models:
-            acc = {float(r["eps"]): float(r["accuracy"]) for r in sel if r["model"] == m}
-            lines.append(m.ljust(width) + "".join(f"{acc[e]:>8.1%}" for e in eps))
+            acc = dict(zip(sel.loc[sel["model"] == m, "eps"], sel.loc[sel["model"] == m, "accuracy"]))
+            lines.append(m.ljust(width) + "".join(f"{acc[e]:>8.1%}" if e in acc else f"{'-':>8}" for e in eps))
     return "\n".join(lines)
 
 
@@ -235,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute finished cells")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
+    p.add_argument("--download", action="store_true", help="let torchvision download the data set into --data-dir")
+    p.add_argument("--no-verify", action="store_true", help="skip torchvision's MD5 check of CIFAR/SVHN files (a re-packed copy)")
     p.add_argument("--device", default=None, help="override the spec's device: auto, cpu, cuda, cuda:N")
     p.set_defaults(func=cmd_sweep)
 
@@ -244,11 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("upgrade", help="convert run directories written by an older robust-attn to the current format, in place")
+    p.add_argument("run_dirs", nargs="+", help="run directories (e.g. reports/compare)")
+    p.set_defaults(func=cmd_upgrade)
+
     p = sub.add_parser("quickstart", help="train the quick zoo if needed, run attacks/quickstart.toml, write the report")
     p.add_argument("--out", default="reports/quickstart", help="run directory (default: reports/quickstart)")
     p.add_argument("--quiet", action="store_true")
     _add_device(p)
     p.set_defaults(func=cmd_quickstart)
+    for child in dict.fromkeys(sub.choices.values()):
+        _add_debug(child)
     return parser
 
 
@@ -266,7 +295,26 @@ def _on_launcher_stop(signum: int, frame: object) -> None:
     os._exit(1)
 
 
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """Every command and subcommand takes ``--debug``."""
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error in the input too (bugs always show theirs)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_debug(child)
+
+
+def _report_error(err: RobustAttnError) -> None:
+    """One line naming the problem and the fix; for errors in the user's own code, their frames."""
+    print(f"robust-attn: error: {_where()}{err}", file=sys.stderr)
+    if isinstance(err, UserCodeError) and err.frames:
+        print("Traceback (your code, most recent call last):\n" + "\n".join(err.frames), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Errors in the input (a RobustAttnError) print one line and exit 2 (with
+    ``--debug``: their traceback too); anything else is a bug in robust-attn: its traceback, a
+    line saying so, exit 1."""
     from robust_attn.distributed import launched
 
     if launched():
@@ -277,13 +325,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.func
     try:
         return handler(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:  # RunDirError, SpecError, CheckpointError are ValueErrors
-        if isinstance(err, KeyError):
-            err = ValueError(err.args[0] if err.args else str(err))
-        print(f"robust-attn: error: {_where()}{err}", file=sys.stderr)
+    except RobustAttnError as err:
+        if getattr(args, "debug", False):
+            raise
+        _report_error(err)
         return 2
-    except RankFailed as err:
-        print(f"robust-attn: error: {_where()}{err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        raise
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"robust-attn: internal error: {_where()}this is a bug in robust-attn, not in your input; please report it with the traceback above",
+              file=sys.stderr)  # fmt: skip
         return 1
 
 

@@ -17,12 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+from robust_attn.errors import RankFailed, UsageError
+
 TIMEOUT_ENV = "ROBUST_ATTN_DIST_TIMEOUT"  # seconds a rank waits for the others in a collective
-FAULT_ENV = "ROBUST_ATTN_FAULT"  # fault injection for tests: "RANK:BATCHES" makes that rank exit hard after that many batches
-
-
-class RankFailed(RuntimeError):
-    """Another rank stopped answering (it died, or a collective timed out)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,11 @@ class Context:
     def shard(self, index: int) -> bool:
         """Whether unit ``index`` (a batch, a zoo entry) is this rank's: round-robin over ranks."""
         return index % self.world == self.rank
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a job (or a process outside any job)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def launched() -> bool:
@@ -79,7 +81,7 @@ def _collective(what: str, call: Callable[[], Any]) -> Any:
     except RuntimeError as err:  # gloo/nccl report a dead peer or a timeout as RuntimeError
         text = str(err)
         why = "its connection closed" if "closed by peer" in text else "timed out" if "imeout" in text or "timed out" in text else "failed"
-        raise RankFailed(f"another rank stopped during {what} ({why}); rerun the same command to resume from the finished units") from None
+        raise RankFailed(f"another rank stopped during {what} ({why}); rerun the same command to resume from the finished units") from err
 
 
 def broadcast(ctx: Context | None, obj: Any, what: str = "a broadcast") -> Any:
@@ -118,37 +120,37 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-_BATCHES_DONE = [0]  # batches this process has finished, over the whole job (for fault injection)
-
-
-def maybe_fail(ctx: Context | None) -> None:
-    """Fault injection for tests (``ROBUST_ATTN_FAULT=RANK:BATCHES``): that rank exits hard, as a
-    crashed or killed process would, once it has finished that many batches."""
-    _BATCHES_DONE[0] += 1
-    spec = os.environ.get(FAULT_ENV)
-    if not spec or ctx is None:
-        return
-    rank, _, after = spec.partition(":")
-    if int(rank) == ctx.rank and _BATCHES_DONE[0] >= int(after or 0):
-        os._exit(17)
-
-
 def launch_local(workers: int, entrypoint: Callable[..., Any], *args: Any) -> None:
     """Run ``entrypoint(*args)`` in ``workers`` local ranks (spawned processes, the machine's
     threads divided among them) through torch's elastic launcher; raises if a rank fails."""
     import torch
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    check_workers(workers)
     threads = max(1, torch.get_num_threads() // workers)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=workers, run_id=f"robust-attn-{os.getpid()}", rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2, start_method="spawn")  # fmt: skip
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # the spawned ranks inherit it
     try:
         elastic_launch(config, _with_threads)(threads, entrypoint, *args)
     except Exception as err:  # ChildFailedError and friends: name the failed rank in one line
         failures = getattr(err, "failures", {}) or {}
         ranks = ", ".join(str(f.rank) for f in failures.values()) if failures else "?"
-        raise RankFailed(f"local rank {ranks} of {workers} failed ({type(err).__name__}); rerun the same command to resume") from None
+        raise RankFailed(f"local rank {ranks} of {workers} failed ({type(err).__name__}); rerun the same command to resume") from err
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_workers(workers: int) -> None:
+    """More local ranks than cores only compete for them (and each holds its own model and data)."""
+    cores = usable_cores()
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= cores:
+        raise UsageError(f"workers must be an integer from 1 to {cores} (the CPU cores this process may use), got {workers!r}")
 
 
 def _with_threads(threads: int, entrypoint: Callable[..., Any], *args: Any) -> Any:

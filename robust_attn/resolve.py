@@ -1,44 +1,137 @@
-"""Turn what a user names (zoo entry, checkpoint file, ``package.module:factory``) into a model."""
+"""Turn what a user names into a model, through a registry of model sources.
+
+A source declares which references it serves (a zoo name, a ``.safetensors`` file, a
+``package.module:factory`` import spec, ...), how to check one cheaply before any work, how to
+load it, and what it records about its training data and traits. New sources (other people's
+model hubs) register themselves; nothing here matches on a source's name.
+
+Every model comes back with a metadata dict that carries the model's declared traits:
+``architecture``, ``training_regime`` (``clean``, ``fgsm-at``, ... or ``unknown``) and
+``train_seed`` (None when unknown). Whether it has attention is a property of the module
+itself (:func:`robust_attn.probes.has_attention`).
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from robust_attn.errors import ModelError, UserCodeError, first_line, user_frames
 
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One kind of model reference."""
+
+    name: str
+    matches: Callable[[str], bool]
+    check: Callable[[str], None]  # cheap validation before any work; raises ModelError naming the fix
+    load: Callable[..., tuple[nn.Module, dict[str, Any]]]  # (ref, device, **options) -> (eval-mode model, metadata)
+    recorded: Callable[[str], dict[str, Any] | None]  # what it was trained on (dataset, image_shape, classes), without weights
+    skeleton: Callable[[str], nn.Module | None]  # the architecture without trained weights (None: only by loading)
+
+
+_SOURCES: list[ModelSource] = []
+
+
+def register_source(source: ModelSource) -> None:
+    """Add a model source; later registrations are tried first (they may serve narrower references)."""
+    _SOURCES[:] = [s for s in _SOURCES if s.name != source.name]
+    _SOURCES.insert(0, source)
+
+
+def source_for(ref: str) -> ModelSource:
+    """The source that serves ``ref``, or a one-line error listing the kinds of reference."""
+    _ensure_builtin_sources()
+    for source in _SOURCES:
+        if source.matches(ref):
+            return source
+    from robust_attn.zoo import ZOO
+
+    raise ModelError(
+        f"unknown model {ref!r}; use a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint, or package.module:factory"
+        + "".join(f", or {s.name}" for s in _SOURCES if s.name.endswith(":<name>"))
+    )
+
+
+def check_model_ref(ref: str, where: str = "") -> None:
+    """Validation before any work (import specs are imported, not called); one-line errors naming the fix."""
+    try:
+        source_for(ref).check(ref)
+    except ModelError as err:
+        if where and not isinstance(err, UserCodeError):
+            raise type(err)(f"{where}: {err}") from None
+        raise
+
+
+def load_model_ref(ref: str, device: str | torch.device = "auto", **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on ``device``, metadata with its declared traits)."""
+    source = source_for(ref)
+    source.check(ref)
+    model, meta = source.load(ref, device, **options)
+    return model.eval(), {**declared_traits(meta, model, ref), **meta}
+
+
+def recorded_metadata(ref: str) -> dict[str, Any] | None:
+    """What a model records about its training data (dataset, image_shape, classes), without
+    training or loading weights; None when only a forward pass can tell."""
+    return source_for(ref).recorded(ref)
+
+
+def skeleton(ref: str) -> nn.Module | None:
+    """The model's architecture without its trained weights, when that is cheap to build."""
+    return source_for(ref).skeleton(ref)
+
+
+def declared_traits(meta: dict[str, Any], model: nn.Module | None, ref: str) -> dict[str, Any]:
+    """``architecture``, ``training_regime`` and ``train_seed`` from what the checkpoint recorded
+    (its architecture and recipe) or what the module declares (attributes of the same names)."""
+    recipe = meta.get("recipe")
+    if isinstance(recipe, dict):
+        regime = "clean" if recipe.get("adversarial", "none") == "none" else str(recipe.get("name"))
+    else:
+        regime = getattr(model, "training_regime", None) or meta.get("training_regime") or "unknown"
+    arch = meta.get("architecture") or meta.get("model") or getattr(model, "architecture", None) or ref
+    seed = meta.get("seed", getattr(model, "train_seed", None))
+    return {"architecture": str(arch), "training_regime": str(regime), "train_seed": seed if isinstance(seed, int) else None}
+
+
+# -- import specs -------------------------------------------------------------------------------
 def is_import_spec(ref: str) -> bool:
     """``package.module:factory`` (a callable returning an nn.Module, or a module instance)."""
     mod, sep, attr = ref.partition(":")
     return bool(sep and mod and attr) and all(p.isidentifier() for p in mod.split(".")) and attr.isidentifier()
 
 
+def _user_error(ref: str, what: str, err: BaseException) -> UserCodeError:
+    return UserCodeError(f"model {ref!r}: {what} raised {first_line(err)}; fix it in your code (traceback of your files below)",
+                         user_frames(err))  # fmt: skip
+
+
 def _import_factory(ref: str) -> Any:
     mod_name, attr = ref.split(":")
     try:
-        return getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import {ref!r} ({err}); check PYTHONPATH and the name after ':'") from None
-
-
-def check_model_ref(ref: str) -> None:
-    """Validation before any work (import specs are imported, not called): raise ValueError naming the fix."""
-    from robust_attn.zoo import ZOO, get_entry, is_zoo_ref
-
-    if is_zoo_ref(ref) or "@seed=" in ref:
-        get_entry(ref)  # a bad seed suffix or unknown name is a one-line error
-        return
-    if is_import_spec(ref):
-        _import_factory(ref)
-        return
-    if ref.endswith(".safetensors"):
-        if not Path(ref).expanduser().is_file():
-            raise ValueError(f"checkpoint {ref!r} not found; train one with robust-attn train or use a zoo name")
-        return
-    raise ValueError(f"unknown model {ref!r}; use a zoo name ({', '.join(ZOO)}), a .safetensors checkpoint, or package.module:factory")
+        module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as err:
+        if err.name and mod_name.startswith(err.name):  # the module itself is missing, not one it imports
+            raise ModelError(f"cannot import {mod_name!r} for model {ref!r} ({err}); check PYTHONPATH and the name before ':'") from None
+        raise _user_error(ref, f"importing {mod_name}", err) from err
+    except Exception as err:  # the user's module raised at import (NameError, SyntaxError, ...)
+        raise _user_error(ref, f"importing {mod_name}", err) from err
+    if not hasattr(module, attr):
+        raise ModelError(f"module {mod_name!r} has no {attr!r} for model {ref!r}; check the name after ':'")
+    obj = getattr(module, attr)
+    if not callable(obj) and not isinstance(obj, nn.Module):
+        raise ModelError(
+            f"{ref!r} names a {type(obj).__name__}, not a factory or a torch.nn.Module; point it at a function returning the model"
+        )
+    return obj
 
 
 def build_import_spec(ref: str, device: str | torch.device = "auto") -> nn.Module:
@@ -47,20 +140,119 @@ def build_import_spec(ref: str, device: str | torch.device = "auto") -> nn.Modul
     from robust_attn.device import resolve_device
 
     obj = _import_factory(ref)
-    model = obj() if not isinstance(obj, nn.Module) else obj
+    if isinstance(obj, nn.Module):
+        model = obj
+    else:
+        try:
+            model = obj()
+        except Exception as err:
+            raise _user_error(ref, "the factory", err) from err
     if not isinstance(model, nn.Module):
-        raise ValueError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise ModelError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module; return the model from the factory")
     return model.to(resolve_device(device)).eval()
 
 
-def load_model_ref(
-    ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on ``device``, metadata)."""
+def _load_import(ref: str, device: str | torch.device = "auto", **_: Any) -> tuple[nn.Module, dict[str, Any]]:
+    return build_import_spec(ref, device), {"model_name": ref, "source": "import"}
+
+
+# -- checkpoints and the zoo ---------------------------------------------------------------------
+def _is_checkpoint(ref: str) -> bool:
+    return ref.endswith(".safetensors")
+
+
+def _check_checkpoint(ref: str) -> None:
+    if not Path(ref).expanduser().is_file():
+        raise ModelError(f"checkpoint {ref!r} not found; train one with robust-attn train or use a zoo name")
+
+
+def _load_checkpoint(ref: str, device: str | torch.device = "auto", **_: Any) -> tuple[nn.Module, dict[str, Any]]:
     from robust_attn.zoo import load_model
 
-    check_model_ref(ref)
-    if is_import_spec(ref):
-        return build_import_spec(ref, device), {"model_name": ref, "source": "import"}
-    model, meta = load_model(ref, device, progress=progress, data_dir=data_dir)
-    return model.eval(), meta
+    return load_model(ref, device)
+
+
+def _with_file(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    from robust_attn.checkpoint import file_sha256
+
+    return {**meta, "checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
+
+
+def _checkpoint_recorded(ref: str) -> dict[str, Any] | None:
+    from robust_attn.checkpoint import read_metadata
+
+    path = Path(ref).expanduser()
+    return _with_file(read_metadata(path), path)
+
+
+def _checkpoint_skeleton(ref: str) -> nn.Module | None:
+    from robust_attn.checkpoint import read_metadata
+    from robust_attn.models import create_model, list_models
+
+    meta = read_metadata(Path(ref).expanduser())
+    return create_model(meta["model"], **meta.get("model_kwargs", {})) if meta.get("model") in list_models() else None
+
+
+def _load_zoo(ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None,
+              **_: Any) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+    from robust_attn.zoo import load_model
+
+    return load_model(ref, device, progress=progress, data_dir=data_dir)
+
+
+def _check_zoo(ref: str) -> None:
+    from robust_attn.zoo import get_entry
+
+    get_entry(ref)  # a bad seed suffix or unknown name is a one-line error
+
+
+def _zoo_recorded(ref: str) -> dict[str, Any] | None:
+    """The cached checkpoint's metadata once trained; before that, what the entry will train on."""
+    from robust_attn.zoo import cached_metadata, checkpoint_path, entry_recorded_data
+
+    meta = cached_metadata(ref)
+    return _with_file(meta, checkpoint_path(ref)) if meta is not None else entry_recorded_data(ref)
+
+
+def _zoo_skeleton(ref: str) -> nn.Module | None:
+    from robust_attn.models import create_model
+    from robust_attn.zoo import get_entry
+
+    entry = get_entry(ref)
+    return create_model(entry.model, **entry.model_kwargs)
+
+
+def _is_zoo(ref: str) -> bool:
+    from robust_attn.zoo import SEED_MARK, is_zoo_ref
+
+    return is_zoo_ref(ref) or SEED_MARK in ref
+
+
+def _check_import(ref: str) -> None:
+    _import_factory(ref)
+
+
+def _import_skeleton(ref: str) -> nn.Module | None:
+    return None  # building it runs the user's factory: the sweep builds it once, in preflight
+
+
+_BUILTIN_SOURCES = (
+    ModelSource("a .safetensors checkpoint", _is_checkpoint, _check_checkpoint, _load_checkpoint, _checkpoint_recorded, _checkpoint_skeleton),
+    ModelSource("package.module:factory", is_import_spec, _check_import, _load_import, lambda ref: None, _import_skeleton),
+    ModelSource("a zoo name", _is_zoo, _check_zoo, _load_zoo, _zoo_recorded, _zoo_skeleton),
+)  # fmt: skip
+
+
+_HUB_REGISTERED = [False]
+
+
+def _ensure_builtin_sources() -> None:
+    """The zoo, checkpoint files and import specs, then other people's models (robust_attn.hub)."""
+    for source in _BUILTIN_SOURCES:
+        if all(s.name != source.name for s in _SOURCES):
+            _SOURCES.append(source)
+    if not _HUB_REGISTERED[0]:
+        _HUB_REGISTERED[0] = True
+        from robust_attn.hub import register_hub_sources
+
+        register_hub_sources()

@@ -22,8 +22,9 @@ import torch.nn as nn
 from robust_attn.checkpoint import CheckpointError, file_sha256, load_checkpoint, read_metadata
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
+from robust_attn.errors import ModelError
 from robust_attn.models import create_model
-from robust_attn.training import get_recipe, train_model
+from robust_attn.training import TrainConfig, get_recipe, train_model
 
 # Compact layout at 1/8 width without dropout: about 2,500 images/s for training on 2 cores.
 _CPU_KWARGS: dict[str, Any] = {"layout": "compact", "width": 0.125, "dropout": 0.0}
@@ -120,6 +121,12 @@ def zoo_home() -> Path:
 
 
 SEED_MARK = "@seed="
+MAX_SEED = 2**31 - 1
+
+
+def register_entry(entry: ZooEntry) -> None:
+    """Add an entry to the zoo (scripts and tests that define their own training configurations)."""
+    ZOO[entry.name] = entry
 
 
 def split_seed(ref: str) -> tuple[str, int | None]:
@@ -127,8 +134,8 @@ def split_seed(ref: str) -> tuple[str, int | None]:
     base, mark, seed = ref.partition(SEED_MARK)
     if not mark:
         return ref, None
-    if not seed.isdigit():
-        raise ValueError(f"bad training seed in {ref!r}; write NAME@seed=N with N a non-negative integer, e.g. builtin/vgg@seed=2")
+    if not seed.isdigit() or int(seed) > MAX_SEED:
+        raise ModelError(f"bad training seed in {ref!r}; write NAME@seed=N with N an integer in [0, 2**31 - 1], e.g. builtin/vgg@seed=2")
     return base, int(seed)
 
 
@@ -139,7 +146,7 @@ def with_seed(name: str, seed: int) -> str:
 
 
 def is_zoo_ref(ref: str) -> bool:
-    return split_seed(ref)[0] in ZOO if SEED_MARK in ref else ref in ZOO
+    return ref.partition(SEED_MARK)[0] in ZOO
 
 
 def get_entry(name: str) -> ZooEntry:
@@ -148,7 +155,7 @@ def get_entry(name: str) -> ZooEntry:
     try:
         entry = ZOO[base]
     except KeyError:
-        raise ValueError(
+        raise ModelError(
             f"unknown zoo model {name!r}; known: {', '.join(ZOO)} (see robust-attn zoo list), optionally with @seed=N"
         ) from None
     if seed is None or seed == entry.seed:
@@ -156,33 +163,66 @@ def get_entry(name: str) -> ZooEntry:
     return replace(entry, name=with_seed(base, seed), seed=seed)
 
 
-def checkpoint_path(name: str) -> Path:
-    return zoo_home() / "zoo" / f"{get_entry(name).name}.safetensors"
+def _entry(name_or_entry: str | ZooEntry) -> ZooEntry:
+    return name_or_entry if isinstance(name_or_entry, ZooEntry) else get_entry(name_or_entry)
 
 
-def cached_metadata(name: str) -> dict[str, Any] | None:
+def checkpoint_path(name: str | ZooEntry) -> Path:
+    return zoo_home() / "zoo" / f"{_entry(name).name}.safetensors"
+
+
+def cached_metadata(name: str | ZooEntry) -> dict[str, Any] | None:
     """Metadata of the cached checkpoint if it exists and matches the entry, else None."""
-    path = checkpoint_path(name)
+    entry = _entry(name)
+    path = checkpoint_path(entry)
     if not path.is_file():
         return None
     try:
         meta = read_metadata(path)
     except CheckpointError:
         return None
-    return meta if meta.get("zoo_entry") == get_entry(name).config() else None
+    return meta if meta.get("zoo_entry") == entry.config() else None
+
+
+def _seed_files(name: str) -> list[tuple[int, Path]]:
+    """(seed, path) of the cache files of entry ``name`` trained with another seed; resumable
+    states of unfinished runs (``.resume.safetensors``) are not among them."""
+    folder = checkpoint_path(name).parent
+    out = []
+    for path in sorted(folder.glob(f"{Path(name).name}{SEED_MARK}*.safetensors")):
+        seed = path.name[: -len(".safetensors")].split(SEED_MARK)[-1]
+        if seed.isdigit():
+            out.append((int(seed), path))
+    return out
 
 
 def cached_seeds(name: str) -> list[int]:
     """Training seeds of entry ``name`` whose checkpoints are cached and match the entry."""
-    folder = checkpoint_path(name).parent
-    stem = Path(name).name
     seeds = [0] if cached_metadata(name) is not None else []
-    for path in sorted(folder.glob(f"{stem}{SEED_MARK}*.safetensors")):
-        ref = f"{name}{SEED_MARK}{path.stem.split(SEED_MARK)[-1]}"
-        base, seed = split_seed(ref)
-        if seed is not None and base == name and cached_metadata(ref) is not None:
-            seeds.append(seed)
+    seeds += [seed for seed, _ in _seed_files(name) if cached_metadata(with_seed(name, seed)) is not None]
     return sorted(set(seeds))
+
+
+def resumable_seeds(name: str) -> list[int]:
+    """Training seeds of entry ``name`` whose training run stopped before the end and can resume
+    (its ``.resume.safetensors`` state lies beside where the checkpoint will go)."""
+    stem = Path(name).name
+    seeds = []
+    for path in checkpoint_path(name).parent.glob(f"{stem}*.resume.safetensors"):
+        base = path.name[: -len(".resume.safetensors")]
+        seed = "0" if base == stem else base.removeprefix(f"{stem}{SEED_MARK}")
+        if seed.isdigit():
+            seeds.append(int(seed))
+    return sorted(seeds)
+
+
+def entry_recorded_data(name: str) -> dict[str, Any]:
+    """What a zoo entry trains on (data set, image shape, classes), without training it."""
+    entry = get_entry(name)
+    if entry.dataset == "builtin":
+        sample = load_dataset("builtin", "test", n=1)
+        return {"dataset": "builtin", "image_shape": list(sample.image_shape), "classes": list(sample.classes)}
+    return {"dataset": entry.dataset}
 
 
 def _data_key(entry: ZooEntry) -> tuple[str, int | None, int]:
@@ -197,7 +237,7 @@ def entry_data(entry: ZooEntry, data_dir: str | Path | None = None) -> tuple[Ima
 
 
 def train_entry(
-    name: str,
+    name: str | ZooEntry,
     *,
     device: str | torch.device = "auto",
     data_dir: str | Path | None = None,
@@ -206,42 +246,34 @@ def train_entry(
     show_bar: bool = True,
     data: tuple[ImageDataset, ImageDataset] | None = None,
 ) -> dict[str, Any]:
-    """Train zoo entry ``name`` into the cache (resuming an interrupted run); returns its metadata.
+    """Train zoo entry ``name`` (a name, or the entry itself) into the cache (resuming an
+    interrupted run); returns its metadata.
 
     ``data`` is the entry's ``entry_data`` when the caller already has it (several entries
     share one data set; generating it again costs seconds per entry).
     """
-    entry = get_entry(name)
-    if not force and (meta := cached_metadata(name)) is not None:
+    entry = _entry(name)
+    label = entry.name
+    if not force and (meta := cached_metadata(entry)) is not None:
         return meta
     dev = resolve_device(device)
     train, test = data if data is not None else entry_data(entry, data_dir)
     c, h, _ = train.image_shape
     torch.manual_seed(entry.seed)
-    model = create_model(
-        entry.model,
-        num_classes=len(train.classes),
-        in_channels=c,
-        image_size=h,
-        mean=list(train.mean),
-        std=list(train.std),
-        **entry.model_kwargs,
-    )
+    model = create_model(entry.model, num_classes=len(train.classes), in_channels=c, image_size=h, mean=list(train.mean),
+                         std=list(train.std), **entry.model_kwargs)  # fmt: skip
     if progress:
         n_threads = torch.get_num_threads()
         threads = f", {n_threads} thread{'s' if n_threads > 1 else ''}" if dev.type == "cpu" else ""
-        print(f"training {name} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev}{threads})", flush=True)
+        print(f"training {label} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev}{threads})", flush=True)
     t0 = time.perf_counter()
-    result = train_model(
-        model, train, test, dataclasses.replace(get_recipe(entry.recipe), **entry.recipe_params), epochs=entry.epochs, seed=entry.seed, device=dev,
-        out=checkpoint_path(name), resume=not force, progress=progress, show_bar=show_bar, label=name, metadata={"zoo_entry": entry.config(), "zoo_name": name},
-    )  # fmt: skip
+    config = TrainConfig(epochs=entry.epochs, seed=entry.seed, device=dev, out=checkpoint_path(entry), resume=not force, progress=progress,
+                         show_bar=show_bar, label=label, metadata={"zoo_entry": entry.config(), "zoo_name": label})  # fmt: skip
+    result = train_model(model, train, test, dataclasses.replace(get_recipe(entry.recipe), **entry.recipe_params), config)
     if progress:
-        print(
-            f"trained {name}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(name)}",
-            flush=True,
-        )
-    return read_metadata(checkpoint_path(name))
+        print(f"trained {label}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(entry)}",
+              flush=True)  # fmt: skip
+    return read_metadata(checkpoint_path(entry))
 
 
 def longest_first(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
@@ -266,8 +298,6 @@ def _train_share(entries: list[ZooEntry], device: str, data_dir: str | None, pro
     """This rank's share of ``entries`` (all of them outside a job); each data set made once."""
     from robust_attn import distributed
 
-    for e in entries:  # entries made at run time (tests, scripts) exist only where they were made
-        ZOO.setdefault(split_seed(e.name)[0], replace(e, name=split_seed(e.name)[0]))
     ctx = distributed.context(resolve_device(device))
     mine = assign(entries, ctx.world)[ctx.rank] if ctx is not None else longest_first(entries)
     data: dict[tuple[str, int | None, int], tuple[ImageDataset, ImageDataset]] = {}
@@ -275,7 +305,7 @@ def _train_share(entries: list[ZooEntry], device: str, data_dir: str | None, pro
     for e in mine:
         if _data_key(e) not in data:
             data[_data_key(e)] = entry_data(e, data_dir)
-        train_entry(e.name, device=dev, progress=progress, force=force, show_bar=ctx is None, data=data[_data_key(e)])
+        train_entry(e, device=dev, progress=progress, force=force, show_bar=ctx is None, data=data[_data_key(e)])
     distributed.barrier(ctx, "zoo training")
 
 
@@ -300,7 +330,7 @@ def train_entries(
 
     names = list(dict.fromkeys(names))
     entries = [get_entry(n) for n in names]  # fail on a bad name before training anything
-    todo = [e for e in entries if force or cached_metadata(e.name) is None]
+    todo = [e for e in entries if force or cached_metadata(e) is None]
     dev = resolve_device(device)
     count = 1 if dev.type != "cpu" else min(len(todo), torch.get_num_threads() if workers is None else workers)
     if todo and distributed.launched():
@@ -313,8 +343,8 @@ def train_entries(
     elif todo:
         _train_share(todo, str(dev), None if data_dir is None else str(data_dir), progress, force)
     out = {}
-    for name in names:
-        meta = cached_metadata(name)
+    for name, entry in zip(names, entries):
+        meta = cached_metadata(entry)
         if meta is None:
             raise RuntimeError(f"zoo model {name!r} was not written by its training run; run robust-attn zoo train {name} again")
         out[name] = meta
@@ -338,13 +368,13 @@ def load_model(
     if is_zoo_ref(key):
         if cached_metadata(key) is None:
             if not train_missing:
-                raise FileNotFoundError(f"zoo model {key!r} is not trained yet; run: robust-attn zoo train {key}")
+                raise ModelError(f"zoo model {key!r} is not trained yet; run: robust-attn zoo train {key}")
             train_entry(key, device=dev, data_dir=data_dir, progress=progress)
         path = checkpoint_path(key)
     else:
         path = Path(key).expanduser()
         if not path.is_file():
-            raise ValueError(f"unknown model {key!r}: neither a zoo name ({', '.join(ZOO)}) nor a checkpoint file")
+            raise ModelError(f"unknown model {key!r}: neither a zoo name ({', '.join(ZOO)}) nor a checkpoint file")
     model, meta = load_checkpoint(path, dev)
     meta = {**meta, "checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
     return model, meta

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# ROBUST_ATTN_TEST_THREADS and ROBUST_ATTN_TEST_SEED let the suite be run as it would be on
+# another machine: with another thread count, and with fixture models trained from another seed
+# (their weights then differ, as they do on another CPU). No test may depend on those weights.
+torch.set_num_threads(int(os.environ.get("ROBUST_ATTN_TEST_THREADS", min(2, os.cpu_count() or 1))))
+FIXTURE_SEED = int(os.environ.get("ROBUST_ATTN_TEST_SEED", "0"))
+
+
+def pytest_report_header() -> str:
+    return f"robust-attn fixtures: seed {FIXTURE_SEED}, {torch.get_num_threads()} threads"
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +37,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, 
 
     train = ra.load_dataset("builtin", "train", n=10000)
     test = ra.load_dataset("builtin", "test", n=500)
-    torch.manual_seed(0)
+    torch.manual_seed(FIXTURE_SEED)
     model = ra.create_model("vgg-att3-pc", layout="compact", width=0.125, dropout=0.0, mean=train.mean, std=train.std)
     recipe = dataclasses.replace(ra.get_recipe("fast"), batch_size=128)
     out = tmp_path_factory.mktemp("ckpt") / "small-att3.safetensors"
-    ra.train_model(model, train, test, recipe, epochs=4, seed=0, out=out, progress=False)
+    ra.train_model(model, train, test, recipe, epochs=4, seed=FIXTURE_SEED, out=out, progress=False)
     return model.eval(), out
 
 

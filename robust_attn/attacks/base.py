@@ -7,19 +7,24 @@ Inputs are images in [0, 1]; epsilons are in the same pixel units (8/255 = 0.031
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypedDict, Unpack
+from dataclasses import asdict, dataclass, field, replace
+from typing import Annotated, Any, ClassVar, Literal, TypedDict, Unpack
 
 import torch
 import torch.nn as nn
 
+from robust_attn.errors import AttackParameterError, DataError, ModelOutputError
 from robust_attn.models.fold import fold_batchnorm
 
 Mode = Literal["worst-case", "independent"]
 Precision = Literal["fp32", "bf16", "fp16"]
-Norm = Literal["linf", "l2"]
+Norm = Literal["linf", "l2", "l1"]
+NORMS: tuple[Norm, ...] = ("linf", "l2", "l1")
+EPS_VALUE = "eps"  # marks a parameter given in eps units: a spec may write it as "2/255"
+Eps = Annotated[float, EPS_VALUE]
 MODES: tuple[Mode, ...] = ("worst-case", "independent")
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 
@@ -63,10 +68,61 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def positive_int(**values: object) -> None:
-    """Raise a one-line ValueError naming the first parameter that is not an integer >= 1."""
+    """Raise a one-line error naming the first parameter that is not an integer >= 1."""
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            raise AttackParameterError(name, f"{name} must be an integer >= 1, got {value!r}")
+
+
+def finite_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``logits``, after checking that every row is finite: a NaN row's argmax is a class like
+    any other and would be counted as a prediction."""
+    bad = ~torch.isfinite(logits).all(dim=1)
+    if bool(bad.any()):
+        count = int(bad.sum())
+        raise ModelOutputError(f"the model returned NaN or infinite logits for {count} of {len(logits)} images", count, len(logits))
+    return logits
+
+
+def bad_param(name: str, message: str) -> AttackParameterError:
+    """The error of a parameter whose value the attack cannot use (the spec names its field)."""
+    return AttackParameterError(name, message)
+
+
+@dataclass(frozen=True)
+class AttackTraits:
+    """What an attack can do, declared by its class (never inferred from its name): sweeps,
+    probes, indicators of attack failure and reports read these, and the run directory records
+    them with every cell."""
+
+    norm: str  # threat model of eps: linf, l2 or l1
+    iterative: bool  # takes several gradient steps or queries (False: single-step, e.g. FGSM)
+    traceable: bool  # reports every iterate to an AttackTrace (silent-success, incomplete-optimisation indicators)
+    minimum_norm: bool  # returns each sample's smallest fooling norm (one run answers every eps)
+    ensemble: bool  # runs members in order on the survivors, recording which one fooled each sample
+    strength: int  # order for "the strongest attack of the run" (higher = stronger; 0 = not ranked)
+    probe: bool  # cheap, untargeted white-box attack the attention probe may use (independent per eps)
+    randomized: bool = False  # its gradient averages several forward passes (EoT) for random models
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _in_training_mode(model: nn.Module) -> bool:
+    return any(m.training for m in model.modules())
+
+
+def evaluation_copy(model: nn.Module, *, fold_bn: bool = False, channels_last: bool = False) -> nn.Module:
+    """The module an attack runs: the caller's own when it is already in eval mode and no other
+    layout or folding is asked for, else an eval-mode copy in that form. The caller's module is
+    never changed (its mode, memory layout and BatchNorm layers stay as they were)."""
+    if fold_bn:
+        copy_ = fold_batchnorm(model)[0]
+    elif channels_last or _in_training_mode(model):
+        copy_ = copy.deepcopy(model).eval()
+    else:
+        return model
+    return copy_.to(memory_format=torch.channels_last) if channels_last else copy_
 
 
 class CostCounter(nn.Module):
@@ -105,32 +161,40 @@ class Attack:
     name: ClassVar[str] = ""
     norm: ClassVar[Norm] = "linf"
     backend: ClassVar[str] = "native"
+    # -- declared capabilities (see AttackTraits; read through traits(), never by name) --------
+    iterative: ClassVar[bool] = True
+    traceable: ClassVar[bool] = False
     minimum_norm: ClassVar[bool] = False  # returns each sample's smallest fooling norm (column min_norm)
+    is_ensemble: ClassVar[bool] = False
+    strength: ClassVar[int] = 0
+    probe: ClassVar[bool] = False
+    randomized: ClassVar[bool] = False
     categorical_columns: ClassVar[dict[str, list[str]]] = {}  # sweep columns holding codes into these names
     supports_channels_last: ClassVar[bool] = True  # False for attacks that run library code (torchattacks needs NCHW)
+
+    @classmethod
+    def class_traits(cls) -> AttackTraits:
+        """The capabilities this class declares."""
+        return AttackTraits(cls.norm, cls.iterative, cls.traceable, cls.minimum_norm, cls.is_ensemble, cls.strength, cls.probe,
+                            cls.randomized)  # fmt: skip
+
+    def traits(self) -> AttackTraits:
+        """This attack's capabilities (an instance may refine its class's, e.g. its norm)."""
+        return replace(self.class_traits(), norm=self.norm)
 
     def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
         precision = options.get("precision", "fp32")
         if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+            raise bad_param("precision", f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.targeted = bool(options.get("targeted", False))
         self.seed = int(options.get("seed", 0))
         self.precision: Precision = precision
-        self.channels_last = bool(options.get("channels_last", False))
-        # folding works on a copy: the caller's model keeps its BatchNorm layers
-        self.channels_last = self.channels_last and self.supports_channels_last
-        inner = fold_batchnorm(model)[0] if options.get("fold_bn", False) else model.eval()
-        self.counter = CostCounter(inner).eval()
-        self.apply_layout()
+        self.channels_last = bool(options.get("channels_last", False)) and self.supports_channels_last
+        self.counter = CostCounter(evaluation_copy(model, fold_bn=bool(options.get("fold_bn", False)), channels_last=self.channels_last))
         self.model: nn.Module = self.counter
         self.device = model_device(model)
         self._generator: torch.Generator | None = None
         self.trace: Any = None  # an AttackTrace the iterative attacks report to, when attached
-
-    def apply_layout(self) -> None:
-        """Put the model in this attack's memory format (the model is shared by the cells of a
-        sweep and the members of an ensemble, so the layout is set both ways)."""
-        self.counter.inner.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     # -- hooks ---------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -191,18 +255,18 @@ class Attack:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         low, high = (float(v) for v in torch.aminmax(x))  # one pass; NaN and inf propagate into the extremes
         if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError("images contain NaN or infinite pixels; clean or drop those samples before attacking")
+            raise DataError("images contain NaN or infinite pixels; clean or drop those samples before attacking")
         if low < 0 or high > 1:
-            raise ValueError(
+            raise DataError(
                 f"images must be in [0, 1] (got [{low:.3g}, {high:.3g}]); divide uint8 images by 255, and normalise inside the model"
             )
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Model logits in fp32 under the attack's precision."""
+        """Model logits in fp32 under the attack's precision; NaN or infinite logits are refused."""
         with autocast(self.device, self.precision):
-            return self.model(x).float()
+            return finite_logits(self.model(x).float())
 
     def margin(self, logits: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Per-sample logit margin, <= 0 once the goal is met: z_y - max_{i != y} z_i
@@ -213,6 +277,7 @@ class Attack:
 
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted labels; NaN or infinite logits are refused (they would count as predictions)."""
         return self.logits(x).argmax(dim=1)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
@@ -227,6 +292,10 @@ class Attack:
         adversarial image lies inside every larger ball), so only survivors are attacked
         again. ``independent``: every eps is a separate attack on the clean images.
         """
+        if self.targeted and target is None:
+            raise bad_param(
+                "targeted", "a targeted attack needs target labels (target=...); for untargeted robustness leave targeted = false"
+            )
         x, y = self._prepare(x), y.to(self.device)
         goal = target.to(self.device) if (self.targeted and target is not None) else y
         state = self._start_sweep(x, goal, epsilons)
@@ -271,7 +340,7 @@ class IterativeAttack(Attack):
         model: nn.Module,
         *,
         steps: int = 10,
-        alpha: float | None = None,
+        alpha: Eps | None = None,
         random_start: bool = True,
         restarts: int = 1,
         **options: Unpack[AttackOptions],
@@ -279,7 +348,7 @@ class IterativeAttack(Attack):
         super().__init__(model, **options)
         positive_int(steps=steps, restarts=restarts)
         if alpha is not None and alpha <= 0:
-            raise ValueError(f"alpha (step size) must be positive, got {alpha}")
+            raise bad_param("alpha", f"alpha (step size) must be positive, got {alpha}")
         self.steps = steps
         self.alpha = alpha
         self.random_start = random_start

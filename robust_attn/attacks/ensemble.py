@@ -92,6 +92,8 @@ class Ensemble(Attack):
     """Members in order, each on the previous members' survivors; a sample counts as fooled at eps
     if some member fools it there (or, in a worst-case sweep, at a smaller eps)."""
 
+    is_ensemble = True
+
     supports_channels_last = False  # the ensemble's own images stay NCHW; each member runs in its own layout
 
     def __init__(self, model: nn.Module, members: list[tuple[str, Attack]], **options: Unpack[AttackOptions]) -> None:
@@ -141,7 +143,6 @@ class Ensemble(Attack):
         for i, (_, member) in enumerate(self.members):
             if todo.numel() == 0:
                 break
-            member.apply_layout()
             fmt = torch.channels_last if member.channels_last else torch.contiguous_format
             xs = x[todo].contiguous(memory_format=fmt)
             if answers is not None and ids is not None and i in answers:
@@ -152,7 +153,6 @@ class Ensemble(Attack):
             result[todo[hit]] = adv[hit]
             by[todo[hit]] = i
             todo = todo[~hit]
-        self.apply_layout()  # leave the shared model as the ensemble found it
         return result, by
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
@@ -208,6 +208,7 @@ class AutoAttack(Ensemble):
 
     name = "autoattack"
     norm: ClassVar[Norm] = "linf"
+    strength = 50
 
     def __init__(
         self,

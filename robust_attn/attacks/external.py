@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from robust_attn.attacks.base import Attack, AttackOptions, IterativeAttack, Norm
-from robust_attn.attacks.registry import PrefixBackend, register_attack, register_prefix
+from robust_attn.attacks.registry import PrefixBackend, UnknownAttack, register_attack, register_prefix
+from robust_attn.errors import AttackParameterError
 
 
 class _LibraryPGD(IterativeAttack):
@@ -22,7 +23,7 @@ class _LibraryPGD(IterativeAttack):
     def __init__(self, model: nn.Module, **params: Any) -> None:
         super().__init__(model, **params)
         if self.restarts != 1:
-            raise ValueError(f"restarts={self.restarts} is only supported by the native backend")
+            raise AttackParameterError("restarts", f"restarts={self.restarts} is only supported by the native backend")
 
 
 class _TorchattacksRun:
@@ -119,7 +120,9 @@ class TorchattacksByName(_TorchattacksRun, Attack):
         try:
             atk = cls(self.model, eps=eps, **kwargs)
         except TypeError as err:
-            raise ValueError(f"torchattacks.{self.cls_name} rejected its parameters ({err}); check the spec's attack fields") from None
+            raise AttackParameterError(
+                "params", f"torchattacks.{self.cls_name} rejected its parameters ({err}); check the spec's attack fields"
+            ) from None
         return self._run_torchattacks(atk, x, y)
 
 
@@ -127,7 +130,7 @@ def _check_torchattacks(cls_name: str) -> None:
     import torchattacks
 
     if not isinstance(getattr(torchattacks, cls_name, None), type):
-        raise KeyError(f"torchattacks has no attack {cls_name!r}; see torchattacks.__all__ (e.g. torchattacks:AutoAttack)")
+        raise UnknownAttack(f"torchattacks has no attack {cls_name!r}; see torchattacks.__all__ (e.g. torchattacks:AutoAttack)")
 
 
 def _torchattacks_norm(cls_name: str, params: dict[str, Any]) -> Norm:

@@ -77,6 +77,7 @@ class FABT(MinimumNormAttack):
 
     name = "fab-t"
     norm: ClassVar[Norm] = "linf"
+    strength = 25
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ class FMN(MinimumNormAttack):
 
     name = "fmn"
     norm: ClassVar[Norm] = "linf"
+    strength = 25
 
     def __init__(
         self,

@@ -1,19 +1,24 @@
 """The native attack engine: FGSM with one shared gradient per sweep, PGD (L-inf, L2) with
-per-sample early stopping in worst-case sweeps.
+per-sample early stopping in worst-case sweeps and Expectation over Transformation (``eot``) for
+randomized models.
 
 Update rules follow torchattacks step for step (mean cross-entropy over the batch, the same
-projection and clipping order), so per-sample outcomes agree with it exactly in fp32.
+projection and clipping order), so per-sample outcomes agree with it exactly in fp32. With
+``eot > 1`` each step's gradient is the mean over ``eot`` forward-backward passes, as in
+torchattacks' ``EOTPGD`` (whose sum has the same sign).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from robust_attn.attacks.base import Attack, IterativeAttack
+from robust_attn.attacks.base import Attack, AttackTraits, IterativeAttack, positive_int
 from robust_attn.attacks.registry import register_attack
 
 
@@ -46,6 +51,9 @@ class FGSM(GradientAttack):
     does not depend on eps); the clean prediction comes from the same forward pass."""
 
     name = "fgsm"
+    iterative = False
+    strength = 10
+    probe = True
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         grad, _ = self.loss_gradient(x, y)
@@ -64,7 +72,34 @@ class FGSM(GradientAttack):
 
 
 class _PGDBase(GradientAttack, IterativeAttack):
-    """Projected gradient descent with random start, restarts and optional early stopping."""
+    """Projected gradient descent with random start, restarts and optional early stopping.
+
+    ``eot`` (1): the gradient of each step averages this many forward-backward passes, for
+    randomized models. With ``eot > 1`` no sample stops early: one pass of a randomized model
+    saying "fooled" is a draw, not an outcome, so every sample takes every step and the final
+    iterate is returned (as EOTPGD does)."""
+
+    def __init__(self, model: nn.Module, *, eot: int = 1, **params: Any) -> None:
+        super().__init__(model, **params)
+        positive_int(eot=eot)
+        self.eot = eot
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "eot": self.eot}
+
+    def traits(self) -> AttackTraits:
+        """The class's traits; ``randomized`` when the gradient averages several passes."""
+        return replace(super().traits(), randomized=self.randomized or self.eot > 1)
+
+    def loss_gradient(self, x: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean of ``eot`` input gradients (one pass when ``eot`` is 1), and the last pass's logits."""
+        grad, logits = super().loss_gradient(x, goal)
+        if self.eot > 1:
+            for _ in range(self.eot - 1):
+                more, logits = super().loss_gradient(x, goal)
+                grad = grad + more
+            grad = grad / float(self.eot)
+        return grad, logits
 
     def random_init(self, x: torch.Tensor, eps: float) -> torch.Tensor:
         raise NotImplementedError
@@ -73,6 +108,7 @@ class _PGDBase(GradientAttack, IterativeAttack):
         raise NotImplementedError
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
+        stop_early = stop_early and self.eot == 1
         result = x.clone()
         todo = torch.arange(x.shape[0], device=x.device)  # samples not fooled by an earlier restart
         alpha = self.step_size(eps)
@@ -123,6 +159,9 @@ class PGD(_PGDBase):
 
     name = "pgd"
     norm = "linf"
+    traceable = True
+    strength = 20
+    probe = True
 
     def random_init(self, x: torch.Tensor, eps: float) -> torch.Tensor:
         noise = torch.rand(x.shape, generator=self.generator).to(x.device, x.dtype)
@@ -140,6 +179,9 @@ class PGDL2(_PGDBase):
 
     name = "pgd-l2"
     norm = "l2"
+    traceable = True
+    strength = 20
+    probe = True
 
     def random_init(self, x: torch.Tensor, eps: float) -> torch.Tensor:
         b = x.shape[0]

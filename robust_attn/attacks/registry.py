@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import torch.nn as nn
 
-from robust_attn.attacks.base import Attack
+from robust_attn.attacks.base import Attack, AttackTraits
+from robust_attn.attacks.params import coerce_params, parameter_hints
+from robust_attn.errors import AttackParameterError, SpecError
 
 _ATTACKS: dict[tuple[str, str], type[Attack]] = {}
 _BACKENDS: list[str] = []
@@ -23,9 +24,13 @@ class PrefixBackend:
 
     prefix: str
     backend: str
-    check: Callable[[str], None]  # raises KeyError naming the fix for an unknown suffix
-    create: Callable[..., Attack]  # (model, suffix, **params) -> Attack
+    check: Callable[[str], None]  # raises UnknownAttack naming the fix for an unknown suffix
+    cls: type[Attack]  # built as cls(model, suffix, **params); its class traits apply to every suffix
     norm: Callable[[str, dict[str, Any]], str]  # (suffix, params) -> "linf" or "l2"
+
+    def create(self, model: nn.Module, suffix: str, **params: Any) -> Attack:
+        build: Callable[..., Attack] = self.cls  # its constructor takes (model, suffix, **params)
+        return build(model, suffix, **params)
 
 
 _PREFIXES: dict[str, PrefixBackend] = {}
@@ -46,7 +51,7 @@ def register_attack(name: str, backend: str) -> Callable[[A], A]:
 
     def add(cls: A) -> A:
         if (name, backend) in _ATTACKS:
-            raise ValueError(f"attack {name!r} is already registered for backend {backend!r}")
+            raise ValueError(f"attack {name!r} is already registered for backend {backend!r}")  # a programming error
         register_backend(backend)
         _ATTACKS[(name, backend)] = cls
         return cls
@@ -72,18 +77,22 @@ def _prefix(name: str) -> tuple[PrefixBackend, str] | None:
     return None
 
 
+class UnknownAttack(SpecError):
+    """An attack name or backend that nothing is registered under."""
+
+
 def check_attack(name: str, backend: str = "native") -> None:
-    """Raise a one-line KeyError naming the known attacks/backends when ``name`` is unknown."""
+    """Raise a one-line :class:`UnknownAttack` naming the known attacks/backends when ``name`` is unknown."""
     served = _prefix(name)
     if served is not None:
         served[0].check(served[1])
         return
     if backend not in _BACKENDS:
-        raise KeyError(f"unknown backend {backend!r}; use one of: {', '.join(_BACKENDS)}")
+        raise UnknownAttack(f"unknown backend {backend!r}; use one of: {', '.join(_BACKENDS)}")
     if (name, backend) not in _ATTACKS:
         known = ", ".join(list_attacks(backend))
         others = "".join(f", or {p}<Class>" for p in _PREFIXES)
-        raise KeyError(f"unknown attack {name!r} for backend {backend!r}; known: {known}{others}")
+        raise UnknownAttack(f"unknown attack {name!r} for backend {backend!r}; known: {known}{others}")
 
 
 def attack_class(name: str, backend: str = "native") -> type[Attack]:
@@ -92,47 +101,35 @@ def attack_class(name: str, backend: str = "native") -> type[Attack]:
 
 
 def attack_norm(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> str:
-    """The threat model of an attack's eps: ``linf`` or ``l2``."""
+    """The threat model of an attack's eps: ``linf``, ``l2`` or ``l1``."""
+    return attack_traits(name, backend, params).norm
+
+
+def attack_traits(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> AttackTraits:
+    """What attack ``name`` can do, as its class declares it (prefix backends refine the norm)."""
     served = _prefix(name)
     if served is not None:
-        return served[0].norm(served[1], params or {})
-    return attack_class(name, backend).norm
+        return replace(served[0].cls.class_traits(), norm=served[0].norm(served[1], params or {}))
+    return attack_class(name, backend).class_traits()
 
 
-def _accepted(cls: type[Attack]) -> set[str]:
-    """Keyword parameters a class accepts: its own and its bases' up to :class:`Attack`, plus the shared options."""
-    from robust_attn.attacks.base import AttackOptions
-
-    names = set(AttackOptions.__annotations__)
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            names |= {p.name for p in inspect.signature(init).parameters.values() if p.kind is p.KEYWORD_ONLY}
-        if klass is Attack:
-            break
-    return names
-
-
-def accepted_params(name: str, backend: str = "native", with_options: bool = True) -> set[str] | None:
-    """The parameters an attack takes (``with_options=False``: its own and ``targeted``, without
-    the options a sweep sets for every attack); None for prefix backends (they check when built)."""
+def accepted_params(name: str, backend: str = "native") -> set[str] | None:
+    """The parameters an attack takes, read from its signature; None for prefix backends (the
+    library checks them when the attack is built)."""
     if _prefix(name) is not None:
         return None
-    from robust_attn.attacks.base import AttackOptions
-
-    accepted = _accepted(attack_class(name, backend))
-    return accepted if with_options else (accepted - set(AttackOptions.__annotations__)) | {"targeted"}
+    return set(parameter_hints(attack_class(name, backend)))
 
 
-def check_params(name: str, backend: str, params: dict[str, Any]) -> None:
-    """Raise a one-line ValueError when the attack takes no parameter of that name (prefix
-    backends check their own parameters when the attack is built)."""
+def check_params(name: str, backend: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` checked against the attack's signature (names and types), converted (eps-valued
+    strings to floats); prefix backends check their own parameters when the attack is built."""
     if _prefix(name) is not None:
-        return
-    cls = attack_class(name, backend)
-    unknown = sorted(set(params) - _accepted(cls))
-    if unknown:
-        raise ValueError(f"attack {name!r} ({backend}) takes no parameter {unknown[0]!r}; it takes: {', '.join(sorted(_accepted(cls)))}")
+        return dict(params)
+    try:
+        return coerce_params(attack_class(name, backend), params)
+    except AttackParameterError as err:
+        raise AttackParameterError(err.param, f"attack {name!r} ({backend}) {err}" if str(err).startswith("takes") else str(err)) from None
 
 
 def create_attack(name: str, model: nn.Module, backend: str = "native", **params: Any) -> Attack:
@@ -142,5 +139,5 @@ def create_attack(name: str, model: nn.Module, backend: str = "native", **params
     if served is not None:
         served[0].check(served[1])
         return served[0].create(model, served[1], **params)
-    check_params(name, backend, params)
+    params = check_params(name, backend, params)
     return attack_class(name, backend)(model, **params)

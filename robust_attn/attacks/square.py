@@ -41,6 +41,7 @@ class Square(Attack):
 
     name = "square"
     norm: ClassVar[Norm] = "linf"
+    strength = 15  # query-only: weaker than the gradient attacks on a model with useful gradients
 
     def __init__(
         self, model: Any, *, queries: int = 5000, p_init: float = 0.8, restarts: int = 1, **options: Unpack[AttackOptions]

@@ -15,14 +15,12 @@ from robust_attn.diagnostics import indicators as ind
 from robust_attn.diagnostics.trace import AttackTrace
 
 
-def _traceable(attack: Attack) -> bool:
-    return attack.backend == "native" and attack.name in ("pgd", "pgd-l2", "apgd", "apgd-l2", "apgd-t", "apgd-t-l2")
-
-
 def _attack_indicators(attack: Attack, x: torch.Tensor, y: torch.Tensor, eps: float, clean_correct: torch.Tensor) -> list[ind.Indicator]:
-    single_step = attack.name == "fgsm"
+    """Which checks apply is read from the attack's declared traits (traceable, iterative)."""
+    traits = attack.traits()
+    single_step = not traits.iterative
     out = []
-    if _traceable(attack):
+    if traits.traceable:
         attack.trace = AttackTrace(len(x))
         try:
             adv = attack.perturb(x, y, eps, stop_early=False)
@@ -33,11 +31,7 @@ def _attack_indicators(attack: Attack, x: torch.Tensor, y: torch.Tensor, eps: fl
         out.append(ind.incomplete_optimisation(trace, clean_correct & ~trace.ever_fooled.to(clean_correct.device)))
     else:
         why = (
-            "single-step attack"
-            if single_step
-            else f"{attack.backend} attacks are not traced"
-            if attack.backend != "native"
-            else "not traced"
+            "single-step attack" if single_step else f"{attack.name or type(attack).__name__} does not report its iterates (not traceable)"
         )
         out += [ind._skip("silent success", "attack", why), ind._skip("incomplete optimisation", "attack", why)]
     if single_step:

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from robust_attn.errors import ModelError
+
 Compatibility = Literal["pc", "dp"]
 Normalisation = Literal["softmax", "sigmoid"]
 
@@ -35,9 +37,9 @@ class AttentionBlock(nn.Module):
     ) -> None:
         super().__init__()
         if compatibility not in ("pc", "dp"):
-            raise ValueError(f"unknown compatibility {compatibility!r}; use 'pc' or 'dp'")
+            raise ModelError(f"unknown compatibility {compatibility!r}; use 'pc' or 'dp'")
         if normalisation not in ("softmax", "sigmoid"):
-            raise ValueError(f"unknown normalisation {normalisation!r}; use 'softmax' or 'sigmoid'")
+            raise ModelError(f"unknown normalisation {normalisation!r}; use 'softmax' or 'sigmoid'")
         self.compatibility = compatibility
         self.normalisation = normalisation
         self.u = nn.Conv2d(channels, 1, kernel_size=1, bias=False) if compatibility == "pc" else None

@@ -8,6 +8,8 @@ from typing import TypeVar
 
 import torch.nn as nn
 
+from robust_attn.errors import ModelError
+
 ModelFactory = Callable[..., nn.Module]
 F = TypeVar("F", bound=ModelFactory)
 
@@ -36,7 +38,7 @@ def get_factory(name: str) -> ModelFactory:
     try:
         return _MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
 
 
 def create_model(name: str, **kwargs: object) -> nn.Module:

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from robust_attn.errors import ModelError
 from robust_attn.models.attention import Attended, AttentionBlock, Compatibility, Normalisation
 from robust_attn.models.normalize import Normalize
 from robust_attn.models.registry import register_model
@@ -102,18 +103,18 @@ class VGG(nn.Module):
     ) -> None:
         super().__init__()
         if attention_stages not in (0, 2, 3):
-            raise ValueError(f"attention_stages must be 0, 2 or 3, got {attention_stages}")
+            raise ModelError(f"attention_stages must be 0, 2 or 3, got {attention_stages}")
         if layout not in ("paper", "compact"):
-            raise ValueError(f"unknown layout {layout!r}; use 'paper' or 'compact'")
+            raise ModelError(f"unknown layout {layout!r}; use 'paper' or 'compact'")
         if combine not in ("concat", "indep"):
-            raise ValueError(f"unknown combine {combine!r}; use 'concat' or 'indep'")
+            raise ModelError(f"unknown combine {combine!r}; use 'concat' or 'indep'")
         if projection not in ("g_down", "l_up"):
-            raise ValueError(f"unknown projection {projection!r}; use 'g_down' or 'l_up'")
+            raise ModelError(f"unknown projection {projection!r}; use 'g_down' or 'l_up'")
         if width <= 0:
-            raise ValueError(f"width must be positive, got {width}")
+            raise ModelError(f"width must be positive, got {width}")
         min_size = 8 if layout == "paper" else 16
         if image_size < min_size:
-            raise ValueError(f"image_size {image_size} is too small for the {layout} layout (minimum {min_size})")
+            raise ModelError(f"image_size {image_size} is too small for the {layout} layout (minimum {min_size})")
         self.num_classes = num_classes
         self.attention_stages = attention_stages
         self.combine = combine
@@ -222,9 +223,25 @@ class VGG(nn.Module):
         return self.forward_with_attention(x).logits
 
 
+class AttentionVGG(VGG):
+    """VGG with LTPA attention: implements the suite's attention protocol, ``attention_maps(x)``
+    (one (B, H, W) map per attended stage, each summing to 1 over space), which the attention
+    probes, drift and segmentation read for any model that has it."""
+
+    @property
+    def attention_stage_names(self) -> list[str]:
+        """Names of the attended stages, in the order of :meth:`attention_maps`."""
+        return list(self.stage_names)
+
+    def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The per-stage attention maps (B, H_s, W_s) at the stages' own resolutions."""
+        return [m.squeeze(1) for m in self.forward_with_attention(x).maps]
+
+
 def _factory(stages: int, compatibility: Compatibility = "pc", combine: Combine = "concat") -> Callable[..., VGG]:
     def make(**kwargs: object) -> VGG:
-        return VGG(attention_stages=stages, compatibility=compatibility, combine=combine, **kwargs)  # type: ignore[arg-type]
+        cls = AttentionVGG if stages else VGG
+        return cls(attention_stages=stages, compatibility=compatibility, combine=combine, **kwargs)  # type: ignore[arg-type]
 
     return make
 

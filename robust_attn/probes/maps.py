@@ -5,23 +5,52 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from robust_attn.errors import ModelError
 
 TOP_FRACTION = 0.1  # drift IoU compares the top 10% most-attended pixels
 BOX_SIDE = 0.5  # centred-box baseline: a square covering the middle half of each side
 
 
 def has_attention(model: nn.Module) -> bool:
-    """Whether ``model`` exposes LTPA attention maps (``forward_with_attention``)."""
-    return bool(getattr(model, "attention_stages", 0)) and hasattr(model, "forward_with_attention")
+    """Whether ``model`` follows the attention protocol: a method ``attention_maps(x)`` returning
+    one (B, H, W) map per attended stage (each summing to 1 over space, or in [0, 1]). Any model
+    that has it gets the attention probes, drift and segmentation, whatever its name or origin."""
+    return callable(getattr(model, "attention_maps", None))
+
+
+def stage_names(model: nn.Module, count: int) -> list[str]:
+    """The model's names for its attended stages (``attention_stage_names``), else s1, s2, ..."""
+    names = list(getattr(model, "attention_stage_names", None) or [])
+    return names if len(names) == count else [f"s{i + 1}" for i in range(count)]
+
+
+class AttentionProtocolError(ModelError):
+    """``attention_maps`` returned something other than a list of (B, H, W) maps."""
 
 
 @torch.no_grad()
 def attention_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(maps (S, B, H, W) upsampled to the input size and renormalised to sum 1, predictions)."""
-    out = model.forward_with_attention(x, upsample=True)  # type: ignore[operator]
-    maps = torch.stack([m.squeeze(1) for m in out.maps])
+    raw = model.attention_maps(x)  # type: ignore[operator]
+    if (
+        not isinstance(raw, (list, tuple))
+        or not raw
+        or not all(isinstance(m, torch.Tensor) and m.dim() == 3 and m.shape[0] == len(x) for m in raw)
+    ):
+        got = (
+            [tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__ for m in raw]
+            if isinstance(raw, (list, tuple))
+            else type(raw).__name__
+        )
+        raise AttentionProtocolError(f"{type(model).__name__}.attention_maps(x) must return a non-empty list of (B, H, W) tensors, got {got}; "
+                                     "see docs/extending.md, 'Adding a model'")  # fmt: skip
+    size = x.shape[-2:]
+    maps = torch.stack([F.interpolate(m[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0] for m in raw])
+    maps = maps.clamp_min(0)
     maps = maps / maps.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-    return maps, out.logits.argmax(dim=1)
+    return maps, model(x).argmax(dim=1)
 
 
 def binarise(maps: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from robust_attn.probes.maps import (
     gradient_saliency,
     has_attention,
     jaccard,
+    stage_names,
     top_region,
 )
 from robust_attn.rundir import ProbeOutcome
@@ -73,14 +74,14 @@ def probe_model(
     seg: dict[str, list[np.ndarray]] = {}
     examples: dict[str, list[torch.Tensor]] = {"images": [], "maps": [], "preds": []}
     attentive = has_attention(model)
-    stages = list(getattr(model, "stage_names", [])) if attentive else []
+    stages: list[str] = []
     clean_maps: torch.Tensor | None = None
     for eps in grid:
         adv = x if eps == 0 else attack(x, y, eps).detach().to(x.device)
         if attentive:
             maps, pred = attention_maps(model, adv)
             if clean_maps is None:
-                clean_maps = maps
+                clean_maps, stages = maps, stage_names(model, len(maps))
             for s, stage in enumerate(stages):
                 iou = jaccard(top_region(clean_maps[s]), top_region(maps[s]))
                 _add(drift, n, stage=stage, eps=eps, sample=samples, one_minus_iou=1 - iou, cosine=cosine(clean_maps[s], maps[s]))

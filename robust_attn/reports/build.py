@@ -38,7 +38,7 @@ from robust_attn.reports.tables import (
     segmentation_summary,
     summary,
 )
-from robust_attn.rundir import Run, load_run
+from robust_attn.rundir import Run, RunDir, load_run, schema
 
 SUMMARY_NOTE = ("Accuracy and its 95% Wilson interval (in %) at each eps (/255 for L-inf); AUC = area under accuracy vs eps over the eps range, "
                 "from eps = 0; eps at half clean = where accuracy falls to half of clean. Highlighted: best per column. 'all attacks': a "
@@ -54,6 +54,7 @@ class Report:
     summary_csv: Path
     checks: list[Check]
     summary: pd.DataFrame
+    incomplete: str = ""  # one line naming the unfinished units of the run and how to finish them ('' when complete)
 
 
 @dataclass
@@ -70,7 +71,7 @@ class _Doc:
 
     @property
     def figure_dir(self) -> Path:
-        return self.run.root / "figures"
+        return self.run.dir.figures
 
     def section(self, title: str) -> None:
         self.md.append(f"\n## {title}\n")
@@ -138,6 +139,8 @@ def _title_lines(run: Run, report_seconds: float) -> list[str]:
              f"created: {m.get('created')}    report: {datetime.now(UTC).isoformat(timespec='seconds')}    git: {m.get('git_commit')}",
              f"modes: {', '.join(spec.get('modes', []))}; precision {spec.get('precision')}; batch size {spec.get('batch_size')}", "",
              f"models (clean accuracy on these {len(run.labels)} samples; at training; training budget):"]  # fmt: skip
+    if run.missing:
+        lines[:0] = ["INCOMPLETE RUN: " + run.missing_summary(), ""]
     ref_w = max((len(r) for r in run.models), default=0)
     arch_w = max((len(str(run.model_info(r).get("architecture") or "?")) for r in run.models), default=0)
     for ref in run.models:
@@ -163,6 +166,8 @@ def _title_lines(run: Run, report_seconds: float) -> list[str]:
 # -- sections: each adds its Markdown and PDF pages to the document -------------------------------
 def _run_section(doc: _Doc) -> None:
     doc.md.append(f"# Robustness report: {doc.run.manifest.get('spec', {}).get('name', doc.run.root.name)}\n")
+    if doc.run.missing:
+        doc.md.append(f"**Incomplete run:** {doc.run.missing_summary()}\n")
     doc.section("Run")
     doc.page("Robustness report: " + str(doc.run.manifest.get("spec", {}).get("name", doc.run.root.name)), _title_lines(doc.run, 0))
 
@@ -225,7 +230,7 @@ def _architecture_section(doc: _Doc) -> None:
     doc.text(markdown_table(shown.reset_index(drop=True)))
     doc.pages += table_pages("Architectures: accuracy (clean, and the worst over all attacks)", shown.reset_index(drop=True), note)
     pairs = architecture_pairs(run)
-    atomic_bytes(run.root / "architecture_pairs.csv", pairs.to_csv(index=False).encode())
+    atomic_bytes(run.dir.csv(schema.ARCHITECTURE_PAIRS), pairs.to_csv(index=False).encode())
     if pairs.empty:
         return
     sel = _headline_rows(pairs).reset_index(drop=True)
@@ -283,7 +288,7 @@ def _paired_section(doc: _Doc) -> None:
     if paired.empty:
         doc.text("Only one model: nothing to compare.")
         return
-    atomic_bytes(doc.run.root / "paired.csv", paired.to_csv(index=False).encode())
+    atomic_bytes(doc.run.dir.csv(schema.PAIRED), paired.to_csv(index=False).encode())
     focus = ALL_ATTACKS if (paired["attack"] == ALL_ATTACKS).any() else paired["attack"].iloc[0]
     sel = paired[paired["attack"] == focus].reset_index(drop=True)
     shown = pd.DataFrame({"eps": sel["eps"].map(format_eps), "model A": sel["model_a"], "model B": sel["model_b"],
@@ -347,8 +352,11 @@ def _checks_section(doc: _Doc) -> None:
     doc.section("Sanity checks")
     run = doc.run
     clean_counts = {m: (int(run.clean_correct(m).sum()), len(run.labels)) for m in run.models}
-    combined = doc.table[doc.table["attack"] == ALL_ATTACKS].assign(name=ALL_ATTACKS, backend="native", params="{}")
-    results = pd.concat([run.results, combined[run.results.columns.intersection(combined.columns)]], ignore_index=True)
+    results = run.results_with_traits()
+    combined = doc.table[doc.table["attack"] == ALL_ATTACKS].assign(
+        name=ALL_ATTACKS, backend="native", params="{}", threat_model="white-box"
+    )
+    results = pd.concat([results, combined[results.columns.intersection(combined.columns)]], ignore_index=True)
     doc.checks = run_checks(results, clean_counts) + indicator_checks(run.indicators)
     lines = []
     for c in doc.checks:
@@ -367,6 +375,7 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
     """Write report.pdf, report.md (+ figures/*.png), summary.csv and paired.csv into ``run_dir``,
     from its files alone. ``attention=False`` leaves out the attention and segmentation pages."""
     t0 = time.perf_counter()
+    RunDir(run_dir).check_writable("write the report")
     run = load_run(run_dir)
     with figures.report_style():
         table = curves(run)
@@ -381,9 +390,9 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
             for i, page in enumerate(doc.pages):
                 page.text(0.98, 0.015, f"{i + 1}/{len(doc.pages)}", ha="right", fontsize=7, color="grey")
                 pdf.savefig(page)
-    atomic_bytes(run.root / "summary.csv", doc.summary.to_csv(index=False).encode())
-    atomic_bytes(run.root / "report.pdf", buf.getvalue())
-    atomic_bytes(run.root / "report.md", "\n".join(doc.md).encode())
+    atomic_bytes(run.dir.csv(schema.SUMMARY), doc.summary.to_csv(index=False).encode())
+    atomic_bytes(run.dir.report("pdf"), buf.getvalue())
+    atomic_bytes(run.dir.report("md"), "\n".join(doc.md).encode())
     if progress:
         print(f"report written in {time.perf_counter() - t0:.1f} s (read from {run.root}; no model loaded)", flush=True)
-    return Report(run.root / "report.pdf", run.root / "report.md", run.root / "summary.csv", doc.checks, doc.summary)
+    return Report(run.dir.report("pdf"), run.dir.report("md"), run.dir.csv(schema.SUMMARY), doc.checks, doc.summary, run.missing_summary())

@@ -1,7 +1,8 @@
 """Evaluation sanity checks after Carlini et al. (2019), "On Evaluating Adversarial Robustness".
 
-Each check reads a results table (the columns of ``results.csv``) and clean-accuracy counts,
-so it can be tested on crafted tables, and returns pass, warning or skipped with its figures.
+Each check reads a results table (the columns of ``results.csv`` and the attacks' declared traits,
+``Run.results_with_traits``) and clean-accuracy counts, so it can be tested on crafted tables, and
+returns pass, warning or skipped with its figures.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from robust_attn.epsilon import format_eps
 
 LARGE_EPS = 16 / 255  # an undefended 32x32 classifier should be near 0% under a strong attack here
 NEAR_ZERO = 0.10
-ITERATIVE = ("pgd", "pgd-l2")
 
 
 @dataclass
@@ -58,21 +58,25 @@ def accuracy_does_not_rise(results: pd.DataFrame) -> Check:
 
 
 def iterative_at_least_fgsm(results: pd.DataFrame) -> Check:
+    """Every iterative attack (declared ``iterative``, not minimum-norm) against the single-step one of its norm."""
     name = "iterative attacks at least as strong as FGSM"
-    fgsm = results[(results["name"] == "fgsm") & (results["backend"] == "native")]
-    it = results[results["name"].isin(ITERATIVE[:1]) & (results["backend"] == "native")]
-    merged = it.merge(fgsm, on=["model", "mode", "eps"], suffixes=("", "_fgsm"))
+    native = results[(results["backend"] == "native") & (results["threat_model"] == "white-box")]
+    fgsm = native[native["iterative"] == False]  # noqa: E712  (a column of booleans)
+    it = native[(native["iterative"] == True) & (native["minimum_norm"] == False)]  # noqa: E712
+    merged = it.merge(fgsm, on=["model", "mode", "norm", "eps"], suffixes=("", "_fgsm"))
     merged = merged[merged["eps"] > 0]
     if merged.empty:
-        return Check(name, "skipped", "no native PGD and FGSM rows share an eps")
+        return Check(name, "skipped", "no native iterative and single-step attack rows share an eps")
     bad = [f"{r.model} {r.attack} [{r.mode}] at {_fmt(r.eps)}: {r.accuracy:.3f} > FGSM {r.accuracy_fgsm:.3f} (upper bound {r.ci_high_fgsm:.3f})"
            for r in merged.itertuples() if r.accuracy > r.ci_high_fgsm]  # fmt: skip
     figures = [
         f"{r.model} [{r.mode}] {_fmt(r.eps)}: {r.attack} {r.accuracy:.3f} vs FGSM {r.accuracy_fgsm:.3f}" for r in merged.itertuples()
     ]
     if bad:
-        return Check(name, "warning", "PGD left more samples correct than FGSM: too few steps or a bad step size", bad)
-    return Check(name, "pass", f"PGD is at most FGSM's upper bound at all {len(merged)} shared (model, eps)", figures)
+        return Check(name, "warning", "an iterative attack left more samples correct than FGSM: too few steps or a bad step size", bad)
+    return Check(
+        name, "pass", f"iterative attacks are at most FGSM's upper bound at all {len(merged)} shared (model, attack, eps)", figures
+    )
 
 
 def large_eps_near_zero(results: pd.DataFrame) -> Check:
@@ -109,7 +113,7 @@ def libraries_agree(results: pd.DataFrame) -> Check:
         )
     figures, bad = [], []
     for r in merged.itertuples():
-        deterministic = r.name == "fgsm" or not json.loads(r.params).get("random_start", True)
+        deterministic = r.iterative == False or not json.loads(r.params).get("random_start", True)  # noqa: E712
         half_width = max(r.ci_high - r.ci_low, r.ci_high_native - r.ci_low_native) / 2
         ok = r.correct == r.correct_native if deterministic else abs(r.accuracy - r.accuracy_native) <= half_width
         line = f"{r.model} {r.name}@{r.backend} [{r.mode}] {_fmt(r.eps)}: {r.correct}/{r.n} vs native {r.correct_native}/{r.n_native}"

@@ -5,6 +5,7 @@ and the attention probe's drift and segmentation summaries."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -185,13 +186,56 @@ def attack_costs(run: Run, summ: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- architecture level -------------------------------------------------------------------------
+def population(run: Run, model: str) -> tuple[str, str]:
+    """(architecture, training regime) as the model declared them: the population a seed is drawn from."""
+    info = run.model_info(model)
+    return str(info.get("architecture") or model), str(info.get("training_regime") or "unknown")
+
+
+def population_label(architecture: str, regime: str) -> str:
+    """How reports name a population: the architecture, with its training regime unless it is clean
+    (or unknown): ``vgg``, ``vgg-att3-pc+fgsm-at``. A label for people; tables keep both fields."""
+    return architecture if regime in ("clean", "unknown") else f"{architecture}+{regime}"
+
+
 def architectures(run: Run) -> dict[str, list[str]]:
-    """Architecture -> its model references (one per training seed), in run order."""
+    """Population label -> its model references (one per training seed), in run order; grouped by
+    the declared (architecture, training_regime) fields."""
     out: dict[str, list[str]] = {}
     for model in run.models:
-        arch = str(run.model_info(model).get("architecture") or model)
-        out.setdefault(arch, []).append(model)
+        out.setdefault(population_label(*population(run, model)), []).append(model)
     return out
+
+
+def baselines(run: Run) -> dict[str, str]:
+    """Population label -> the label of the population it is compared with in the paper's claims:
+    for each population with attention, the one without attention trained the same way (when the
+    run has exactly one such)."""
+    pops = {label: models[0] for label, models in architectures(run).items()}
+    attends = {label: bool(run.model_info(m).get("has_attention")) for label, m in pops.items()}
+    out = {}
+    for label, model in pops.items():
+        if not attends[label]:
+            continue
+        regime = population(run, model)[1]
+        plain = [other for other, m in pops.items() if not attends[other] and population(run, m)[1] == regime]
+        if len(plain) == 1:
+            out[label] = plain[0]
+    return out
+
+
+def strongest_attacks(run: Run, norm: str = "linf") -> tuple[str | None, str | None]:
+    """(the single-step attack, the strongest iterative attack) of the run in ``norm``, by their
+    declared traits (strength, then steps); None where the run has none."""
+    single: list[tuple[int, int, str]] = []
+    iterative: list[tuple[int, int, str]] = []
+    for attack in run.attacks:
+        t = run.attack_traits(attack)
+        if t.get("norm") != norm:
+            continue
+        steps = int(json.loads(run.results.loc[run.results["attack"] == attack, "params"].iloc[0]).get("steps", 1))
+        (iterative if t.get("iterative") else single).append((int(t.get("strength", 0)), steps, attack))
+    return (max(single)[2] if single else None), (max(iterative)[2] if iterative else None)
 
 
 def seeds_per_architecture(run: Run) -> int:
@@ -295,27 +339,23 @@ def _segmentation_matrix(run: Run, models: list[str], method: str, stage: str) -
     return np.asarray(rows) if len({len(r) for r in rows}) == 1 else None
 
 
-def paper_claims(run: Run, baseline: str = "vgg", eps: float = 2 / 255) -> pd.DataFrame:
-    """The paper's claims, per attention architecture against the baseline: clean accuracy,
-    segmentation (mean of the stage maps against the baseline's gradient saliency), robustness to
-    FGSM and to the strongest iterative L-inf attack of the run at ``eps``; adversarially trained
-    architectures (``vgg-att3-pc+fgsm-at``) against the baseline trained the same way. Verdict: supported
+def paper_claims(run: Run, eps: float = 2 / 255) -> pd.DataFrame:
+    """The paper's claims, per attention population against its baseline (:func:`baselines`: the
+    population without attention trained the same way): clean accuracy, segmentation (mean of the
+    stage maps against the baseline's gradient saliency), robustness to the single-step attack
+    (FGSM) and to the strongest iterative L-inf attack of the run at ``eps``. Verdict: supported
     (interval above 0), not supported (below 0), inconclusive (contains 0); with fewer than 2 seeds
     per architecture no verdict is given (instances only)."""
     from robust_attn.archstats import architecture_difference
 
     archs = architectures(run)
-    iterative: list[str] = [a for a in ("autoattack", "apgd-100", "apgd", "pgd-20", "pgd-10") if a in run.attacks]
-    iterative += [a for a in run.attacks if a.startswith(("apgd", "pgd")) and a not in iterative and not a.startswith("pgd-l2")]
-    claims = [("clean accuracy is higher", "clean", 0.0), ("robust to FGSM", "fgsm", eps)]
-    if iterative:
-        claims.append((f"robust to {iterative[0]}", iterative[0], eps))
+    single, strongest = strongest_attacks(run)
+    claims = [("clean accuracy is higher", "clean", 0.0)]
+    claims += [(f"robust to {single}", single, eps)] if single else []
+    claims += [(f"robust to {strongest}", strongest, eps)] if strongest else []
     rows = []
-    for arch, models in archs.items():
-        regime = arch.partition("+")[2]  # compared within one training regime: vgg-att3-pc+fgsm-at against vgg+fgsm-at
-        base = f"{baseline}+{regime}" if regime else baseline
-        if arch == base or base not in archs:
-            continue
+    for arch, base in baselines(run).items():
+        models = archs[arch]
         pairs: list[tuple[str, float, np.ndarray | None, np.ndarray | None]] = [
             (claim, e, _matrix(run, models, attack, e), _matrix(run, archs[base], attack, e)) for claim, attack, e in claims
         ]

@@ -1,12 +1,17 @@
-"""The run directory, a sweep's one data product: its format (:mod:`.schema`), writer and reader.
+"""The run directory, a sweep's one data product: its format (:mod:`.schema`), where its files
+live (:class:`RunDir`), its units (:mod:`.units`), writer, reader and upgrader.
 
 Reports, notebooks and other tools read it through :func:`load_run`, or read its Parquet and
 CSV files directly with pandas, polars or DuckDB.
 """
 
-from robust_attn.rundir.reader import CellOutcomes, Run, RunDirError, load_run, read_manifest
+from robust_attn.errors import RunDirError
+from robust_attn.rundir.layout import RunDir
+from robust_attn.rundir.reader import CellOutcomes, Run, load_run, read_manifest
 from robust_attn.rundir.schema import FORMAT_VERSION
-from robust_attn.rundir.writer import AttackCell, CellOutcome, ModelInfo, ProbeCell, ProbeOutcome, RunWriter
+from robust_attn.rundir.units import AttackCell, CellOutcome, ModelInfo, ProbeCell, ProbeOutcome
+from robust_attn.rundir.upgrade import upgrade_run_dir
+from robust_attn.rundir.writer import RunWriter
 
 __all__ = [
     "FORMAT_VERSION",
@@ -17,8 +22,10 @@ __all__ = [
     "ProbeCell",
     "ProbeOutcome",
     "Run",
+    "RunDir",
     "RunDirError",
     "RunWriter",
     "load_run",
     "read_manifest",
+    "upgrade_run_dir",
 ]

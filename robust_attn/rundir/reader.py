@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robust_attn.errors import RunDirError
 from robust_attn.rundir import schema
-
-
-class RunDirError(ValueError):
-    """A run directory is missing a file, holds a malformed one, or has another format version."""
+from robust_attn.rundir.aggregate import results_table
+from robust_attn.rundir.layout import RunDir
+from robust_attn.rundir.store import PROBE_TABLES, Assembled, assemble, finished_records
 
 
 @dataclass
@@ -27,7 +27,7 @@ class CellOutcomes:
     attack: str
     mode: str
     norm: str
-    eps: np.ndarray  # (K,)
+    eps: np.ndarray  # (K,)  (corruption cells: K = corruption x severity conditions, eps NaN)
     correct: np.ndarray  # (K, N) bool
     pred: np.ndarray  # (K, N)
     min_norm: np.ndarray | None = None  # (N,) minimum-norm attacks: smallest fooling norm (inf: none found)
@@ -50,6 +50,50 @@ class Run:
     cells: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) by sample index
     clean_pred: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (N,)
+    missing: list[dict[str, Any]] = field(default_factory=list)  # planned units not finished (kind, model, attack, mode)
+
+    @property
+    def dir(self) -> RunDir:
+        return RunDir(self.root)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def missing_summary(self) -> str:
+        """One line naming the unfinished units and how to finish them ('' when complete)."""
+        if not self.missing:
+            return ""
+        planned = len(self.manifest.get(schema.PLANNED, []))
+        shown = "; ".join(
+            f"{u['model']}: {u['attack']}" + (f" [{u['mode']}]" if u.get("mode") else f" ({u.get('probe')})") for u in self.missing[:4]
+        )
+        more = f"; and {len(self.missing) - 4} more" if len(self.missing) > 4 else ""
+        spec = self.manifest.get("spec_path") or "SPEC"
+        return (f"{len(self.missing)} of {planned} units of this run are not finished ({shown}{more}); finish them with "
+                f"`robust-attn sweep {spec} --out {self.root}` (it resumes), then report again")  # fmt: skip
+
+    def cell_traits(self, model: str, attack: str, mode: str = "worst-case") -> dict[str, Any]:
+        """The declared traits of the attack of a cell (norm, iterative, traceable, minimum_norm,
+        ensemble, strength, probe), as recorded by the sweep."""
+        for entry in self.manifest.get("cells", []):
+            if (entry.get("model"), entry.get("attack"), entry.get("mode")) == (model, attack, mode):
+                return dict(entry.get("traits") or {})
+        return {}
+
+    def results_with_traits(self) -> pd.DataFrame:
+        """``results`` with each attack's declared traits as columns (iterative, traceable,
+        minimum_norm, ensemble, strength, probe, randomized), for checks that ask what an attack can do."""
+        names = ["iterative", "traceable", "minimum_norm", "ensemble", "strength", "probe", "randomized"]
+        rows = [{"attack": a, **{k: self.attack_traits(a).get(k) for k in names}} for a in self.attacks]
+        return self.results.merge(pd.DataFrame(rows, columns=["attack", *names]), on="attack", how="left")
+
+    def attack_traits(self, attack: str) -> dict[str, Any]:
+        """The traits of a spec attack id (the same for every model)."""
+        for entry in self.manifest.get("cells", []):
+            if entry.get("attack") == attack:
+                return dict(entry.get("traits") or {})
+        return {}
 
     @property
     def models(self) -> list[str]:
@@ -100,10 +144,11 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         raise RunDirError(f"{root / schema.MANIFEST} is not valid JSON ({err}); rerun the sweep") from None
     version = manifest.get("format_version", 1)
     if version != schema.FORMAT_VERSION:
-        raise RunDirError(
-            f"{root} is a run directory of format version {version}, but this robust-attn reads version {schema.FORMAT_VERSION}; "
-            f"rerun its sweep into a new directory (robust-attn sweep SPEC --out NEW_DIR)"
-        )
+        fix = (f"convert it with `robust-attn upgrade {root}`" if version in schema.UPGRADABLE else
+               "rerun its sweep into a new directory (robust-attn sweep SPEC --out NEW_DIR)" if version < schema.FORMAT_VERSION else
+               "read it with the newer robust-attn that wrote it (pip install -U robust-attn)")  # fmt: skip
+        raise RunDirError(f"{root} is a run directory of format version {version}, but this robust-attn reads version "
+                          f"{schema.FORMAT_VERSION}; {fix}")  # fmt: skip
     return manifest
 
 
@@ -141,10 +186,8 @@ def _cells(samples: pd.DataFrame) -> dict[tuple[str, str, str], CellOutcomes]:
     return out
 
 
-def load_run(root: str | Path) -> Run:
-    """Load and cross-check a run directory; never loads a model or the data set."""
-    root = Path(root)
-    manifest = read_manifest(root)
+def _merged(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame], dict[str, np.ndarray]]:
+    """The tables a finished sweep merged: results, samples, probe tables, example arrays."""
     try:
         results = pd.read_csv(_need(root, schema.RESULTS))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -153,8 +196,54 @@ def load_run(root: str | Path) -> Run:
     if missing or results.empty:
         raise RunDirError(f"{root / schema.RESULTS} is malformed (missing columns {missing} or no rows); rerun the sweep with --force")
     samples = _parquet(root, schema.SAMPLES, schema.SAMPLE_COLUMNS)
-    run = Run(root, manifest, results, samples, _parquet(root, schema.DRIFT, schema.DRIFT_COLUMNS),
-              _parquet(root, schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS), _parquet(root, schema.INDICATORS, schema.INDICATOR_COLUMNS))  # fmt: skip
+    tables = {part: _parquet(root, name, columns) for part, (name, columns) in PROBE_TABLES.items()}
+    try:
+        with np.load(_need(root, schema.EXAMPLES)) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise RunDirError(f"{root / schema.EXAMPLES} is corrupt ({err}); rerun the sweep (finished cells are kept under cells/)") from None
+    return results, samples, tables, arrays
+
+
+def _from_units(
+    root: Path, manifest: dict[str, Any], product: Assembled
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame], dict[str, np.ndarray]]:
+    """The tables of a sweep that stopped before its merge, rebuilt from its finished units."""
+    samples = product.samples.to_pandas()
+    if samples.empty:
+        raise RunDirError(
+            f"{root} has no finished attack cell yet; run `robust-attn sweep {manifest.get('spec_path') or 'SPEC'} --out {root}`"
+        )
+    manifest["cells"], manifest["probes"] = product.cells, product.probes
+    return results_table(samples, product.cells), samples, {k: t.to_pandas() for k, t in product.probe_tables.items()}, product.examples
+
+
+def load_run(root: str | Path) -> Run:
+    """Load and cross-check a run directory; never loads a model or the data set. A sweep that did
+    not finish is read from its finished units, and ``Run.missing`` names the rest."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    planned = list(manifest.get(schema.PLANNED, []))
+    finished = finished_records(RunDir(root), planned) if (root / schema.CELLS).is_dir() else []
+    if manifest.get("complete") or not finished:
+        results, samples, tables, arrays = _merged(root)
+        done_slugs = {c.get("slug") for c in manifest.get("cells", [])} | {p.get("slug") for p in manifest.get("probes", [])}
+    else:
+        results, samples, tables, arrays = _from_units(root, manifest, assemble(RunDir(root), finished))
+        done_slugs = {r["config_hash"][:16] for r in finished}
+    missing = [u for u in planned if u["slug"] not in done_slugs and not manifest.get("complete")]
+    run = Run(root, manifest, results, samples, tables["drift"], tables["segmentation"], tables["indicators"], missing=missing)
+    _index_samples(run)
+    for i, probe in enumerate(run.manifest.get("probes", [])):
+        if probe.get("examples"):
+            prefix = schema.example_key(i, "")
+            run.examples[probe["model"]] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return run
+
+
+def _index_samples(run: Run) -> None:
+    """Labels, clean predictions and per-cell matrices from the long per-sample table."""
+    samples, root = run.samples, run.root
     first = samples.drop_duplicates("sample").sort_values("sample")
     run.labels = first["label"].to_numpy(np.int64)
     for model, g in samples.groupby("model", sort=False):
@@ -164,13 +253,3 @@ def load_run(root: str | Path) -> Run:
         if model not in run.clean_pred or len(run.clean_pred[model]) != len(run.labels):
             raise RunDirError(f"{root / schema.SAMPLES} has no complete rows for {model!r}; rerun the sweep with --force")
     run.cells = _cells(samples)
-    try:
-        with np.load(_need(root, schema.EXAMPLES)) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
-        raise RunDirError(f"{root / schema.EXAMPLES} is corrupt ({err}); rerun the sweep (finished cells are kept under cells/)") from None
-    for i, probe in enumerate(run.manifest.get("probes", [])):
-        if probe.get("examples"):
-            prefix = schema.example_key(i, "")
-            run.examples[probe["model"]] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-    return run

@@ -10,9 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT_VERSION = 2  # 1: outcomes.npz (robust-attn before the Parquet tables); 2: samples.parquet
+FORMAT_VERSION = 3
+# 1: outcomes.npz (before the Parquet tables); 2: samples.parquet; 3: models' declared traits
+# (training_regime), attack traits in the manifest, threat model / corruption / severity / source /
+# decision columns, planned units, no per-sample pass counts. `robust-attn upgrade DIR` converts 2 -> 3.
 
+UPGRADABLE = (2,)  # versions `robust-attn upgrade` converts
 MANIFEST = "manifest.json"
+PLANNED = "planned"  # manifest key: every unit the sweep set out to compute
 RESULTS = "results.csv"
 SAMPLES = "samples.parquet"
 DRIFT = "attention_drift.parquet"
@@ -20,6 +25,12 @@ SEGMENTATION = "segmentation.parquet"
 INDICATORS = "indicators.parquet"
 EXAMPLES = "attention_examples.npz"
 CELLS = "cells"
+EXAMPLES_DIR = "examples"  # adversarial images of the first samples (spec field save_examples)
+FIGURES = "figures"
+REPORT_PDF, REPORT_MD, REPORT_HTML = "report.pdf", "report.md", "report.html"
+SUMMARY, PAIRED, ARCHITECTURE_PAIRS = "summary.csv", "paired.csv", "architecture_pairs.csv"
+DATA_FILES = (MANIFEST, RESULTS, SAMPLES, INDICATORS, DRIFT, SEGMENTATION, EXAMPLES)
+THREAT_MODELS = ("white-box", "transfer", "corruption")
 
 
 @dataclass(frozen=True)
@@ -38,8 +49,9 @@ _MODEL_COLUMNS = (
         "architecture",
         "string",
         True,
-        "registry architecture (vgg-att3-pc, ...), with the recipe for adversarially trained models (vgg-att3-pc+fgsm-at); the import spec for other models",
+        "architecture as the model declares it (registry name such as vgg-att3-pc; an import spec's `architecture` attribute, else its reference)",
     ),
+    Column("training_regime", "string", False, "how the model was trained: clean, fgsm-at, pgd-at, ... (the recipe), or unknown"),
     Column("train_seed", "int32", True, "training seed of the checkpoint; null when unknown"),
 )
 
@@ -48,9 +60,13 @@ SAMPLE_COLUMNS: tuple[Column, ...] = (
     Column("attack", "string", False, "attack id in the spec (fgsm, pgd-10, pgd@torchattacks, ...)"),
     Column("name", "string", False, "registered attack name (fgsm, pgd, pgd-l2, ...)"),
     Column("backend", "string", False, "native, torchattacks or foolbox"),
-    Column("norm", "string", False, "threat model of eps: linf or l2"),
+    Column("threat_model", "string", False, "white-box (the model's own gradients or queries), transfer (crafted on source) or corruption"),
+    Column("norm", "string", True, "norm of eps: linf, l2 or l1 (null for corruptions)"),
     Column("mode", "string", False, "worst-case or independent"),
-    Column("eps", "float64", False, "perturbation budget in pixel units ([0, 1] images)"),
+    Column("eps", "float64", True, "perturbation budget in pixel units ([0, 1] images); null for corruptions"),
+    Column("corruption", "string", True, "common corruption (gaussian_noise, fog, ...); null for attacks"),
+    Column("severity", "int8", True, "corruption severity 1-5; null for attacks"),
+    Column("source", "string", True, "transfer: the model (or ensemble of models, joined by +) the adversarial images were crafted on"),
     Column("sample", "int32", False, "index of the image in the data split (the first n images are used)"),
     Column("label", "int16", False, "true class"),
     Column("clean_pred", "int16", False, "prediction on the unperturbed image"),
@@ -58,8 +74,7 @@ SAMPLE_COLUMNS: tuple[Column, ...] = (
     Column("correct", "bool", False, "pred == label"),
     Column("min_norm", "float32", True, "smallest fooling perturbation norm found (min-norm attacks; 0 = clean mistake, inf = none found)"),
     Column("fooled_by", "string", True, "which attack of an ensemble first fooled the sample (null: not fooled, or not an ensemble)"),
-    Column("forwards", "int32", True, "forward passes spent on this sample by this cell (all eps)"),
-    Column("backwards", "int32", True, "backward passes spent on this sample by this cell (all eps)"),
+    Column("decision", "string", True, "what an adaptive attack chose to run on this sample (rapid), so a run explains itself"),
 )
 
 DRIFT_COLUMNS: tuple[Column, ...] = (
@@ -105,8 +120,9 @@ INDICATOR_COLUMNS: tuple[Column, ...] = (
 )
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "model", "architecture", "train_seed", "attack", "name", "backend", "norm", "mode", "params", "eps", "eps_label",
-    "n", "correct", "accuracy", "ci_low", "ci_high", "seconds", "forwards_per_sample", "backwards_per_sample",
+    "model", "architecture", "training_regime", "train_seed", "attack", "name", "backend", "threat_model", "norm", "mode", "params",
+    "eps", "eps_label", "corruption", "severity", "source", "n", "correct", "accuracy", "ci_low", "ci_high", "seconds",
+    "forwards_per_sample", "backwards_per_sample",
 )  # fmt: skip
 
 

@@ -1,100 +1,37 @@
-"""Writing a run directory: one atomically written unit per finished cell under ``cells/``, merged
-into the tables a user reads (``results.csv``, ``samples.parquet``, the probe tables, the
-attention examples) and ``manifest.json``.
-
-A unit's ``.json`` is written after its data files, each by rename, so a unit is complete
-exactly when its ``.json`` exists, names the unit's config hash and lists files that exist.
-"""
+"""Writing a run directory: one atomically written unit per finished cell under ``cells/``
+(see :mod:`.store`), merged once at the end of a sweep into the tables a user reads
+(``results.csv``, ``samples.parquet``, the probe tables, the attention examples) and
+``manifest.json``. The manifest is written first with every planned unit, so a sweep stopped
+half-way (killed, out of disk) is known to be incomplete, and says which units are missing."""
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robust_attn.atomic import atomic_bytes, atomic_write
+from robust_attn.errors import RunDirError
 from robust_attn.rundir import schema
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Who a row belongs to: the reference as written in the spec, its architecture and training seed."""
-
-    ref: str
-    architecture: str | None = None
-    train_seed: int | None = None
-
-
-@dataclass
-class AttackCell:
-    """One (model, attack, mode) over its eps grid: the resumable unit of a sweep."""
-
-    model: ModelInfo
-    attack: str  # the spec's attack id
-    name: str
-    backend: str
-    norm: str
-    mode: str
-    params: dict[str, Any]
-    eps: list[float]
-    config_hash: str
-
-    @property
-    def slug(self) -> str:
-        return self.config_hash[:16]
-
-
-@dataclass
-class CellOutcome:
-    """Per-sample outcomes of one attack cell over K eps and N samples."""
-
-    pred: np.ndarray  # (K, N) predicted labels
-    correct: np.ndarray  # (K, N) bool
-    clean_pred: np.ndarray  # (N,)
-    columns: dict[str, np.ndarray] = field(default_factory=dict)  # optional sample columns, (N,) or (K, N)
-
-
-@dataclass
-class ProbeCell:
-    """A per-model measurement unit: the attention / segmentation probe (``kind="attention"``) or
-    the indicators of attack failure (``kind="indicators"``)."""
-
-    model: ModelInfo
-    attack: str  # attention: the attack that made the adversarial images, e.g. PGD-10
-    config_hash: str
-    kind: str = "attention"
-
-    @property
-    def slug(self) -> str:
-        return self.config_hash[:16]
-
-
-@dataclass
-class ProbeOutcome:
-    """Tables (column name -> array) and example arrays of a probe unit."""
-
-    drift: dict[str, np.ndarray] = field(default_factory=dict)  # one row per sample x stage x eps
-    segmentation: dict[str, np.ndarray] = field(default_factory=dict)
-    examples: dict[str, np.ndarray] = field(default_factory=dict)  # images (E, B, C, H, W), maps (E, S, B, H, W), preds (E, B), eps (E,)
-    stages: list[str] = field(default_factory=list)
-    indicators: dict[str, np.ndarray] = field(default_factory=dict)  # one row per (attack, indicator)
-
-
-PROBE_TABLES = {
-    "drift": (schema.DRIFT, schema.DRIFT_COLUMNS),
-    "segmentation": (schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS),
-    "indicators": (schema.INDICATORS, schema.INDICATOR_COLUMNS),
-}
+from robust_attn.rundir.aggregate import results_table
+from robust_attn.rundir.layout import RunDir, disk_full
+from robust_attn.rundir.store import PROBE_TABLES, assemble, finished_records, is_done
+from robust_attn.rundir.units import AttackCell, CellOutcome, ProbeCell, ProbeOutcome, Unit
 
 
 def _table(columns: tuple[schema.Column, ...], data: dict[str, Any], n: int) -> Any:
     """An Arrow table with exactly ``columns``: absent nullable columns are all null."""
     import pyarrow as pa
 
+    unknown = set(data) - {c.name for c in columns}
+    if unknown:
+        raise ValueError(f"columns {sorted(unknown)} are not in the run directory's schema")  # a bug: the schema owns the columns
     arrays = []
     for c in columns:
         typ = schema.arrow_type(c.type)
@@ -125,12 +62,16 @@ def _parquet_bytes(table: Any) -> bytes:
     return buf.getvalue()
 
 
+def _model_columns(info: Any) -> dict[str, Any]:
+    return {"model": info.ref, "architecture": info.architecture, "training_regime": info.training_regime, "train_seed": info.train_seed}
+
+
 def sample_table(cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray) -> Any:
     """The long per-sample table of one attack cell: K x N rows, eps-major."""
     k, n = outcome.correct.shape
     data: dict[str, Any] = {
-        "model": cell.model.ref, "architecture": cell.model.architecture, "train_seed": cell.model.train_seed,
-        "attack": cell.attack, "name": cell.name, "backend": cell.backend, "norm": cell.norm, "mode": cell.mode,
+        **_model_columns(cell.model), "attack": cell.attack, "name": cell.name, "backend": cell.backend,
+        "threat_model": "white-box", "norm": cell.norm, "mode": cell.mode,
         "eps": np.repeat(np.asarray(cell.eps, np.float64), n), "sample": np.tile(samples.astype(np.int32), k),
         "label": np.tile(labels.astype(np.int16), k), "clean_pred": np.tile(outcome.clean_pred.astype(np.int16), k),
         "pred": outcome.pred.astype(np.int16), "correct": outcome.correct.astype(bool),
@@ -141,41 +82,56 @@ def sample_table(cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, sam
     return _table(schema.SAMPLE_COLUMNS, data, k * n)
 
 
+def unit_record(unit: Unit) -> dict[str, Any]:
+    """What the plan records of a unit (the manifest's ``planned`` list)."""
+    base = {"kind": "probe" if isinstance(unit, ProbeCell) else "attack", "slug": unit.slug, "config_hash": unit.config_hash,
+            "model": unit.model.ref, "attack": unit.attack}  # fmt: skip
+    return base | ({"mode": unit.mode} if isinstance(unit, AttackCell) else {"probe": unit.kind})
+
+
 class RunWriter:
     """Writes the files of one run directory."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.cells_dir = self.root / schema.CELLS
+        self.dir = RunDir(root)
 
-    # -- resumable units ------------------------------------------------------------------
-    def _meta_path(self, slug: str) -> Path:
-        return self.cells_dir / f"{slug}.json"
+    @property
+    def root(self) -> Path:
+        return self.dir.root
 
-    def is_done(self, unit: AttackCell | ProbeCell) -> bool:
-        path = self._meta_path(unit.slug)
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A full disk (or another OS error) while writing is a one-line error: the finished units
+        are kept, and the same command resumes from them."""
         try:
-            meta = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return False
-        return meta.get("config_hash") == unit.config_hash and all((self.cells_dir / f).is_file() for f in meta.get("files", []))
+            yield
+        except OSError as err:
+            why = "the disk is full" if disk_full(err) else f"{err.strerror or err}"
+            raise RunDirError(f"could not write {what} under {self.root} ({why}); finished units are kept in {self.dir.cells}: "
+                              "free space (or fix the folder) and rerun the same command to resume") from err  # fmt: skip
 
-    def _finish(self, unit: AttackCell | ProbeCell, files: dict[str, bytes], meta: dict[str, Any]) -> None:
+    def _atomic(self, path: Path, data: bytes) -> None:
+        with self._writing(path.name):
+            atomic_bytes(path, data)
+
+    # -- resumable units ------------------------------------------------------------------------
+    def is_done(self, unit: Unit) -> bool:
+        return is_done(self.dir, unit.slug, unit.config_hash)
+
+    def _finish(self, unit: Unit, files: dict[str, bytes], meta: dict[str, Any]) -> None:
         for name, data in files.items():
-            atomic_bytes(self.cells_dir / name, data)
+            self._atomic(self.dir.unit_file(name), data)
         record = {**asdict(unit), "kind": "probe" if isinstance(unit, ProbeCell) else "attack", "files": list(files), **meta}
-        atomic_bytes(self._meta_path(unit.slug), json.dumps(record, indent=1, default=str).encode())
+        self._atomic(self.dir.unit_meta(unit.slug), json.dumps(record, indent=1, default=str).encode())
 
     def write_cell(self, cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray, meta: dict[str, Any]) -> None:
-        """Store one finished attack cell (``meta``: seconds, cost counters, the attack's repr)."""
+        """Store one finished attack cell (``meta``: seconds, cost counters, the attack's repr, members)."""
         table = sample_table(cell, outcome, labels, samples)
         self._finish(cell, {f"{cell.slug}.parquet": _parquet_bytes(table)}, meta)
 
     def write_probe(self, probe: ProbeCell, outcome: ProbeOutcome, meta: dict[str, Any]) -> None:
-        """Store one finished probe: its drift and segmentation rows and its example arrays."""
-        info = {"model": probe.model.ref, "architecture": probe.model.architecture, "train_seed": probe.model.train_seed}
-        if probe.kind == "attention":
-            info["attack"] = probe.attack
+        """Store one finished probe: its drift, segmentation and indicator rows and its example arrays."""
+        info = _model_columns(probe.model) | ({"attack": probe.attack} if probe.kind == "attention" else {})
         files = {}
         for part, (_, columns) in PROBE_TABLES.items():
             rows: dict[str, np.ndarray] = getattr(outcome, part)
@@ -188,53 +144,35 @@ class RunWriter:
             files[f"{probe.slug}.examples.npz"] = buf.getvalue()
         self._finish(probe, files, {**meta, "stages": outcome.stages})
 
-    def read_meta(self, unit: AttackCell | ProbeCell) -> dict[str, Any]:
-        meta: dict[str, Any] = json.loads(self._meta_path(unit.slug).read_text())
-        return meta
-
-    # -- the merged product ---------------------------------------------------------------
-    def merge(self, cells: list[AttackCell], probes: list[ProbeCell], manifest: dict[str, Any]) -> None:
-        """Rewrite the run's tables and manifest from its finished units (in the given order)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from robust_attn.rundir.aggregate import results_table
-
-        done = [c for c in cells if self.is_done(c)]
-        metas = {c.slug: self.read_meta(c) for c in done}
-        parts = [pq.read_table(self.cells_dir / f"{c.slug}.parquet") for c in done]
-        samples = pa.concat_tables(parts) if parts else schema.arrow_schema(schema.SAMPLE_COLUMNS).empty_table()
-        _write_parquet(self.root / schema.SAMPLES, samples)
-        results = results_table(samples.to_pandas(), {c.slug: (c, metas[c.slug]) for c in done})
-        atomic_bytes(self.root / schema.RESULTS, results.to_csv(index=False, lineterminator="\n").encode())
-
-        done_probes = [p for p in probes if self.is_done(p)]
-        for part, (file_name, columns) in PROBE_TABLES.items():
-            paths = [self.cells_dir / f"{p.slug}.{part}.parquet" for p in done_probes]
-            tables = [pq.read_table(path) for path in paths if path.is_file()]
-            merged = pa.concat_tables(tables) if tables else schema.arrow_schema(columns).empty_table()
-            _write_parquet(self.root / file_name, merged)
-        probe_records = []
-        examples: dict[str, np.ndarray] = {}
-        for i, p in enumerate(done_probes):
-            meta = self.read_meta(p)
-            path = self.cells_dir / f"{p.slug}.examples.npz"
-            if path.is_file():
-                with np.load(path) as z:
-                    examples.update({schema.example_key(i, key): z[key] for key in z.files})
-            probe_records.append({"kind": p.kind, "model": p.model.ref, "architecture": p.model.architecture, "train_seed": p.model.train_seed,
-                                  "attack": p.attack, "stages": meta.get("stages", []), "seconds": meta.get("seconds"),
-                                  "examples": path.is_file()})  # fmt: skip
+    def write_examples(self, cell: AttackCell, arrays: dict[str, np.ndarray]) -> None:
+        """Adversarial images of the first samples of a cell (spec field save_examples)."""
         buf = io.BytesIO()
-        np.savez_compressed(buf, **examples)  # type: ignore[arg-type]
-        atomic_bytes(self.root / schema.EXAMPLES, buf.getvalue())
+        np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+        self._atomic(self.dir.examples(cell.slug), buf.getvalue())
 
-        out = {
-            "format_version": schema.FORMAT_VERSION,
-            **manifest,
-            "cells": [{"model": c.model.ref, "attack": c.attack, "mode": c.mode, "slug": c.slug,
-                       **{k: metas[c.slug].get(k) for k in ("seconds", "attack_repr", "forwards", "backwards")},
-                       **{k: metas[c.slug][k] for k in ("members",) if k in metas[c.slug]}} for c in done],
-            "probes": probe_records,
-        }  # fmt: skip
-        atomic_bytes(self.root / schema.MANIFEST, json.dumps(out, indent=1, default=str).encode())
+    # -- the plan and the merged product --------------------------------------------------------
+    def write_plan(self, manifest: dict[str, Any], units: list[Unit]) -> None:
+        """The manifest before any work: what the sweep will compute, marked incomplete (a merged
+        product of an earlier invocation stays on disk until this one merges)."""
+        self.dir.root.mkdir(parents=True, exist_ok=True)
+        out = {"format_version": schema.FORMAT_VERSION, **manifest, "complete": False, schema.PLANNED: [unit_record(u) for u in units]}
+        self._atomic(self.dir.manifest, json.dumps(out, indent=1, default=str).encode())
+
+    def merge(self, units: list[Unit], manifest: dict[str, Any]) -> None:
+        """Write the run's tables and manifest from its finished units (once, at the end of a sweep)."""
+        planned = [unit_record(u) for u in units]
+        done = finished_records(self.dir, planned)
+        product = assemble(self.dir, done)
+        with self._writing(schema.SAMPLES):
+            _write_parquet(self.dir.samples, product.samples)
+        results = results_table(product.samples.to_pandas(), product.cells)
+        self._atomic(self.dir.results, results.to_csv(index=False, lineterminator="\n").encode())
+        for part, (file_name, _) in PROBE_TABLES.items():
+            with self._writing(file_name):
+                _write_parquet(self.dir.table(file_name), product.probe_tables[part])
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **product.examples)  # type: ignore[arg-type]
+        self._atomic(self.dir.table(schema.EXAMPLES), buf.getvalue())
+        out = {"format_version": schema.FORMAT_VERSION, **manifest, "complete": len(done) == len(planned), schema.PLANNED: planned,
+               "cells": product.cells, "probes": product.probes}  # fmt: skip
+        self._atomic(self.dir.manifest, json.dumps(out, indent=1, default=str).encode())

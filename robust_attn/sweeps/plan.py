@@ -11,9 +11,6 @@ from robust_attn.attacks import registry
 from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 
-# The probe attacks each attention model with the strongest native L-inf attack of the spec.
-PROBE_PREFERENCE = ("apgd", "apgd-t", "pgd", "fgsm")
-
 
 def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
@@ -31,26 +28,25 @@ def weights_identity(meta: dict[str, Any]) -> str:
     return str(meta.get("weights_sha256") or meta.get("checkpoint_sha256") or "")
 
 
-def model_info(ref: str, meta: dict[str, Any]) -> ModelInfo:
-    """Architecture and training seed as recorded in the checkpoint (import specs: the spec itself).
-    Adversarially trained models are another population than clean-trained ones of the same
-    network, so their architecture carries the recipe: ``vgg+fgsm-at``."""
-    arch = meta.get("model") or meta.get("model_name") or ref
-    recipe = meta.get("recipe")
-    if isinstance(recipe, dict) and recipe.get("adversarial", "none") != "none":
-        arch = f"{arch}+{recipe.get('name')}"
-    seed = meta.get("seed")
-    return ModelInfo(ref, str(arch), int(seed) if isinstance(seed, int) else None)
+def model_info(ref: str, meta: dict[str, Any], has_attention: bool) -> ModelInfo:
+    """Who a model is, from the traits its source declared (resolve.declared_traits): architecture,
+    training regime and seed. Adversarially trained models are another population than
+    clean-trained ones of the same network: reports group by (architecture, training_regime)."""
+    return ModelInfo(ref, str(meta.get("architecture") or ref), meta.get("train_seed"), str(meta.get("training_regime", "unknown")),
+                     has_attention)  # fmt: skip
 
 
-def model_record(meta: dict[str, Any]) -> dict[str, Any]:
-    """What the manifest keeps of a model: architecture, checkpoint identity, its recorded clean
-    accuracy and training budget (robustness comparisons need matched budgets)."""
+def model_record(meta: dict[str, Any], info: ModelInfo) -> dict[str, Any]:
+    """What the manifest keeps of a model: its declared traits, checkpoint identity, its recorded
+    clean accuracy and training budget (robustness comparisons need matched budgets)."""
     recipe = meta.get("recipe") or {}
     return {
+        "architecture": info.architecture,
+        "training_regime": info.training_regime,
+        "has_attention": info.has_attention,
         "model_name": meta.get("model") or meta.get("model_name"),
         "model_kwargs": meta.get("model_kwargs"),
-        "train_seed": meta.get("seed"),
+        "train_seed": info.train_seed,
         "checkpoint": meta.get("checkpoint"),
         "checkpoint_sha256": meta.get("checkpoint_sha256"),
         "weights_sha256": meta.get("weights_sha256"),
@@ -74,19 +70,21 @@ def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[AttackC
     """The attack cells of one model; their hash covers everything that changes the numbers."""
     cells = []
     for a in spec.attacks:
-        norm = registry.attack_norm(a.name, a.backend, a.params)
+        traits = registry.attack_traits(a.name, a.backend, a.params)
         for mode in spec.modes:
             h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, _data_key(spec)])
-            cells.append(AttackCell(info, a.key, a.name, a.backend, norm, mode, dict(a.params), list(a.eps), h))
+            cells.append(AttackCell(info, a.key, a.name, a.backend, traits.norm, mode, dict(a.params), list(a.eps), h, traits.as_dict()))
     return cells
 
 
 def probe_attack(spec: SweepSpec) -> AttackSpec | None:
-    """The strongest native L-inf attack of the spec (the probe's), or None."""
-    native = [a for a in spec.attacks if a.backend == "native" and a.name in PROBE_PREFERENCE and not a.params.get("targeted")]
-    if not native:
+    """The attack of the attention probe: the strongest untargeted attack of the spec that declares
+    itself fit for the probe (``probe`` trait), L-inf first, more steps first; None if there is none."""
+    fit = [(registry.attack_traits(a.name, a.backend, a.params), a) for a in spec.attacks if a.backend == "native"]
+    fit = [(t, a) for t, a in fit if t.probe and not a.params.get("targeted")]
+    if not fit:
         return None
-    return min(native, key=lambda a: (PROBE_PREFERENCE.index(a.name), -int(a.params.get("steps", 1))))
+    return max(fit, key=lambda ta: (ta[0].norm == "linf", ta[0].strength, int(ta[1].params.get("steps", 1))))[1]
 
 
 def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackSpec) -> ProbeCell:

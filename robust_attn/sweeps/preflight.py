@@ -2,22 +2,32 @@
 
 Checkpoints and zoo entries record the data set, image shape and classes they were trained on;
 other models (``package.module:factory``) get one dry forward pass on a batch of the sweep's
-data. A mismatch is a one-line error naming both sides and the fix.
+data. A mismatch is a one-line error naming both sides and the fix. Each model's attention
+(the ``attention_maps`` protocol) is found here too, from its architecture or its module.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from robust_attn.data import ImageDataset
+from robust_attn.errors import ModelDataMismatch, RobustAttnError, UserCodeError, first_line, raised_in_user_code, user_frames
+from robust_attn.probes import has_attention
+from robust_attn.resolve import build_import_spec, declared_traits, is_import_spec, recorded_metadata, skeleton, source_for
+from robust_attn.sweeps.spec import SweepSpec
 
 
-class ModelDataMismatch(ValueError):
-    """A model that cannot be evaluated on the sweep's data."""
+@dataclass
+class Checked:
+    """A model that passed the compatibility checks; import specs keep the module they built."""
+
+    ref: str
+    has_attention: bool
+    module: nn.Module | None = None
 
 
 def _describe(dataset: str, shape: tuple[int, ...] | list[int] | None, classes: int | None) -> str:
@@ -29,7 +39,7 @@ def check_recorded(ref: str, meta: dict[str, Any], data: ImageDataset) -> None:
     """Compare what a checkpoint (or zoo entry) was trained on with the sweep's data."""
     shape = meta.get("image_shape")
     classes = meta.get("classes")
-    n_classes = len(classes) if isinstance(classes, list) else None
+    n_classes = len(classes) if isinstance(classes, list) else classes if isinstance(classes, int) else None
     trained = meta.get("dataset")
     ours = _describe(data.name, list(data.image_shape), len(data.classes))
     theirs = _describe(str(trained), shape, n_classes)
@@ -53,10 +63,15 @@ def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.
         with torch.inference_mode():
             out = model(x.to(device))
     except (RuntimeError, ValueError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelDataMismatch(
-            f"model {ref!r} fails on the sweep's data, {ours}: {first}; check the data set or the model's input layer"
+            f"model {ref!r} fails on the sweep's data, {ours}: {first_line(err).partition(': ')[2] or type(err).__name__}; "
+            "check the data set or the model's input layer"
         ) from None
+    except Exception as err:
+        if raised_in_user_code(err):
+            raise UserCodeError(f"model {ref!r}: its forward raised {first_line(err)} on a batch of the sweep's data; fix it in your code "
+                                "(traceback of your files below)", user_frames(err)) from err  # fmt: skip
+        raise
     if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0], len(data.classes)):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelDataMismatch(
@@ -65,19 +80,46 @@ def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.
         )
 
 
-def recorded_metadata(ref: str) -> dict[str, Any] | None:
-    """What a zoo entry or checkpoint file records about its training data, without training
-    or loading weights; None for import specs."""
-    from robust_attn.checkpoint import read_metadata
-    from robust_attn.data import load_dataset
-    from robust_attn.zoo import get_entry, is_zoo_ref
+def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torch.device) -> bool:
+    """Whether ``model`` has attention; if it says so, its maps must follow the protocol (checked
+    on two images, so a wrong shape fails here, not after the sweep's attack cells)."""
+    if not has_attention(model):
+        return False
+    from robust_attn.probes.maps import attention_maps
 
-    if is_zoo_ref(ref):
-        entry = get_entry(ref)
-        if entry.dataset == "builtin":
-            sample = load_dataset("builtin", "test", n=1)
-            return {"dataset": "builtin", "image_shape": list(sample.image_shape), "classes": list(sample.classes)}
-        return {"dataset": entry.dataset}
-    if ref.endswith(".safetensors") and Path(ref).expanduser().is_file():
-        return read_metadata(Path(ref).expanduser())
-    return None
+    _, x, _ = next(data.subset(2).batches(2))
+    try:
+        attention_maps(model, x.to(device))
+    except RobustAttnError:
+        raise
+    except Exception as err:
+        if raised_in_user_code(err):
+            raise UserCodeError(f"model {ref!r}: attention_maps raised {first_line(err)}; fix it in your code", user_frames(err)) from err
+        raise
+    return True
+
+
+def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[Checked]:
+    """Check every model against the data before any work (one-line errors, exit 2 in the CLI)."""
+    checked = []
+    for ref in spec.models:
+        if is_import_spec(ref):
+            module = build_import_spec(ref, device)
+            check_forward(ref, module, data, device)
+            checked.append(Checked(ref, check_attention(ref, module, data, device), module))
+            continue
+        source_for(ref).check(ref)
+        check_recorded(ref, recorded_metadata(ref) or {}, data)
+        arch = skeleton(ref)
+        checked.append(Checked(ref, arch is not None and check_attention(ref, arch.to(device).eval(), data, device)))
+    return checked
+
+
+def trained_metadata(item: Checked) -> dict[str, Any]:
+    """What a model records about itself once trained (weights identity, architecture, recipe,
+    seed), without loading its weights, with its declared traits."""
+    if item.module is not None:
+        meta: dict[str, Any] = {"model_name": item.ref, "source": "import"}
+        return {**declared_traits(meta, item.module, item.ref), **meta}
+    meta = recorded_metadata(item.ref) or {}
+    return {**declared_traits(meta, None, item.ref), **meta}

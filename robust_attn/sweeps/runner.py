@@ -1,12 +1,17 @@
 """Run a sweep spec: every model x attack x mode cell over its eps grid, streamed in batches,
-plus each model's attention probe; resumable unit by unit."""
+plus each model's attention probe and indicators of attack failure; resumable unit by unit.
+
+The whole plan is written into the run directory before any work, each finished unit is stored
+on its own (see :mod:`robust_attn.rundir`), and the run's tables are merged once at the end (or
+when the sweep stops on an error or Ctrl-C), so the cost of writing grows with the run, not with
+its square."""
 
 from __future__ import annotations
 
-import io
+import contextlib
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,15 +20,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from robust_attn import distributed
-from robust_attn.atomic import atomic_bytes
+from robust_attn import distributed, hooks
 from robust_attn.attacks import Attack, create_attack
 from robust_attn.attacks.base import Mode
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
+from robust_attn.errors import ModelOutputError, RobustAttnError, UserCodeError, first_line, raised_in_user_code, user_frames
 from robust_attn.progress import interactive, progress_bar
-from robust_attn.resolve import build_import_spec, is_import_spec, load_model_ref
-from robust_attn.rundir import AttackCell, CellOutcome, ProbeCell, RunWriter
+from robust_attn.resolve import load_model_ref
+from robust_attn.rundir import AttackCell, CellOutcome, ModelInfo, ProbeCell, RunDir, RunWriter
 from robust_attn.sweeps.plan import (
     batch_seed,
     make_cells,
@@ -34,7 +39,7 @@ from robust_attn.sweeps.plan import (
     probe_attack,
     weights_identity,
 )
-from robust_attn.sweeps.preflight import check_forward, check_recorded, recorded_metadata
+from robust_attn.sweeps.preflight import Checked, preflight, trained_metadata
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 from robust_attn.versions import environment, library_versions
 
@@ -66,11 +71,51 @@ def sweep_batch(
     return idx.numpy(), out.correct.cpu().numpy(), out.pred.cpu().numpy(), out.clean_pred.cpu().numpy(), columns
 
 
+def _batch_error(ref: str, b: int, idx: torch.Tensor, err: Exception) -> Exception:
+    """A model's misbehaviour on one batch, as a one-line error naming the batch; else ``err``."""
+    where = f"batch {b} (images {int(idx.min())}-{int(idx.max())})"
+    if isinstance(err, ModelOutputError):
+        return ModelOutputError(f"model {ref!r} returned NaN or infinite logits for {err.count} of {err.total} images of {where}; "
+                                "fix its forward (an overflow, a log of 0, an uninitialised layer): NaN logits would count as predictions",
+                                err.count, err.total)  # fmt: skip
+    if not isinstance(err, RobustAttnError) and raised_in_user_code(err):
+        return UserCodeError(f"model {ref!r}: its forward raised {first_line(err)} on {where}; fix it in your code "
+                             "(traceback of your files below)", user_frames(err))  # fmt: skip
+    return err
+
+
+@dataclass
+class CellRun:
+    """One computed cell: its outcome and the passes every rank spent on it."""
+
+    outcome: CellOutcome
+    forwards: int
+    backwards: int
+    members: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _sum_costs(
+    parts: list[tuple[list[BatchResult], tuple[int, int], dict[str, tuple[int, int]]]],
+) -> tuple[int, int, dict[str, tuple[int, int]]]:
+    forwards = sum(p[1][0] for p in parts)
+    backwards = sum(p[1][1] for p in parts)
+    members: dict[str, tuple[int, int]] = {}
+    for _, _, per in parts:
+        for k, (f, b) in per.items():
+            members[k] = (members.get(k, (0, 0))[0] + f, members.get(k, (0, 0))[1] + b)
+    return forwards, backwards, members
+
+
+def _member_costs(attack: Attack) -> dict[str, tuple[int, int]]:
+    return attack.member_costs() if attack.is_ensemble else {}  # type: ignore[attr-defined]
+
+
 def run_cell(
     attack: Attack, data: ImageDataset, cell: AttackCell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
-) -> CellOutcome | None:
+) -> CellRun | None:
     """Stream the data set through one attack. Under torch.distributed each rank takes every
-    world-th batch (boundaries and seeds unchanged) and rank 0 gathers them; other ranks get None."""
+    world-th batch (boundaries and seeds unchanged) and rank 0 gathers them with every rank's pass
+    counts; other ranks get None."""
     n, k = len(data), len(cell.eps)
     mode: Mode = cell.mode  # type: ignore[assignment]
     main = ctx is None or ctx.is_main
@@ -79,18 +124,21 @@ def run_cell(
     for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
         if ctx is not None and not ctx.shard(b):
             continue
-        mine.append(sweep_batch(attack, batch_seed(spec.seed, cell, b), idx, x, y, list(cell.eps), mode))
-        distributed.maybe_fail(ctx)
+        try:
+            mine.append(sweep_batch(attack, batch_seed(spec.seed, cell, b), idx, x, y, list(cell.eps), mode))
+        except Exception as err:
+            raise _batch_error(cell.model.ref, b, idx, err) from err
+        hooks.batch_done(ctx.rank if ctx is not None else 0, b + 1)
         bar.update(len(idx) * (ctx.world if ctx is not None else 1))
     bar.close()
-    gathered = distributed.gather(ctx, mine, f"cell {cell.model.ref} {cell.attack}")
+    gathered = distributed.gather(ctx, (mine, attack.cost, _member_costs(attack)), f"cell {cell.model.ref} {cell.attack}")
     if gathered is None:
         return None
     correct = np.zeros((k, n), dtype=bool)
     pred = np.zeros((k, n), dtype=np.int16)
     clean = np.zeros(n, dtype=np.int16)
     columns: dict[str, np.ndarray] = {}
-    for sl, c, p, cl, extra in (r for part in gathered for r in part):
+    for sl, c, p, cl, extra in (r for part in gathered for r in part[0]):
         correct[:, sl], pred[:, sl], clean[sl] = c, p, cl
         for name, values in extra.items():
             if name not in columns:
@@ -100,7 +148,8 @@ def run_cell(
         if name in columns:
             names = np.asarray([*labels, None], dtype=object)
             columns[name] = names[np.where(columns[name] < 0, len(labels), columns[name])]
-    return CellOutcome(pred, correct, clean, columns)
+    forwards, backwards, members = _sum_costs(gathered)
+    return CellRun(CellOutcome(pred, correct, clean, columns), forwards, backwards, members)
 
 
 def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeCell, spec: SweepSpec) -> Any:
@@ -129,45 +178,29 @@ def run_indicators(model: nn.Module, data: ImageDataset, unit: ProbeCell, spec: 
     return ProbeOutcome(indicators=diagnose(model, attacks, x.to(device), y.to(device), batch_seed(spec.seed, unit, 0) % 2**31))
 
 
-def _save_examples(attack: Attack, data: ImageDataset, cell: AttackCell, count: int, path: Path) -> None:
+def example_arrays(attack: Attack, data: ImageDataset, cell: AttackCell, count: int) -> dict[str, np.ndarray]:
     """Adversarial images of the first ``count`` samples at every eps (independent attacks)."""
     sub = data.subset(min(count, len(data)))
     _, x, y = next(iter(sub.batches(len(sub))))
     attack.reseed(batch_seed(0, cell, -1))
     advs = [x if eps == 0 else attack(x, y, eps).cpu() for eps in cell.eps]
-    buf = io.BytesIO()
-    np.savez_compressed(buf, clean=x.numpy().astype(np.float16), adversarial=torch.stack(advs).numpy().astype(np.float16),
-                        eps=np.asarray(cell.eps))  # fmt: skip
-    atomic_bytes(path, buf.getvalue())
+    return {"clean": x.numpy().astype(np.float16), "adversarial": torch.stack(advs).numpy().astype(np.float16), "eps": np.asarray(cell.eps)}
 
 
 @dataclass
-class _Checked:
-    """A model that passed the compatibility checks; import specs keep the module they built."""
+class _Model:
+    """One model's units, planned before any work."""
 
-    ref: str
-    attentive: bool
-    module: nn.Module | None = None
+    item: Checked
+    meta: dict[str, Any]
+    info: ModelInfo
+    cells: list[AttackCell]
+    probe: ProbeCell | None
+    indicators: ProbeCell | None
 
-
-def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[_Checked]:
-    """Check every model against the data before any work (one-line errors, exit 2 in the CLI)."""
-    checked = []
-    for ref in spec.models:
-        if is_import_spec(ref):
-            module = build_import_spec(ref, device)
-            check_forward(ref, module, data, device)
-            from robust_attn.probes import has_attention
-
-            checked.append(_Checked(ref, has_attention(module), module))
-            continue
-        meta = recorded_metadata(ref) or {}
-        check_recorded(ref, meta, data)
-        from robust_attn.zoo import get_entry, is_zoo_ref
-
-        arch = get_entry(ref).model if is_zoo_ref(ref) else str(meta.get("model", ""))
-        checked.append(_Checked(ref, "-att" in arch))
-    return checked
+    @property
+    def units(self) -> list[AttackCell | ProbeCell]:
+        return [*self.cells, *(u for u in (self.probe, self.indicators) if u is not None)]
 
 
 @dataclass
@@ -184,8 +217,7 @@ class _Job:
     force: bool
     progress: bool
     t_start: float
-    cells: list[AttackCell]
-    probes: list[ProbeCell]
+    models: list[_Model] = field(default_factory=list)
 
     @property
     def main(self) -> bool:
@@ -195,10 +227,14 @@ class _Job:
         if self.progress and self.main:
             print(text, flush=True)
 
+    @property
+    def units(self) -> list[AttackCell | ProbeCell]:
+        return [u for m in self.models for u in m.units]
+
     def merge(self) -> None:
         if self.main:
             self.manifest["wall_seconds"] = time.perf_counter() - self.t_start
-            self.writer.merge(self.cells, self.probes, self.manifest)
+            self.writer.merge(self.units, self.manifest)
 
     def todo(self, units: list[Any]) -> list[Any]:
         """The units not finished yet, as rank 0 sees the run directory (ranks may not share a disk)."""
@@ -206,27 +242,28 @@ class _Job:
         return list(distributed.broadcast(self.ctx, mine, "planning"))
 
 
+def _cell_meta(job: _Job, attack: Attack, run: CellRun, seconds: float) -> dict[str, Any]:
+    meta: dict[str, Any] = {"seconds": seconds, "attack_repr": repr(attack), "forwards": run.forwards, "backwards": run.backwards}
+    if job.ctx is not None:
+        meta["world_size"] = job.ctx.world
+    if attack.is_ensemble:  # its members in order, with their passes (summed over ranks)
+        meta["members"] = {k: {"forwards": f, "backwards": b} for k, (f, b) in run.members.items()}
+    return meta
+
+
 def _run_attack_cells(job: _Job, model: nn.Module, cells: list[AttackCell]) -> None:
     for cell in job.todo(cells):
         a = next(a for a in job.spec.attacks if a.key == cell.attack)
         attack = build_attack(a, model, job.spec)
         t0 = time.perf_counter()
-        outcome = run_cell(attack, job.data, cell, job.spec, job.progress, job.ctx)
-        seconds = time.perf_counter() - t0
-        if outcome is None:  # another rank writes
+        run = run_cell(attack, job.data, cell, job.spec, job.progress, job.ctx)
+        if run is None:  # another rank writes
             continue
-        forwards, backwards = attack.cost
-        meta = {"seconds": seconds, "attack_repr": repr(attack), "forwards": forwards, "backwards": backwards}
-        if job.ctx is not None:  # each rank counted its own batches; rank 0 saw 1/world of them
-            meta |= {"forwards": None, "backwards": None, "world_size": job.ctx.world}
-        if hasattr(attack, "member_costs"):  # an ensemble: its members in order, with their passes where counted
-            counted = job.ctx is None
-            meta["members"] = {k: {"forwards": f if counted else None, "backwards": b if counted else None}
-                               for k, (f, b) in attack.member_costs().items()}  # fmt: skip
-        job.writer.write_cell(cell, outcome, job.data.labels.numpy(), np.arange(len(job.data)), meta)
+        job.writer.write_cell(
+            cell, run.outcome, job.data.labels.numpy(), np.arange(len(job.data)), _cell_meta(job, attack, run, time.perf_counter() - t0)
+        )
         if job.spec.save_examples:
-            _save_examples(attack, job.data, cell, job.spec.save_examples, job.root / "examples" / f"{cell.slug}.npz")
-        job.merge()
+            job.writer.write_examples(cell, example_arrays(attack, job.data, cell, job.spec.save_examples))
 
 
 def _run_probe_units(job: _Job, ref: str, model: nn.Module, probe: ProbeCell | None, indicators: ProbeCell | None) -> None:
@@ -240,7 +277,6 @@ def _run_probe_units(job: _Job, ref: str, model: nn.Module, probe: ProbeCell | N
             n = min(job.spec.attention_samples, len(job.data))
             job.writer.write_probe(probe, result, {"seconds": seconds, "samples": n})
             job.say(f"  {ref} probe ({probe.attack}, {n} images): {seconds:.1f} s")
-            job.merge()
         distributed.barrier(job.ctx, f"the probe of {ref}")
     if indicators is not None and job.todo([indicators]):
         if job.main:
@@ -251,17 +287,10 @@ def _run_probe_units(job: _Job, ref: str, model: nn.Module, probe: ProbeCell | N
             rows = result.indicators
             fired = [f"{a}: {i}" for a, i, t in zip(rows["attack"], rows["indicator"], rows["triggered"]) if t]
             job.say(f"  {ref} indicators of attack failure ({seconds:.1f} s): " + ("; ".join(fired) if fired else "none triggered"))
-            job.merge()
         distributed.barrier(job.ctx, f"the indicators of {ref}")
 
 
-def _load(job: _Job, item: _Checked) -> tuple[nn.Module, dict[str, Any]]:
-    if item.module is not None:
-        return item.module, {"model_name": item.ref, "source": "import"}
-    return load_model_ref(item.ref, job.device, progress=job.progress and job.main, data_dir=job.spec.data_dir)
-
-
-def _train_missing_zoo_models(job: _Job, checked: list[_Checked]) -> None:
+def _train_missing_zoo_models(job: _Job, checked: list[Checked]) -> None:
     """Missing zoo models are trained before the sweep, spread over the ranks of a job."""
     from robust_attn.zoo import cached_metadata, is_zoo_ref, train_entries
 
@@ -272,9 +301,59 @@ def _train_missing_zoo_models(job: _Job, checked: list[_Checked]) -> None:
         train_entries(missing, device=job.device, data_dir=job.spec.data_dir, progress=job.progress, workers=1 if job.ctx else None)
 
 
+def _plan(job: _Job, checked: list[Checked]) -> None:
+    """Every model's cells and probes, before any work (zoo models are trained by now)."""
+    spec = job.spec
+    probe_with = probe_attack(spec) if spec.attention_samples > 0 else None
+    any_attention = any(c.has_attention for c in checked)
+    for item in checked:
+        meta = trained_metadata(item)
+        info, sha = model_info(item.ref, meta, item.has_attention), weights_identity(meta)
+        job.manifest["models"][item.ref] = model_record(meta, info)
+        wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.masks is not None))
+        probe = make_probe(spec, info, sha, probe_with) if probe_with is not None and wants_probe else None
+        indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
+        job.models.append(_Model(item, meta, info, make_cells(spec, info, sha), probe, indicators))
+
+
+def _run_models(job: _Job) -> None:
+    model_bar = progress_bar(len(job.models), "models", unit="model", enabled=job.progress and interactive() and job.main, leave=True)
+    for m in job.models:
+        model_bar.set_postfix_str(m.item.ref)
+        todo = job.todo(m.units)  # a collective: every rank calls it
+        if not interactive():
+            job.say(f"{m.item.ref}: {sum(isinstance(u, AttackCell) for u in todo)} of {len(m.cells)} attack cells to run")
+        if todo:
+            model = m.item.module if m.item.module is not None else load_model_ref(m.item.ref, job.device, progress=job.progress and job.main,
+                                                                                   data_dir=job.spec.data_dir)[0]  # fmt: skip
+            _run_attack_cells(job, model, m.cells)
+            _run_probe_units(job, m.item.ref, model, m.probe, m.indicators)
+            del model
+        model_bar.update(1)
+    model_bar.close()
+
+
 def _sweep_entry(spec: SweepSpec, out_dir: str, force: bool, progress: bool) -> None:
     """A local rank launched by the ``workers`` option."""
     run_sweep(spec, out_dir, force=force, progress=progress)
+
+
+def _load_data(spec: SweepSpec) -> ImageDataset:
+    return load_dataset(
+        spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed, download=spec.download, verify=spec.verify
+    )
+
+
+def _manifest(spec: SweepSpec, data: ImageDataset, device: torch.device, ctx: distributed.Context | None) -> dict[str, Any]:
+    return {
+        "spec": asdict(spec), "spec_path": spec.source or None, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"],
+        "environment": environment(), "git_commit": git_commit(), "versions": library_versions(),
+        "world_size": ctx.world if ctx is not None else 1, "backend": ctx.backend if ctx is not None else None,
+        "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed,
+                    "image_shape": list(data.image_shape), "has_masks": data.masks is not None},
+        "models": {},
+    }  # fmt: skip
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool = False, progress: bool = True) -> Path:
@@ -286,55 +365,32 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
     t_start = time.perf_counter()
     root = Path(out_dir) if out_dir is not None else Path("reports") / spec.name
     device = resolve_device(spec.device)
+    if not distributed.launched() or distributed.is_main_process():
+        RunDir(root).check_writable("write the sweep's results")
     if spec.workers > 1 and device.type == "cpu" and not distributed.launched():
-        data = load_dataset(spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed)
+        data = _load_data(spec)
         preflight(spec, data, device)  # bad models fail here, in one line, before any rank starts
         distributed.launch_local(spec.workers, _sweep_entry, spec, str(root), force, progress)
         return root
     ctx = distributed.context(device)
     device = distributed.device_for(ctx, device)
-    data = load_dataset(spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed)
+    data = _load_data(spec)
     if len(data) < spec.n and (ctx is None or ctx.is_main):
         print(f"note: {spec.dataset} {spec.split} has {len(data)} images; using all of them (n = {spec.n} asked)")
     checked = preflight(spec, data, device)
-    manifest: dict[str, Any] = {
-        "spec": asdict(spec), "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"],
-        "environment": environment(), "git_commit": git_commit(), "versions": library_versions(),
-        "world_size": ctx.world if ctx is not None else 1, "backend": ctx.backend if ctx is not None else None,
-        "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed,
-                    "image_shape": list(data.image_shape), "has_masks": data.masks is not None},
-        "models": {},
-    }  # fmt: skip
-    job = _Job(spec, root, data, device, ctx, RunWriter(root), manifest, force, progress, t_start, [], [])
+    job = _Job(spec, root, data, device, ctx, RunWriter(root), _manifest(spec, data, device, ctx), force, progress, t_start)
     if ctx is not None:
         job.say(f"sweep over {ctx.world} ranks ({ctx.backend}); rank 0 writes {root}")
     _train_missing_zoo_models(job, checked)
-    any_attention = any(c.attentive for c in checked)
-    model_bar = progress_bar(len(checked), "models", unit="model", enabled=progress and interactive() and job.main, leave=True)
-    for item in checked:
-        model_bar.set_postfix_str(item.ref)
-        model, meta = _load(job, item)
-        info, sha = model_info(item.ref, meta), weights_identity(meta)
-        manifest["models"][item.ref] = {**model_record(meta), "architecture": info.architecture, "attention": item.attentive}
-        cells = make_cells(spec, info, sha)
-        job.cells += cells
-        probe_with = probe_attack(spec) if spec.attention_samples > 0 else None
-        probe = (
-            make_probe(spec, info, sha, probe_with)
-            if probe_with and (item.attentive or (any_attention and data.masks is not None))
-            else None
-        )
-        indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
-        job.probes += [u for u in (probe, indicators) if u is not None]
-        todo = job.todo(cells)  # a collective: every rank calls it
-        if not interactive():
-            job.say(f"{item.ref}: {len(todo)} of {len(cells)} attack cells to run")
-        _run_attack_cells(job, model, cells)
-        _run_probe_units(job, item.ref, model, probe, indicators)
-        model_bar.update(1)
-        del model
-    model_bar.close()
+    _plan(job, checked)
+    if job.main:
+        job.writer.write_plan(job.manifest, job.units)
+    try:
+        _run_models(job)
+    except (KeyboardInterrupt, RobustAttnError):
+        with contextlib.suppress(RobustAttnError, OSError):  # finished units become the run's tables; the user sees the first error
+            job.merge()
+        raise
     job.merge()
     distributed.barrier(ctx, "the end of the sweep")
     return root

@@ -1,24 +1,36 @@
 """Sweep specs: which models meet which attacks at which epsilons, read from TOML and
-validated field by field before any work starts."""
+validated field by field before any work starts.
+
+Every field of :class:`SweepSpec` carries its documentation (``field(metadata={"doc": ...})``):
+the spec reference in the docs is generated from it, so it cannot drift from the parser.
+"""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse_eps
-from robust_attn.attacks.registry import accepted_params, attack_norm
+import torch.nn as nn
+
+from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, create_attack, parse_eps
+from robust_attn.attacks.base import AttackOptions
+from robust_attn.attacks.registry import attack_traits, check_params
 from robust_attn.data import list_datasets
+from robust_attn.errors import AttackParameterError, SpecError
 
-_TOP_KEYS = {"name", "models", "dataset", "split", "n", "data_dir", "batch_size", "seed", "device",
-             "modes", "precision", "channels_last", "fold_bn", "attacks", "save_examples", "workers", "attention_samples", "diagnostic_samples", "seeds"}  # fmt: skip
-_ATTACK_FIELDS = {"name", "backend", "eps", "label", "params"}  # every other key of an [[attacks]] table is a parameter
+MAX_SEED = 2**31 - 1  # seeds feed torch generators and per-epoch seeds (seed * 100003 + epoch)
+_ATTACK_FIELDS = {"name": "registered attack name, e.g. fgsm, pgd, apgd, autoattack, fmn, or torchattacks:<Class>",
+                  "backend": "native (default), torchattacks or foolbox",
+                  "eps": "list of epsilons in pixel units; strings like '8/255' are allowed",
+                  "label": "id used in results when two attacks would share one (default pgd-10, apgd-100, fgsm@foolbox, ...)",
+                  "params": "a table of the attack's parameters (the same as writing them as keys of the attack table)"}  # fmt: skip
+_SPEC_LEVEL_OPTIONS = sorted(set(AttackOptions.__annotations__) - {"targeted"})  # seed, precision, ...: one value per spec
 
 
-class SpecError(ValueError):
-    """A sweep spec field is missing or invalid; the message names the field."""
+def _doc(default: Any, doc: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"doc": doc}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -42,25 +54,36 @@ class AttackSpec:
 class SweepSpec:
     """Everything that determines a sweep's numbers."""
 
-    name: str
-    models: tuple[str, ...]
-    attacks: tuple[AttackSpec, ...]
-    dataset: str = "builtin"
-    split: str = "test"
-    n: int = 1000
-    data_dir: str | None = None
-    batch_size: int = 250
-    seed: int = 0
-    device: str = "auto"
-    modes: tuple[str, ...] = ("worst-case",)
-    precision: str = "fp32"
-    channels_last: bool = True
-    fold_bn: bool = False
-    save_examples: int = 0
-    workers: int = 1  # CPU worker processes for native attacks; speed only, never the numbers
-    attention_samples: int = 200  # images the attention/segmentation probe uses per model; 0 turns it off
-    diagnostic_samples: int = 100  # images the indicators of attack failure use per model; 0 turns them off
-    seeds: tuple[int, ...] = ()  # training seeds: every zoo model without @seed=N is swept once per seed
+    name: str = field(metadata={"doc": "run name; output goes to reports/<name>/ (default: the file stem)"})
+    plugins: tuple[str, ...] = field(default=(), metadata={"doc": "modules to import before the spec is read, e.g. your own attacks "
+                                                                  "(registered with @register_attack); they must be importable (PYTHONPATH)"})
+    models: tuple[str, ...] = field(
+        metadata={"doc": "zoo names (builtin/vgg-att3-pc), .safetensors checkpoints, or package.module:factory"}
+    )
+    attacks: tuple[AttackSpec, ...] = field(metadata={"doc": "[[attacks]] tables (fields below)"})
+    dataset: str = _doc("builtin", "data set: builtin, or a torchvision set read from data_dir")
+    split: str = _doc("test", "train or test")
+    n: int = _doc(1000, "the first n images of the split (at most what the split holds)")
+    data_dir: str | None = _doc(None, "folder holding torchvision data sets (cifar10, cifar100, svhn, mnist, fashionmnist)")
+    download: bool = _doc(False, "let torchvision download the data set into data_dir (flag --download)")
+    verify: bool = _doc(True, "check torchvision's MD5 sums of CIFAR/SVHN files; false for a re-packed copy (flag --no-verify)")
+    batch_size: int = _doc(250, "images per batch (also the unit of work of a rank)")
+    seed: int = _doc(0, "seeds random starts: each batch's seed is derived from it, so resumed runs replay the same stream")
+    device: str = _doc("auto", "auto, cpu, cuda or cuda:N")
+    modes: tuple[str, ...] = _doc(
+        ("worst-case",), "worst-case (a sample fooled at a smaller eps stays fooled) and/or independent (one fresh attack per eps)"
+    )
+    precision: str = _doc("fp32", "fp32, bf16 or fp16 forward passes (reduced precision changes a few outcomes)")
+    channels_last: bool = _doc(True, "NHWC memory format for the native engine (faster on CPU; rounding differs from NCHW)")
+    fold_bn: bool = _doc(False, "fold eval-mode BatchNorm into the preceding conv for the native engine (faster; may flip near-ties)")
+    save_examples: int = _doc(0, "keep adversarial images of the first N samples under examples/")
+    workers: int = _doc(
+        1, "on a CPU, run the sweep in N local torch.distributed ranks (at most one per core); same numbers, faster for small models"
+    )
+    attention_samples: int = _doc(200, "images of the attention / segmentation probe per model; 0 turns it off")
+    diagnostic_samples: int = _doc(100, "images for the indicators of attack failure per model; 0 turns them off")
+    seeds: tuple[int, ...] = _doc((), "training seeds: every zoo model without @seed=N is swept once per seed")
+    source: str = field(default="", compare=False, metadata={"doc": "the spec file it was read from (set by load_spec)", "internal": True})
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         """Flags override spec fields; ``None`` means not given."""
@@ -69,8 +92,40 @@ class SweepSpec:
         return validate(spec)
 
 
+TOP_FIELDS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(SweepSpec) if not f.metadata.get("internal")}
+ATTACK_FIELDS: dict[str, str] = dict(_ATTACK_FIELDS)
+
+
 def _fail(where: str, msg: str) -> SpecError:
     return SpecError(f"{where}: {msg}")
+
+
+class _DryModel(nn.Module):
+    """A stand-in model for building an attack once at validation time: constructors check their
+    parameters' values (steps >= 1, a known loss, ...) before any model is loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 2)
+
+
+def _attack_params(where: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The attack's parameters: the keys of its table and of its ``params`` table (a key in both is an error)."""
+    inline = {k: v for k, v in raw.items() if k not in _ATTACK_FIELDS}
+    table = raw.get("params", {})
+    if not isinstance(table, dict):
+        raise _fail(f"{where}.params", f"must be a table such as {{steps = 20}}, got {table!r}")
+    both = sorted(set(inline) & set(table))
+    if both:
+        raise _fail(f"{where}.{both[0]}", "given twice (in the attack table and in its params table); keep one")
+    params = {**table, **inline}
+    for key in _SPEC_LEVEL_OPTIONS:
+        if key in params:
+            raise _fail(f"{where}.{key}", f"{key} is a spec-level field (one value for every attack); set it at the top of the spec")
+    if params.get("targeted") is True:
+        raise _fail(f"{where}.targeted", "targeted attacks need target labels, which sweeps do not take; leave targeted = false "
+                    "(apgd-t picks its own target classes)")  # fmt: skip
+    return params
 
 
 def _attack(i: int, raw: Any) -> AttackSpec:
@@ -84,58 +139,70 @@ def _attack(i: int, raw: Any) -> AttackSpec:
         raise _fail(f"{where}.backend", f"unknown backend {backend!r}; use one of {', '.join(backends())}")
     try:
         check_attack(name, backend)
-    except KeyError as err:
-        raise _fail(f"{where}.name", str(err.args[0])) from None
-    params: dict[str, Any] = dict(raw.get("params", {}))
-    params |= {k: v for k, v in raw.items() if k not in _ATTACK_FIELDS}
-    accepted = accepted_params(name, backend, with_options=False)  # precision, seed, ... are spec-level fields
-    for key in params:
-        if accepted is not None and key not in accepted:
-            raise _fail(
-                f"{where}.{key}", f"attack {name!r} ({backend}) takes no parameter {key!r}; it takes: {', '.join(sorted(accepted))}"
-            )
-    norm = attack_norm(name, backend, params)
+        params = check_params(name, backend, _attack_params(where, raw))
+        create_attack(name, _DryModel(), backend=backend, **params)  # value checks, before any model is loaded
+    except AttackParameterError as err:
+        raise _fail(f"{where}.{err.param}", str(err)) from None
+    except SpecError as err:
+        raise _fail(f"{where}.name", str(err)) from None
+    norm = attack_traits(name, backend, params).norm
     grid = raw.get("eps")
     if not isinstance(grid, list) or not grid:
         raise _fail(f"{where}.eps", "must be a non-empty list such as ['0', '2/255', '8/255']")
     try:
-        eps = tuple(sorted(parse_eps(e, max_eps=None if norm == "l2" else 1.0) for e in grid))
-    except ValueError as err:
+        eps = tuple(sorted(parse_eps(e, max_eps=1.0 if norm == "linf" else None) for e in grid))
+    except SpecError as err:
         raise _fail(f"{where}.eps", str(err)) from None
     if len(set(eps)) != len(eps):
         raise _fail(f"{where}.eps", "contains duplicate values")
-    if "alpha" in params:
-        try:
-            params["alpha"] = parse_eps(params["alpha"], max_eps=None)
-        except ValueError as err:
-            raise _fail(f"{where}.alpha", str(err)) from None
-    for key in ("steps", "restarts", "targets", "fab_steps", "square_queries"):
-        if key in params and (not isinstance(params[key], int) or isinstance(params[key], bool) or params[key] < 1):
-            raise _fail(f"{where}.{key}", f"must be a positive integer, got {params[key]!r}")
     return AttackSpec(name, eps, backend, params, str(raw.get("label", "")))
 
 
 def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     """Build and validate a spec from a parsed TOML table."""
-    unknown = set(raw) - _TOP_KEYS
+    unknown = set(raw) - set(TOP_FIELDS)
     if unknown:
-        raise _fail(sorted(unknown)[0], f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        raise _fail(sorted(unknown)[0], f"unknown key; allowed: {', '.join(sorted(TOP_FIELDS))}")
     if "models" not in raw:
         raise _fail("models", "missing; list zoo names, checkpoint paths or 'package.module:factory'")
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise _fail("plugins", f"must be a list of module names such as ['my_attacks'], got {plugins!r}")
+    for module in plugins:
+        import_plugin(module)
     attacks_raw = raw.get("attacks")
     if not isinstance(attacks_raw, list) or not attacks_raw:
         raise _fail("attacks", "missing or empty; add [[attacks]] tables")
     attacks = tuple(_attack(i, a) for i, a in enumerate(attacks_raw))
-    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in ("attacks", "models", "modes")}
     models = raw["models"]
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
         raise _fail("models", "must be a non-empty list of strings")
     modes = raw.get("modes", ["worst-case"])
     if not isinstance(modes, list):
         raise _fail("modes", f"must be a list drawn from {list(MODES)}")
+    seeds = raw.get("seeds", [])
+    if not isinstance(seeds, list):
+        raise _fail("seeds", f"must be a list of non-negative integers such as [0, 1, 2], got {seeds!r}")
+    rest = {k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins")}
     spec = SweepSpec(name=str(raw.get("name", default_name)), models=tuple(models), attacks=attacks, modes=tuple(modes),
-                     **{k: v for k, v in fields.items() if k != "name"})  # fmt: skip
+                     seeds=tuple(seeds), plugins=tuple(plugins), **rest)  # fmt: skip
     return validate(spec)
+
+
+def import_plugin(module: str) -> None:
+    """Import a user's module that registers attacks (or models, or sources) by its side effect."""
+    import importlib
+
+    from robust_attn.errors import UserCodeError, first_line, user_frames
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name and module.startswith(err.name):
+            raise _fail("plugins", f"cannot import {module!r} ({err}); put its folder on PYTHONPATH") from None
+        raise UserCodeError(f"plugins: importing {module!r} raised {first_line(err)}; fix it in your code", user_frames(err)) from err
+    except Exception as err:
+        raise UserCodeError(f"plugins: importing {module!r} raised {first_line(err)}; fix it in your code", user_frames(err)) from err
 
 
 def _expand_seeds(models: tuple[str, ...], seeds: tuple[int, ...]) -> tuple[str, ...]:
@@ -150,40 +217,51 @@ def _expand_seeds(models: tuple[str, ...], seeds: tuple[int, ...]) -> tuple[str,
     return tuple(dict.fromkeys(out))
 
 
+def _is_int(value: Any, low: int, high: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+
+
+def _check_numbers(spec: SweepSpec) -> None:
+    if not isinstance(spec.seeds, (list, tuple)) or not all(_is_int(s, 0, MAX_SEED) for s in spec.seeds):
+        raise _fail("seeds", f"must be a list of non-negative integers below 2**31 such as [0, 1, 2], got {list(spec.seeds)!r}")
+    if not _is_int(spec.seed, 0, MAX_SEED):
+        raise _fail("seed", f"must be an integer in [0, 2**31 - 1], got {spec.seed!r}")
+    for key in ("n", "batch_size", "workers"):
+        if not _is_int(getattr(spec, key), 1):
+            raise _fail(key, f"must be a positive integer, got {getattr(spec, key)!r}")
+    for key in ("save_examples", "attention_samples", "diagnostic_samples"):
+        if not _is_int(getattr(spec, key), 0):
+            raise _fail(key, f"must be an integer >= 0, got {getattr(spec, key)!r}")
+    from robust_attn.distributed import usable_cores
+
+    cores = usable_cores()
+    if spec.workers > cores:
+        raise _fail("workers", f"{spec.workers} ranks on {cores} CPU cores would only compete for them; use at most {cores}")
+
+
 def validate(spec: SweepSpec) -> SweepSpec:
     """Check field values (also after CLI overrides); expands ``seeds`` into the model list."""
     from robust_attn.resolve import check_model_ref
 
-    if not isinstance(spec.seeds, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in spec.seeds):
-        raise _fail("seeds", f"must be a list of non-negative integers such as [0, 1, 2], got {spec.seeds!r}")
+    _check_numbers(spec)
     spec = replace(spec, seeds=tuple(spec.seeds), models=_expand_seeds(tuple(spec.models), tuple(spec.seeds)))
-
     for m in spec.models:
-        try:
-            check_model_ref(m)
-        except ValueError as err:
-            raise _fail("models", str(err)) from None
+        check_model_ref(m, where="models")
     if spec.dataset not in list_datasets():
         raise _fail("dataset", f"unknown data set {spec.dataset!r}; known: {', '.join(list_datasets())}")
     if spec.split not in ("train", "test"):
         raise _fail("split", f"must be 'train' or 'test', got {spec.split!r}")
-    for key in ("n", "batch_size", "workers"):
-        value = getattr(spec, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise _fail(key, f"must be a positive integer, got {value!r}")
-    for key in ("save_examples", "attention_samples", "diagnostic_samples"):
-        value = getattr(spec, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _fail(key, f"must be an integer >= 0, got {value!r}")
     if not spec.modes or any(m not in MODES for m in spec.modes):
         raise _fail("modes", f"must be a non-empty list drawn from {list(MODES)}, got {list(spec.modes)}")
-    for key in ("channels_last", "fold_bn"):
+    for key in ("channels_last", "fold_bn", "download", "verify"):
         if not isinstance(getattr(spec, key), bool):
             raise _fail(key, f"must be true or false, got {getattr(spec, key)!r}")
     if spec.precision not in PRECISIONS:
         raise _fail("precision", f"must be one of {', '.join(PRECISIONS)}, got {spec.precision!r}")
-    if spec.device not in ("auto", "cpu", "cuda", "mps") and not spec.device.startswith("cuda:"):
+    if not isinstance(spec.device, str) or (spec.device not in ("auto", "cpu", "cuda", "mps") and not spec.device.startswith("cuda:")):
         raise _fail("device", f"must be auto, cpu, cuda or cuda:N, got {spec.device!r}")
+    if spec.data_dir is not None and not isinstance(spec.data_dir, str):
+        raise _fail("data_dir", f"must be a path string, got {spec.data_dir!r}")
     keys = [a.key for a in spec.attacks]
     if len(set(keys)) != len(keys):
         raise _fail("attacks", f"two attacks share the id {sorted(k for k in keys if keys.count(k) > 1)[0]!r}; give one a label")
@@ -191,15 +269,19 @@ def validate(spec: SweepSpec) -> SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read a TOML sweep spec; the file stem is the default name."""
+    """Read a TOML sweep spec (UTF-8, with or without a byte-order mark); the file stem is the default name."""
     p = Path(path)
     if not p.is_file():
         raise SpecError(f"sweep spec {str(p)!r} not found; see attacks/*.toml for examples")
     try:
-        raw = tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8-sig")  # editors on Windows write a BOM, which TOML does not allow
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{p}: not UTF-8 text ({err}); save the spec as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{p}: not valid TOML ({err})") from None
     try:
-        return parse_spec(raw, default_name=p.stem)
-    except TypeError as err:
+        return replace(parse_spec(raw, default_name=p.stem), source=str(p))
+    except TypeError as err:  # a field of the wrong kind (e.g. a table where a number belongs)
         raise SpecError(f"{p}: {err}") from None
