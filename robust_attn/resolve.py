@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn.errors import ModelError, UserCodeError, first_line, user_frames
+from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,13 @@ def source_for(ref: str) -> ModelSource:
 
 
 def check_model_ref(ref: str, where: str = "") -> None:
-    """Validation before any work (import specs are imported, not called); one-line errors naming the fix."""
+    """Validation before any work (import specs are imported, not called); one-line errors naming
+    the fix. With ``where`` (a spec field), a bad reference is a SpecError naming that field."""
     try:
         source_for(ref).check(ref)
     except ModelError as err:
         if where and not isinstance(err, UserCodeError):
-            raise type(err)(f"{where}: {err}") from None
+            raise SpecError(f"{where}: {err}") from None
         raise
 
 

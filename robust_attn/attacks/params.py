@@ -94,10 +94,12 @@ def coerce_params(cls: type[Attack], params: dict[str, Any]) -> dict[str, Any]:
     wrong type (``"false"`` for a bool, ``2.5`` for an int, ``"nonsense"`` for a Literal), is an
     :class:`AttackParameterError` naming the parameter; eps-valued ones may be strings (``"2/255"``)."""
     hints = parameter_hints(cls)
+    own = sorted(set(hints) - set(AttackOptions.__annotations__) | {"targeted"})
     out = {}
     for name, value in params.items():
         if name not in hints:
-            raise AttackParameterError(name, f"takes no parameter {name!r}; it takes: {', '.join(sorted(hints))}")
+            raise AttackParameterError(name, f"takes no parameter {name!r}; it takes: {', '.join(own)} "
+                                             "(and the options of every attack: seed, precision, channels_last, fold_bn)")  # fmt: skip
         try:
             out[name] = _convert(hints[name], value)
         except (TypeError, ValueError):

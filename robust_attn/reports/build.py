@@ -216,6 +216,7 @@ def _architecture_section(doc: _Doc) -> None:
                "training seeds (spec field seeds = [0, 1, 2]) for architecture-level intervals.")  # fmt: skip
         doc.text(msg)
         doc.pages.append(text_page("Architectures", [msg, "", *budget]))
+        _claims_table(doc)
         return
     arch = architecture_curves(run)
     note = (f"{len(members)} architecture(s), at least {seeds} training seeds each. Accuracy is the mean over seeds and samples; the 95% interval "
@@ -240,11 +241,17 @@ def _architecture_section(doc: _Doc) -> None:
     note = "Differences between architectures (every attack: architecture_pairs.csv). An interval that contains 0 is no evidence of a difference."
     doc.text(note + "\n\n" + markdown_table(shown))
     doc.pages += table_pages("Architectures: pairwise differences", shown, note)
+    _claims_table(doc)
+
+
+def _claims_table(doc: _Doc) -> None:
+    """The paper's claims with their verdicts (instances only, when a population has one seed)."""
+    run = doc.run
     claims = paper_claims(run)
     if not claims.empty:
-        shown = pd.DataFrame({"architecture": claims["architecture"], "claim (vs the VGG baseline)": claims["claim"],
+        shown = pd.DataFrame({"architecture": claims["architecture"], "baseline": claims["against"], "claim": claims["claim"],
                               "eps": [format_eps(e) if e else "-" for e in claims["eps"]],
-                              "value": claims["value"].map(lambda v: f"{v:.3f}"), "baseline": claims["baseline"].map(lambda v: f"{v:.3f}"),
+                              "value": claims["value"].map(lambda v: f"{v:.3f}"), "baseline value": claims["baseline"].map(lambda v: f"{v:.3f}"),
                               "difference [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in zip(claims["diff"], claims["ci_low"], claims["ci_high"])],
                               "p": claims["p_value"].map(lambda p: f"{p:.2g}"), "verdict": claims["verdict"]})  # fmt: skip
         note = ("The paper's claims (Jetley et al. 2018) tested at the architecture level on this data: accuracies, or the Jaccard index of "

@@ -367,6 +367,6 @@ def paper_claims(run: Run, eps: float = 2 / 255) -> pd.DataFrame:
             d = architecture_difference(ya, yb)
             seeds = min(len(ya), len(yb))
             verdict = "instances only" if seeds < 2 else "supported" if d.low > 0 else "not supported" if d.high < 0 else "inconclusive"
-            rows.append({"architecture": arch, "claim": claim, "eps": e, "value": ya.mean(), "baseline": yb.mean(), "diff": d.value,
+            rows.append({"architecture": arch, "against": base, "claim": claim, "eps": e, "value": ya.mean(), "baseline": yb.mean(), "diff": d.value,
                          "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value, "seeds": seeds, "verdict": verdict})  # fmt: skip
     return pd.DataFrame(rows)

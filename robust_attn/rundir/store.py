@@ -78,8 +78,8 @@ def assemble(run: RunDir, records: list[dict[str, Any]]) -> Assembled:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    attack = [r for r in records if r.get("kind") == "attack"]
-    probes = [r for r in records if r.get("kind") == "probe"]
+    attack = [r for r in records if r.get("unit") == "attack"]
+    probes = [r for r in records if r.get("unit") == "probe"]
     parts = [pq.read_table(run.unit_file(f"{r['config_hash'][:16]}.parquet")) for r in attack]
     samples = pa.concat_tables(parts) if parts else schema.arrow_schema(schema.SAMPLE_COLUMNS).empty_table()
     tables = {}

@@ -84,7 +84,7 @@ def sample_table(cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, sam
 
 def unit_record(unit: Unit) -> dict[str, Any]:
     """What the plan records of a unit (the manifest's ``planned`` list)."""
-    base = {"kind": "probe" if isinstance(unit, ProbeCell) else "attack", "slug": unit.slug, "config_hash": unit.config_hash,
+    base = {"unit": "probe" if isinstance(unit, ProbeCell) else "attack", "slug": unit.slug, "config_hash": unit.config_hash,
             "model": unit.model.ref, "attack": unit.attack}  # fmt: skip
     return base | ({"mode": unit.mode} if isinstance(unit, AttackCell) else {"probe": unit.kind})
 
@@ -121,7 +121,7 @@ class RunWriter:
     def _finish(self, unit: Unit, files: dict[str, bytes], meta: dict[str, Any]) -> None:
         for name, data in files.items():
             self._atomic(self.dir.unit_file(name), data)
-        record = {**asdict(unit), "kind": "probe" if isinstance(unit, ProbeCell) else "attack", "files": list(files), **meta}
+        record = {**asdict(unit), "unit": "probe" if isinstance(unit, ProbeCell) else "attack", "files": list(files), **meta}
         self._atomic(self.dir.unit_meta(unit.slug), json.dumps(record, indent=1, default=str).encode())
 
     def write_cell(self, cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray, meta: dict[str, Any]) -> None:

@@ -55,12 +55,12 @@ class SweepSpec:
     """Everything that determines a sweep's numbers."""
 
     name: str = field(metadata={"doc": "run name; output goes to reports/<name>/ (default: the file stem)"})
-    plugins: tuple[str, ...] = field(default=(), metadata={"doc": "modules to import before the spec is read, e.g. your own attacks "
-                                                                  "(registered with @register_attack); they must be importable (PYTHONPATH)"})
     models: tuple[str, ...] = field(
         metadata={"doc": "zoo names (builtin/vgg-att3-pc), .safetensors checkpoints, or package.module:factory"}
     )
     attacks: tuple[AttackSpec, ...] = field(metadata={"doc": "[[attacks]] tables (fields below)"})
+    plugins: tuple[str, ...] = field(default=(), metadata={"doc": "modules to import before the spec is read, e.g. your own attacks "
+                                                                  "(registered with @register_attack); they must be importable (PYTHONPATH)"})
     dataset: str = _doc("builtin", "data set: builtin, or a torchvision set read from data_dir")
     split: str = _doc("test", "train or test")
     n: int = _doc(1000, "the first n images of the split (at most what the split holds)")
@@ -139,12 +139,14 @@ def _attack(i: int, raw: Any) -> AttackSpec:
         raise _fail(f"{where}.backend", f"unknown backend {backend!r}; use one of {', '.join(backends())}")
     try:
         check_attack(name, backend)
-        params = check_params(name, backend, _attack_params(where, raw))
+    except SpecError as err:
+        raise _fail(f"{where}.name", str(err)) from None
+    given = _attack_params(where, raw)
+    try:
+        params = check_params(name, backend, given)
         create_attack(name, _DryModel(), backend=backend, **params)  # value checks, before any model is loaded
     except AttackParameterError as err:
         raise _fail(f"{where}.{err.param}", str(err)) from None
-    except SpecError as err:
-        raise _fail(f"{where}.name", str(err)) from None
     norm = attack_traits(name, backend, params).norm
     grid = raw.get("eps")
     if not isinstance(grid, list) or not grid:
