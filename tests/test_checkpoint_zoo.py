@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import robust_attn as ra
+from robust_attn.errors import ModelError
 from robust_attn.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint_with_extra
 from robust_attn.zoo import ZooEntry
 
@@ -91,7 +92,7 @@ def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolat
 
     entry = ZooEntry("builtin/tiny", "vgg-att2-pc", {"layout": "compact", "width": 0.0625, "dropout": 0.0}, epochs=1, train_size=256)
     monkeypatch.setitem(zoo.ZOO, entry.name, entry)
-    with pytest.raises(FileNotFoundError, match="robust-attn zoo train builtin/tiny"):
+    with pytest.raises(ModelError, match="robust-attn zoo train builtin/tiny"):
         ra.load_model("builtin/tiny", "cpu", train_missing=False)
     _model, meta = ra.load_model("builtin/tiny", "cpu", progress=False)
     assert meta["zoo_name"] == "builtin/tiny" and 0 <= meta["clean_accuracy"] <= 1

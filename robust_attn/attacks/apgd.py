@@ -23,13 +23,14 @@ in the reference.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal, Unpack
 
 import torch
 import torch.nn.functional as F
 
-from robust_attn.attacks.base import Attack, AttackOptions, AttackTraits, Norm, bad_param, positive_int
+from robust_attn.attacks.base import Attack, AttackOptions, AttackTraits, Norm, bad_param, check_targets, positive_int
 from robust_attn.attacks.registry import register_attack
 
 Loss = Literal["ce", "dlr"]
@@ -183,12 +184,16 @@ class APGD(Attack):
         """The class's traits; ``randomized`` when the gradient averages several passes."""
         return replace(super().traits(), randomized=self.randomized or self.eot > 1)
 
+    def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
+        if self.loss == "dlr":
+            self._check_classes(classes, targeted_dlr=False)
+
     # -- losses -----------------------------------------------------------------------------
     def _check_classes(self, n_classes: int, targeted_dlr: bool) -> None:
         need = 4 if targeted_dlr else 3
         if n_classes < need:
             what = "targeted DLR (APGD-T)" if targeted_dlr else "the DLR loss"
-            raise ValueError(f"{what} needs at least {need} classes, the model has {n_classes}; use loss = 'ce' (apgd)")
+            raise bad_param("loss", f"{what} needs at least {need} classes, the model has {n_classes}; use loss = 'ce' (apgd)")
 
     def sample_loss(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """The per-sample loss APGD ascends (higher = closer to fooling)."""
@@ -335,7 +340,7 @@ class APGD(Attack):
             sparsity = l0_norm(adv - x)
             topk = sparsity / x[0].numel() / L1_STEP_DECAY
         s = _Active(ids, x, y, target, adv, adv.clone(), grad, adv.clone(), grad.clone(), loss.clone(), loss.clone(),
-                    torch.ones(n, dtype=torch.bool, device=x.device),
+                    torch.ones(n, dtype=torch.bool, device=x.device),  # as the reference: the first checkpoint halves on oscillation only
                     torch.full((n, 1, 1, 1), (1.0 if l1 else 2.0) * eps, device=x.device, dtype=x.dtype),
                     torch.zeros(steps, n, device=x.device), topk, sparsity, torch.zeros(n, dtype=torch.bool, device=x.device))  # fmt: skip
         if final:
@@ -419,7 +424,8 @@ class APGDL1(APGD):
     """APGD-L1 (Croce & Hein, ICML 2021): eps is the L1 radius in pixel units (a budget summed
     over every channel and pixel). ``large_eps`` (false) runs AutoAttack's L1 schedule: 30% of
     the steps at 3 eps, 30% at 2 eps, the rest at eps, each from the previous stage's
-    highest-loss point (only the last stage's iterates count as adversarial)."""
+    highest-loss point (only the last stage's iterates count as adversarial). ``rho`` plays no
+    part: L1 checkpoints adapt the step's sparsity and size instead (every 4% of the steps)."""
 
     name = "apgd-l1"
     norm = "l1"
@@ -463,6 +469,10 @@ class APGDT(APGD):
 
     def params(self) -> dict[str, Any]:
         return {"steps": self.steps, "restarts": self.restarts, "targets": self.targets, "rho": self.rho, "eot": self.eot}
+
+    def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
+        self._check_classes(classes, targeted_dlr=True)
+        check_targets(self.targets, classes, self.name)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         with torch.inference_mode():

@@ -84,6 +84,17 @@ def finite_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+DEFAULT_TARGETS = 9  # AutoAttack's: the nine classes ranked highest after the true one, fewer when there are fewer
+
+
+def check_targets(targets: int, classes: int, attack: str) -> None:
+    """A targeted member runs against the classes ranked after the true one: a number of targets
+    the data cannot have is an error (the default, 9, is capped as AutoAttack caps it)."""
+    if targets != DEFAULT_TARGETS and targets > classes - 1:
+        raise bad_param("targets", f"{attack} with targets = {targets} needs at least {targets + 1} classes, the data has {classes}; "
+                        f"use targets <= {classes - 1}")  # fmt: skip
+
+
 def bad_param(name: str, message: str) -> AttackParameterError:
     """The error of a parameter whose value the attack cannot use (the spec names its field)."""
     return AttackParameterError(name, message)
@@ -197,6 +208,10 @@ class Attack:
         self.trace: Any = None  # an AttackTrace the iterative attacks report to, when attached
 
     # -- hooks ---------------------------------------------------------------------------
+    def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
+        """Raise a parameter error when the attack cannot run on data of this many classes and this
+        image shape (checked before a sweep does any work); nothing to check by default."""
+
     def params(self) -> dict[str, Any]:
         """Parameters that change the attack's outcome, recorded in results."""
         return {"targeted": self.targeted}

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2
-from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
+from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, positive_int
 from robust_attn.attacks.fab import FABT, FABTL2
 from robust_attn.attacks.minnorm import MinimumNormAttack
 from robust_attn.attacks.registry import register_attack
@@ -99,7 +99,7 @@ class Ensemble(Attack):
     def __init__(self, model: nn.Module, members: list[tuple[str, Attack]], **options: Unpack[AttackOptions]) -> None:
         super().__init__(model, **options)
         if len({m.norm for _, m in members}) != 1 or members[0][1].norm != self.norm:
-            raise ValueError(f"ensemble members must all be {self.norm} attacks")
+            raise bad_param("members", f"ensemble members must all be {self.norm} attacks")
         self.members = members
         self.categorical_columns = {"fooled_by": [*[name for name, _ in members], "clean"]}  # type: ignore[misc]
 
@@ -122,6 +122,10 @@ class Ensemble(Attack):
             totals[1] += b
         return totals[0], totals[1]
 
+    def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
+        for _, member in self.members:
+            member.check_data(classes, image_shape)
+
     def member_costs(self) -> dict[str, tuple[int, int]]:
         """Forward and backward passes (in images) each member has spent."""
         return {name: m.cost for name, m in self.members}
@@ -133,12 +137,14 @@ class Ensemble(Attack):
         eps: float,
         ids: torch.Tensor | None = None,
         answers: dict[int, _MinNormAnswers] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adversarial images and, per sample, the index of the member that fooled it (or
-        NOT_FOOLED). In a sweep, ``ids`` are the samples' places in the batch and ``answers`` the
-        minimum-norm members' results so far."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Adversarial images, per sample the index of the member that fooled it (or NOT_FOOLED),
+        and the prediction of the evaluation that decided it (for a random model, the sweep's
+        outcome must be that evaluation's, not a fresh draw's). In a sweep, ``ids`` are the samples'
+        places in the batch and ``answers`` the minimum-norm members' results so far."""
         result = x.clone()
         by = torch.full((x.shape[0],), NOT_FOOLED, dtype=torch.long, device=x.device)
+        pred = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
         todo = torch.arange(x.shape[0], device=x.device)
         for i, (_, member) in enumerate(self.members):
             if todo.numel() == 0:
@@ -149,11 +155,15 @@ class Ensemble(Attack):
                 adv = answers[i].ask(member, xs, y[todo], ids[todo], eps)  # type: ignore[arg-type]
             else:
                 adv = member.perturb(xs, y[todo], eps, stop_early=True)
-            hit = self._fooled(member.predict(adv), y[todo], y[todo])
+            p = member.predict(adv)
+            pred[todo] = p
+            hit = self._fooled(p, y[todo], y[todo])
             result[todo[hit]] = adv[hit]
             by[todo[hit]] = i
             todo = todo[~hit]
-        return result, by
+        if todo.numel():  # no member ran on them (an empty ensemble): their clean prediction
+            pred[todo] = self.predict(x[todo])
+        return result, by, pred
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         return self.chain(x, y, eps)[0]
@@ -168,9 +178,9 @@ class Ensemble(Attack):
         self, state: _EnsembleState, idx: torch.Tensor | None, x: torch.Tensor, goal: torch.Tensor, eps: float, stop_early: bool
     ) -> torch.Tensor:
         ids = torch.arange(len(state.clean_pred), device=x.device) if idx is None else idx
-        adv, by = self.chain(x, goal, eps, ids, state.answers)
+        _, by, pred = self.chain(x, goal, eps, ids, state.answers)
         state.fooled_by[state.epsilons.index(eps), ids] = by
-        return self.predict(adv)
+        return pred
 
     def _sweep_columns(self, state: _EnsembleState, worst_case: bool) -> dict[str, torch.Tensor]:
         codes = state.fooled_by.clone()
@@ -222,7 +232,7 @@ class AutoAttack(Ensemble):
     ) -> None:
         positive_int(steps=steps, targets=targets, fab_steps=fab_steps, square_queries=square_queries)
         if options.get("targeted"):
-            raise ValueError("autoattack is untargeted; for a given target use apgd with targeted = true")
+            raise bad_param("targeted", "autoattack is untargeted; for a given target use apgd with targeted = true")
         members = _autoattack_members(model, self.norm, steps, targets, fab_steps, square_queries, options)
         super().__init__(model, members, **options)
         self.settings = {"steps": steps, "targets": targets, "fab_steps": fab_steps, "square_queries": square_queries}

@@ -38,6 +38,7 @@ class _TorchattacksRun:
 
 class TorchattacksFGSM(_TorchattacksRun, Attack):
     name, norm, backend = "fgsm", "linf", "torchattacks"
+    iterative, strength = False, 10
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         import torchattacks
@@ -47,6 +48,7 @@ class TorchattacksFGSM(_TorchattacksRun, Attack):
 
 class _TorchattacksPGD(_TorchattacksRun, _LibraryPGD):
     backend = "torchattacks"
+    strength = 20
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         import torchattacks
@@ -69,6 +71,7 @@ class _FoolboxRun:
 
 class FoolboxFGSM(_FoolboxRun, Attack):
     name, norm, backend = "fgsm", "linf", "foolbox"
+    iterative, strength = False, 10
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         import foolbox as fb
@@ -78,6 +81,7 @@ class FoolboxFGSM(_FoolboxRun, Attack):
 
 class _FoolboxPGD(_FoolboxRun, _LibraryPGD):
     backend = "foolbox"
+    strength = 20
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         import foolbox as fb

@@ -20,11 +20,12 @@ the engine's memory layout; and samples leave the batch once they are fooled bel
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar, Unpack
 
 import torch
 
-from robust_attn.attacks.base import AttackOptions, Norm, positive_int
+from robust_attn.attacks.base import AttackOptions, Norm, bad_param, check_targets, positive_int
 from robust_attn.attacks.minnorm import MinimumNormAttack, lp_norm
 from robust_attn.attacks.registry import register_attack
 
@@ -91,12 +92,16 @@ class FABT(MinimumNormAttack):
         **options: Unpack[AttackOptions],
     ) -> None:
         if options.get("targeted"):
-            raise ValueError("fab-t picks its own target classes and succeeds on any misclassification; drop targeted = true")
+            raise bad_param("targeted", "fab-t picks its own target classes and succeeds on any misclassification; drop targeted = true")
         super().__init__(model, **options)
         positive_int(steps=steps, targets=targets)
         if not 0 <= alpha_max <= 1 or eta < 1 or not 0 < beta < 1:
-            raise ValueError(f"need 0 <= alpha_max <= 1, eta >= 1 and 0 < beta < 1, got {alpha_max}, {eta}, {beta}")
+            raise bad_param("alpha_max" if not 0 <= alpha_max <= 1 else "eta" if eta < 1 else "beta",
+                            f"need 0 <= alpha_max <= 1, eta >= 1 and 0 < beta < 1, got {alpha_max}, {eta}, {beta}")  # fmt: skip
         self.steps, self.targets, self.alpha_max, self.eta, self.beta = steps, targets, alpha_max, eta, beta
+
+    def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
+        check_targets(self.targets, classes, self.name)
         self.p = math.inf if self.norm == "linf" else 2.0
 
     def params(self) -> dict[str, Any]:

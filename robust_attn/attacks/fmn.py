@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Unpack
 
 import torch
 
-from robust_attn.attacks.base import AttackOptions, Norm, positive_int
+from robust_attn.attacks.base import AttackOptions, Norm, bad_param, positive_int
 from robust_attn.attacks.minnorm import MinimumNormAttack
 from robust_attn.attacks.minnorm import lp_norm as _lp
 from robust_attn.attacks.registry import register_attack
@@ -45,9 +45,9 @@ class FMN(MinimumNormAttack):
         super().__init__(model, **options)
         positive_int(steps=steps)
         if max_stepsize <= 0 or (min_stepsize is not None and not 0 < min_stepsize <= max_stepsize):
-            raise ValueError(f"need 0 < min_stepsize <= max_stepsize, got {min_stepsize} and {max_stepsize}")
+            raise bad_param("min_stepsize", f"need 0 < min_stepsize <= max_stepsize, got {min_stepsize} and {max_stepsize}")
         if not 0 < gamma < 1:
-            raise ValueError(f"gamma must be in (0, 1), got {gamma}")
+            raise bad_param("gamma", f"gamma must be in (0, 1), got {gamma}")
         self.steps, self.max_stepsize, self.gamma = steps, max_stepsize, gamma
         self.min_stepsize = max_stepsize / 100 if min_stepsize is None else min_stepsize
         self.p = math.inf if self.norm == "linf" else 2.0

@@ -105,12 +105,28 @@ def attack_norm(name: str, backend: str = "native", params: dict[str, Any] | Non
     return attack_traits(name, backend, params).norm
 
 
+class _DryModel(nn.Module):
+    """A stand-in model to build an attack without one: constructors check their parameters' values
+    (steps >= 1, a known loss, ...) and instances report traits their parameters refine (eot > 1:
+    randomized) before any model is loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 2)
+
+
+def dry_attack(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> Attack:
+    """The attack built on a stand-in model: its parameters checked, its traits readable."""
+    return create_attack(name, _DryModel(), backend=backend, **(params or {}))
+
+
 def attack_traits(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> AttackTraits:
-    """What attack ``name`` can do, as its class declares it (prefix backends refine the norm)."""
+    """What attack ``name`` can do with these parameters: its class's declaration, refined by the
+    instance (an APGD with eot > 1 is randomized; a torchattacks class's norm comes from its name)."""
     served = _prefix(name)
     if served is not None:
         return replace(served[0].cls.class_traits(), norm=served[0].norm(served[1], params or {}))
-    return attack_class(name, backend).class_traits()
+    return dry_attack(name, backend, params).traits()
 
 
 def accepted_params(name: str, backend: str = "native") -> set[str] | None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Unpack
 
 import torch
 
-from robust_attn.attacks.base import Attack, AttackOptions, Norm, positive_int
+from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, positive_int
 from robust_attn.attacks.registry import register_attack
 
 # (upper end of the rescaled iteration, divisor of p_init) after the authors' schedule
@@ -49,7 +49,7 @@ class Square(Attack):
         super().__init__(model, **options)
         positive_int(queries=queries, restarts=restarts)
         if not 0 < p_init <= 1:
-            raise ValueError(f"p_init must be in (0, 1], got {p_init}")
+            raise bad_param("p_init", f"p_init must be in (0, 1], got {p_init}")
         self.queries, self.p_init, self.restarts = queries, p_init, restarts
 
     def params(self) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from robust_attn.errors import DataError
+
 
 @dataclass(eq=False)
 class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
@@ -28,9 +30,9 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         if len(self.labels) != len(self.images):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+            raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.labels)

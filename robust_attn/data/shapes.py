@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from robust_attn.errors import DataError
+
 SHAPE_CLASSES: tuple[str, ...] = (
     "disk", "square", "triangle", "plus", "ring", "diamond", "star", "tee", "half-disk", "bars",
 )  # fmt: skip
@@ -116,9 +118,9 @@ def _chunk(rng: np.random.Generator, m: int, size: int) -> tuple[np.ndarray, np.
 def generate_shapes(n: int, split: str = "train", seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images (n, 3, size, size) uint8, labels (n,) int64 and object masks (n, size, size) bool."""
     if split not in _SPLIT_IDS:
-        raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
     if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
+        raise DataError(f"n must be non-negative, got {n}")
     images, labels, masks = [], [], []
     for chunk, start in enumerate(range(0, n, CHUNK)):
         rng = np.random.default_rng([seed, _SPLIT_IDS[split], chunk])

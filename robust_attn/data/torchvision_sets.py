@@ -12,6 +12,7 @@ import torch
 import torchvision.datasets as tvd
 
 from robust_attn.data.dataset import ImageDataset
+from robust_attn.errors import DataError, DataNotFound
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,12 @@ def load_torchvision(name: str, split: str, data_dir: str | Path | None, *, down
     """
     spec = TORCHVISION_SETS[name]
     if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r} for {name}; use 'train' or 'test'")
+        raise DataError(f"unknown split {split!r} for {name}; use 'train' or 'test'")
     if data_dir is None:
-        raise FileNotFoundError(f"{name} needs --data-dir DIR (the folder that holds {spec.folder}); add --download to fetch it")
+        raise DataNotFound(f"{name} needs --data-dir DIR (the folder that holds {spec.folder}); add --download to fetch it")
     root = Path(data_dir).expanduser()
     if not root.is_dir() and not download:
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"data dir {str(root)!r} does not exist; point --data-dir at the folder holding {spec.folder}, or add --download"
         )
     cls = spec.cls
@@ -75,7 +76,7 @@ def load_torchvision(name: str, split: str, data_dir: str | Path | None, *, down
     try:
         ds = cls(str(root), download=download, **spec.split_kwargs(split))
     except RuntimeError as err:
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"{name} {split} split not found or corrupted under {str(root)!r} (expected {spec.folder}); "
             f"add --download, or --no-verify for a re-packed copy ({err})"
         ) from None

@@ -31,15 +31,19 @@ def _fmt(eps: float) -> str:
 
 
 def eps_zero_is_clean(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) -> Check:
+    """At eps = 0 an attack must keep each sample's clean prediction exactly: its count equals its
+    own cell's clean count (``clean_correct``; without it, the model's)."""
     name = "eps = 0 equals clean accuracy"
     rows = results[results["eps"] == 0]
     if rows.empty:
         return Check(name, "skipped", "no attack has eps = 0 in its grid")
-    bad = [f"{r.model} {r.attack} [{r.mode}]: {r.correct}/{r.n} vs clean {clean[r.model][0]}/{clean[r.model][1]}"
-           for r in rows.itertuples() if (int(r.correct), int(r.n)) != clean[r.model]]  # fmt: skip
+    model_level = rows["model"].map(lambda m: clean[m][0])
+    own = rows["clean_correct"].fillna(model_level) if "clean_correct" in rows else model_level
+    bad = [f"{r.model} {r.attack} [{r.mode}]: {r.correct}/{r.n} vs clean {int(c)}/{r.n}"
+           for r, c in zip(rows.itertuples(), own) if int(r.correct) != int(c)]  # fmt: skip
     if bad:
         return Check(name, "warning", "an attack at eps = 0 changed predictions (randomness or a preprocessing mismatch)", bad)
-    return Check(name, "pass", f"{len(rows)} rows at eps = 0 reproduce the clean counts exactly")
+    return Check(name, "pass", f"{len(rows)} rows at eps = 0 reproduce their clean counts exactly")
 
 
 def accuracy_does_not_rise(results: pd.DataFrame) -> Check:
@@ -115,7 +119,9 @@ def libraries_agree(results: pd.DataFrame) -> Check:
     for r in merged.itertuples():
         deterministic = r.iterative == False or not json.loads(r.params).get("random_start", True)  # noqa: E712
         half_width = max(r.ci_high - r.ci_low, r.ci_high_native - r.ci_low_native) / 2
-        ok = r.correct == r.correct_native if deterministic else abs(r.accuracy - r.accuracy_native) <= half_width
+        # a library cell runs in another memory layout: near-tie samples its clean pass rounds the other way may differ
+        flips = abs(int(r.clean_correct) - int(r.clean_correct_native)) if "clean_correct" in merged and pd.notna(r.clean_correct) else 0
+        ok = abs(r.correct - r.correct_native) <= flips if deterministic else abs(r.accuracy - r.accuracy_native) <= half_width
         line = f"{r.model} {r.name}@{r.backend} [{r.mode}] {_fmt(r.eps)}: {r.correct}/{r.n} vs native {r.correct_native}/{r.n_native}"
         figures.append(line)
         if not ok:

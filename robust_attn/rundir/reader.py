@@ -86,7 +86,15 @@ class Run:
         minimum_norm, ensemble, strength, probe, randomized), for checks that ask what an attack can do."""
         names = ["iterative", "traceable", "minimum_norm", "ensemble", "strength", "probe", "randomized"]
         rows = [{"attack": a, **{k: self.attack_traits(a).get(k) for k in names}} for a in self.attacks]
-        return self.results.merge(pd.DataFrame(rows, columns=["attack", *names]), on="attack", how="left")
+        out = self.results.merge(pd.DataFrame(rows, columns=["attack", *names]), on="attack", how="left")
+        return out.merge(self._cell_clean_counts(), on=["model", "attack", "mode"], how="left")
+
+    def _cell_clean_counts(self) -> pd.DataFrame:
+        """Per cell, how many samples its own clean forward pass got right (``clean_correct``): cells
+        in another memory layout (library backends run NCHW) can round a near-tie the other way."""
+        first = self.samples.drop_duplicates(["model", "attack", "mode", "sample"])
+        right = (first["clean_pred"] == first["label"]).groupby([first["model"], first["attack"], first["mode"]], sort=False).sum()
+        return right.rename("clean_correct").reset_index()
 
     def attack_traits(self, attack: str) -> dict[str, Any]:
         """The traits of a spec attack id (the same for every model)."""

@@ -15,7 +15,16 @@ import torch
 import torch.nn as nn
 
 from robust_attn.data import ImageDataset
-from robust_attn.errors import ModelDataMismatch, RobustAttnError, UserCodeError, first_line, raised_in_user_code, user_frames
+from robust_attn.errors import (
+    AttackParameterError,
+    ModelDataMismatch,
+    RobustAttnError,
+    SpecError,
+    UserCodeError,
+    first_line,
+    raised_in_user_code,
+    user_frames,
+)
 from robust_attn.probes import has_attention
 from robust_attn.resolve import build_import_spec, declared_traits, is_import_spec, recorded_metadata, skeleton, source_for
 from robust_attn.sweeps.spec import SweepSpec
@@ -99,8 +108,24 @@ def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torc
     return True
 
 
+def check_attacks(spec: SweepSpec, data: ImageDataset) -> None:
+    """Every attack against the data: its eps grid within the images' diameter in its norm, and
+    what the attack itself declares it needs (e.g. more classes than APGD-T's targets)."""
+    from robust_attn.attacks.presets import check_eps_for_image
+    from robust_attn.attacks.registry import dry_attack
+
+    for i, a in enumerate(spec.attacks):
+        try:
+            attack = dry_attack(a.name, a.backend, a.params)
+            check_eps_for_image(attack.norm, a.eps, data.image_shape)
+            attack.check_data(len(data.classes), data.image_shape)
+        except AttackParameterError as err:
+            raise SpecError(f"attacks[{i}].{err.param}: {err} (data: {data.name})") from None
+
+
 def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[Checked]:
-    """Check every model against the data before any work (one-line errors, exit 2 in the CLI)."""
+    """Check every attack and model against the data before any work (one-line errors, exit 2 in the CLI)."""
+    check_attacks(spec, data)
     checked = []
     for ref in spec.models:
         if is_import_spec(ref):

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import torch.nn as nn
-
-from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, create_attack, parse_eps
+from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse_eps
 from robust_attn.attacks.base import AttackOptions
-from robust_attn.attacks.registry import attack_traits, check_params
+from robust_attn.attacks.registry import attack_traits, check_params, dry_attack
 from robust_attn.data import list_datasets
 from robust_attn.errors import AttackParameterError, SpecError
 
@@ -100,15 +98,6 @@ def _fail(where: str, msg: str) -> SpecError:
     return SpecError(f"{where}: {msg}")
 
 
-class _DryModel(nn.Module):
-    """A stand-in model for building an attack once at validation time: constructors check their
-    parameters' values (steps >= 1, a known loss, ...) before any model is loaded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(1, 2)
-
-
 def _attack_params(where: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The attack's parameters: the keys of its table and of its ``params`` table (a key in both is an error)."""
     inline = {k: v for k, v in raw.items() if k not in _ATTACK_FIELDS}
@@ -144,7 +133,7 @@ def _attack(i: int, raw: Any) -> AttackSpec:
     given = _attack_params(where, raw)
     try:
         params = check_params(name, backend, given)
-        create_attack(name, _DryModel(), backend=backend, **params)  # value checks, before any model is loaded
+        dry_attack(name, backend, params)  # value checks, before any model is loaded
     except AttackParameterError as err:
         raise _fail(f"{where}.{err.param}", str(err)) from None
     norm = attack_traits(name, backend, params).norm
