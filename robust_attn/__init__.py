@@ -30,7 +30,8 @@ _EXPORTS: dict[str, str] = {
     "register_attack": "robust_attn.attacks",
     "parse_eps": "robust_attn.epsilon",
     "format_eps": "robust_attn.epsilon",
-    "CheckpointError": "robust_attn.checkpoint",
+    "CheckpointError": "robust_attn.errors",
+    "RobustAttnError": "robust_attn.errors",
     "load_checkpoint": "robust_attn.checkpoint",
     "read_metadata": "robust_attn.checkpoint",
     "save_checkpoint": "robust_attn.checkpoint",
@@ -49,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "Report": "robust_attn.reports",
     "make_report": "robust_attn.reports",
     "Run": "robust_attn.rundir",
-    "RunDirError": "robust_attn.rundir",
+    "RunDirError": "robust_attn.errors",
     "load_run": "robust_attn.rundir",
     "SweepSpec": "robust_attn.sweeps",
     "load_spec": "robust_attn.sweeps",
@@ -77,6 +78,7 @@ __all__ = [
     "ImageDataset",
     "Recipe",
     "Report",
+    "RobustAttnError",
     "Run",
     "RunDirError",
     "SweepSpec",
@@ -128,15 +130,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from robust_attn.attacks import Attack, create_attack, list_attacks, register_attack
-    from robust_attn.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+    from robust_attn.checkpoint import load_checkpoint, read_metadata, save_checkpoint
     from robust_attn.data import ImageDataset, list_datasets, load_dataset
     from robust_attn.device import resolve_device
     from robust_attn.epsilon import format_eps, parse_eps
+    from robust_attn.errors import CheckpointError, RobustAttnError, RunDirError
     from robust_attn.evaluate import clean_accuracy, predict
     from robust_attn.models import AttentionOutput, create_model, fold_batchnorm, list_models, register_model
     from robust_attn.quickstart import quickstart
     from robust_attn.reports import Report, make_report
-    from robust_attn.rundir import Run, RunDirError, load_run
+    from robust_attn.rundir import Run, load_run
     from robust_attn.sweeps import SweepSpec, load_spec, parse_spec, run_sweep
     from robust_attn.training import RECIPES, Recipe, get_recipe, train_model
     from robust_attn.zoo import QUICK_ZOO, ZOO, load_model, train_entries, train_entry, zoo_home

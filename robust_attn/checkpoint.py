@@ -13,14 +13,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from robust_attn.atomic import atomic_write
+from robust_attn.errors import CheckpointError
 from robust_attn.models import create_model, list_models
 
 METADATA_KEY = "robust_attn"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: corrupt, tampered with, or for another model."""
 
 
 def weights_sha256(state: dict[str, torch.Tensor]) -> str:

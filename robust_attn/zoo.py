@@ -19,10 +19,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn.checkpoint import CheckpointError, file_sha256, load_checkpoint, read_metadata
+from robust_attn.checkpoint import file_sha256, load_checkpoint, read_metadata
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
-from robust_attn.errors import ModelError
+from robust_attn.errors import CheckpointError, ModelError
 from robust_attn.models import create_model
 from robust_attn.training import TrainConfig, get_recipe, train_model
 

@@ -96,7 +96,7 @@ def test_dlr_needs_enough_classes(test_batch) -> None:  # type: ignore[no-untype
         create_attack("apgd", two, loss="dlr")(x[:4], y[:4] % 2, 1 / 255)
     with pytest.raises(ValueError, match=r"targeted DLR \(APGD-T\) needs at least 4 classes, the model has 3"):
         create_attack("apgd-t", three)(x[:4], y[:4] % 3, 1 / 255)
-    with pytest.raises(ValueError, match="unknown APGD loss 'hinge'"):
+    with pytest.raises(ValueError, match="loss must be one of 'ce', 'dlr', got 'hinge'"):
         create_attack("apgd", two, loss="hinge")
     assert create_attack("apgd", two)(x[:4], y[:4] % 2, 1 / 255).shape == x[:4].shape  # CE works with 2 classes
 
@@ -274,7 +274,8 @@ def test_fab_t_matches_torchattacks_and_the_reference_per_sample(trained, batch,
 def test_fab_t_norms_match_torchattacks(trained, batch, name: str) -> None:  # type: ignore[no-untyped-def]
     """With one target and an eps no sample needs, torchattacks returns each sample's smallest
     fooling point: its norm is the native minimum norm. The native projection runs in float64,
-    the reference's in float32, so norms agree to about 1e-6 relative, except that a rounding
+    the reference's in float32, so norms agree to float32 precision over 10 steps (median relative
+    difference 1e-6 to 1.3e-5 over the fixture seeds and CPUs tried), except that a rounding
     difference at a near-tie fooling check can send a trajectory elsewhere (1 sample in 45 here)."""
     import torchattacks
 
@@ -291,7 +292,7 @@ def test_fab_t_norms_match_torchattacks(trained, batch, name: str) -> None:  # t
     assert int(found.sum()) > int(clean.sum()) // 2
     assert torch.equal(found, ~_correct(model, ref, y) & clean)
     rel = ((norms - ref_norm).abs() / ref_norm)[found]
-    assert float(rel.median()) < 1e-5
+    assert float(rel.median()) < 1e-4
     assert float((rel < 1e-3).float().mean()) >= 0.95, "float rounding may send a near-tie trajectory elsewhere, rarely"
     assert torch.allclose((adv - x).flatten(1).norm(p=p, dim=1)[found], norms[found], rtol=1e-5, atol=1e-7)
     assert (pred[found] != y[found]).all() and not _correct(model, adv[found], y[found]).any()
@@ -330,9 +331,12 @@ def test_ensemble_runs_a_minimum_norm_member_once_per_sample(trained, batch) -> 
     model, _ = trained
     x, y = batch
     fab = create_attack("fab-t", model, steps=10, targets=2)
+    _, norms, _ = create_attack("fab-t", model, steps=10, targets=2).minimise(x, y)  # type: ignore[attr-defined]
+    found = norms[norms.isfinite() & (norms > 0)]
+    # eps between the found norms' quartiles, whatever the weights: some survivors fall at the larger one, some not
+    small, large = float(found.quantile(0.25)), float(found.quantile(0.6))
     answers = _MinNormAnswers.empty(x)
     ids = torch.arange(len(y))
-    small, large = 1 / 255, 4 / 255
     at_small = _correct(model, answers.ask(fab, x, y, ids, small), y)  # type: ignore[arg-type]
     spent = fab.cost
     left = at_small.nonzero().squeeze(1)

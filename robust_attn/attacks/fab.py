@@ -99,10 +99,10 @@ class FABT(MinimumNormAttack):
             raise bad_param("alpha_max" if not 0 <= alpha_max <= 1 else "eta" if eta < 1 else "beta",
                             f"need 0 <= alpha_max <= 1, eta >= 1 and 0 < beta < 1, got {alpha_max}, {eta}, {beta}")  # fmt: skip
         self.steps, self.targets, self.alpha_max, self.eta, self.beta = steps, targets, alpha_max, eta, beta
+        self.p = math.inf if self.norm == "linf" else 2.0
 
     def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
         check_targets(self.targets, classes, self.name)
-        self.p = math.inf if self.norm == "linf" else 2.0
 
     def params(self) -> dict[str, Any]:
         return {"steps": self.steps, "targets": self.targets, "alpha_max": self.alpha_max, "eta": self.eta, "beta": self.beta}

@@ -18,6 +18,7 @@ from robust_attn.data import ImageDataset
 from robust_attn.errors import (
     AttackParameterError,
     ModelDataMismatch,
+    ModelOutputError,
     RobustAttnError,
     SpecError,
     UserCodeError,
@@ -87,6 +88,11 @@ def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.
             f"model {ref!r} returns {got} for a batch of {x.shape[0]}, but the sweep's data {ours} needs logits of shape "
             f"({x.shape[0]}, {len(data.classes)}); return one logit per class (logits only, not a tuple)"
         )
+    bad = int((~torch.isfinite(out.float()).all(dim=1)).sum())
+    if bad:
+        raise ModelOutputError(f"model {ref!r} returns NaN or infinite logits for {bad} of {len(out)} images of a batch of the sweep's data; "
+                               "fix its forward (an overflow, a log of 0, an uninitialised layer): NaN logits would count as predictions",
+                               bad, len(out))  # fmt: skip
 
 
 def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torch.device) -> bool:

@@ -57,8 +57,13 @@ class SweepSpec:
         metadata={"doc": "zoo names (builtin/vgg-att3-pc), .safetensors checkpoints, or package.module:factory"}
     )
     attacks: tuple[AttackSpec, ...] = field(metadata={"doc": "[[attacks]] tables (fields below)"})
-    plugins: tuple[str, ...] = field(default=(), metadata={"doc": "modules to import before the spec is read, e.g. your own attacks "
-                                                                  "(registered with @register_attack); they must be importable (PYTHONPATH)"})
+    plugins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "doc": "modules to import before the spec is read, e.g. your own attacks "
+            "(registered with @register_attack); they must be importable (PYTHONPATH)"
+        },
+    )
     dataset: str = _doc("builtin", "data set: builtin, or a torchvision set read from data_dir")
     split: str = _doc("test", "train or test")
     n: int = _doc(1000, "the first n images of the split (at most what the split holds)")
