@@ -14,8 +14,6 @@ itself (:func:`robust_attn.probes.has_attention`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +21,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """One kind of model reference."""
-
-    name: str
-    matches: Callable[[str], bool]
-    check: Callable[[str], None]  # cheap validation before any work; raises ModelError naming the fix
-    load: Callable[..., tuple[nn.Module, dict[str, Any]]]  # (ref, device, **options) -> (eval-mode model, metadata)
-    recorded: Callable[[str], dict[str, Any] | None]  # what it was trained on (dataset, image_shape, classes), without weights
-    skeleton: Callable[[str], nn.Module | None]  # the architecture without trained weights (None: only by loading)
-
-
-_SOURCES: list[ModelSource] = []
-
-
-def register_source(source: ModelSource) -> None:
-    """Add a model source; later registrations are tried first (they may serve narrower references)."""
-    _SOURCES[:] = [s for s in _SOURCES if s.name != source.name]
-    _SOURCES.insert(0, source)
+from robust_attn.model_sources import _SOURCES, ModelSource, register_source
 
 
 def source_for(ref: str) -> ModelSource:

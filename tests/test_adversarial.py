@@ -21,17 +21,18 @@ def _pgd_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
 
 @pytest.mark.parametrize("recipe", ["fgsm-at", "pgd-at"])
 def test_adversarial_training_raises_robust_accuracy_on_its_batches(trained, recipe: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A few adversarial steps from the clean model: PGD accuracy on the training images rises above
-    the clean-trained model's."""
+    """A few adversarial epochs from the clean model: PGD accuracy on the training images rises above
+    the clean-trained model's. The gain measured over fixture seeds 0-2 on two CPUs was 0.086-0.19
+    (1,024 images, 3 epochs); with 512 images and 2 epochs it fell to 0 on some weights."""
     clean = trained[0]
-    train = ra.load_dataset("builtin", "train", n=512, seed=3)
+    train = ra.load_dataset("builtin", "train", n=1024, seed=3)
     test = ra.load_dataset("builtin", "test", n=64)
-    _, x, y = next(train.batches(512))
+    _, x, y = next(train.batches(1024))
     model = copy.deepcopy(clean)
     fine = dataclasses.replace(
         ra.get_recipe(recipe), lr=0.02, warmup_fraction=0.0, guard_samples=0, attack_steps=3 if recipe == "pgd-at" else 1
     )
-    ra.train_model(model, train, test, fine, epochs=2, seed=0, out=tmp_path / "m.safetensors", progress=False)
+    ra.train_model(model, train, test, fine, epochs=3, seed=0, out=tmp_path / "m.safetensors", progress=False)
     eps = fine.train_eps
     before, after = _pgd_accuracy(clean.eval(), x, y, eps), _pgd_accuracy(model.eval(), x, y, eps)
     assert after > before + 0.05, (before, after)

@@ -7,6 +7,7 @@ import torch
 
 import robust_attn as ra
 from robust_attn.models import AttentionBlock
+from robust_attn.probes import has_attention
 
 ALL = ra.list_models()
 
@@ -21,8 +22,13 @@ def test_every_model_shapes(name: str, layout: str, size: int) -> None:
     assert model(x).shape == (3, 7)
     assert torch.equal(out.logits, model(x))
     assert not torch.isnan(out.logits).any()
-    stages = 0 if name == "vgg" else int(name.split("-att")[1][0])
+    stages = model.attention_stages
     assert len(out.maps) == stages == len(out.scores)
+    assert has_attention(model) == (stages > 0), "the attention protocol: attention_maps(x) on attention models only"
+    if stages:
+        maps = model.attention_maps(x)
+        assert len(maps) == stages and all(m.dim() == 3 and m.shape[0] == 3 for m in maps)
+        torch.testing.assert_close(torch.stack([m.sum(dim=(1, 2)) for m in maps]), torch.ones(stages, 3))
     for m in out.maps:
         assert m.shape == (3, 1, size, size)
 

@@ -69,7 +69,7 @@ __all__ = [
 
 def register_hub_sources() -> None:
     """Register ``robustbench:<name>`` and ``timm:<name>`` with :mod:`robust_attn.resolve`."""
-    from robust_attn.resolve import ModelSource, register_source
+    from robust_attn.model_sources import ModelSource, register_source
 
     register_source(ModelSource("robustbench:<name>", is_robustbench_ref, check_robustbench, load_robustbench,
                                 recorded_robustbench, skeleton_robustbench))  # fmt: skip

@@ -1,0 +1,33 @@
+"""The registry of model sources: each kind of model reference (a zoo name, a checkpoint file, an
+import spec, another hub's name) is a :class:`ModelSource` that declares which references it
+serves and how to check, load and describe them. :mod:`robust_attn.resolve` holds the built-in
+sources and resolves references through this registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One kind of model reference."""
+
+    name: str
+    matches: Callable[[str], bool]
+    check: Callable[[str], None]  # cheap validation before any work; raises ModelError naming the fix
+    load: Callable[..., tuple[nn.Module, dict[str, Any]]]  # (ref, device, **options) -> (eval-mode model, metadata)
+    recorded: Callable[[str], dict[str, Any] | None]  # what it was trained on (dataset, image_shape, classes), without weights
+    skeleton: Callable[[str], nn.Module | None]  # the architecture without trained weights (None: only by loading)
+
+
+_SOURCES: list[ModelSource] = []
+
+
+def register_source(source: ModelSource) -> None:
+    """Add a model source; later registrations are tried first (they may serve narrower references)."""
+    _SOURCES[:] = [s for s in _SOURCES if s.name != source.name]
+    _SOURCES.insert(0, source)
