@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
-from robust_attn.model_sources import _SOURCES, ModelSource, register_source
+from robust_attn.model_sources import _SOURCES, ModelSource
 
 
 def source_for(ref: str) -> ModelSource:

@@ -31,7 +31,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name in modules}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            base = node.module if node.level == 0 else ".".join(this.split(".")[: -node.level] + [node.module])
+            base = node.module if node.level == 0 else ".".join([*this.split(".")[: -node.level], node.module])
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
                 out.add(sub if sub in modules else base)
@@ -98,7 +98,9 @@ def test_attacks_leave_the_callers_model_alone() -> None:
     x, y = torch.rand(6, 3, 32, 32), torch.randint(0, 10, (6,))
     ra.create_attack("pgd", model, steps=2, channels_last=True).sweep(x, y, [0, 4 / 255])
     ra.create_attack("fgsm", model, fold_bn=True).sweep(x, y, [4 / 255])
-    ra.create_attack("autoattack", model, steps=2, targets=1, fab_steps=2, square_queries=2, channels_last=True).sweep(x, y, [2 / 255, 8 / 255])
+    ra.create_attack("autoattack", model, steps=2, targets=1, fab_steps=2, square_queries=2, channels_last=True).sweep(
+        x, y, [2 / 255, 8 / 255]
+    )
     after = _state(model)
     assert after[0] == before[0] and after[1] == before[1] and after[3] == before[3]
     assert all(torch.equal(after[2][k], v) for k, v in before[2].items())

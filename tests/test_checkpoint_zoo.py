@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import robust_attn as ra
-from robust_attn.errors import ModelError
 from robust_attn.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint_with_extra
+from robust_attn.errors import ModelError
 from robust_attn.zoo import ZooEntry
 
 

@@ -17,7 +17,7 @@ import robust_attn as ra
 from robust_attn.sweeps import parse_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-VOLATILE = ["forwards", "backwards"]  # pass counts: each rank counts its own batches
+HOOKS = ROOT / "tests" / "hooks"  # sitecustomize.py: the fault-injection hook
 
 
 def _spec_file(tmp_path: Path, ckpt: Path) -> Path:
@@ -38,14 +38,13 @@ def _torchrun(*args: str, env: dict[str, str] | None = None, timeout: int = 300)
 
 
 def _results(run: Path) -> list[dict[str, str]]:
+    """Every column but the wall time: pass counts are summed over the ranks, so they equal one process's."""
     with open(run / "results.csv") as f:
-        return [
-            {k: v for k, v in r.items() if k not in ("seconds", "forwards_per_sample", "backwards_per_sample")} for r in csv.DictReader(f)
-        ]
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
 
 
 def _samples(run: Path) -> pd.DataFrame:
-    return pd.read_parquet(run / "samples.parquet").drop(columns=VOLATILE)
+    return pd.read_parquet(run / "samples.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +70,8 @@ def test_two_ranks_write_what_one_process_writes(one_process: tuple[Path, Path],
 def test_a_killed_rank_fails_the_job_in_one_line_and_the_rerun_resumes(one_process: tuple[Path, Path], tmp_path: Path) -> None:
     spec, one = one_process
     run = tmp_path / "killed"
-    crashed = _torchrun("sweep", str(spec), "--out", str(run), "--quiet", env={"ROBUST_ATTN_FAULT": "1:5"})
+    env = {"ROBUST_ATTN_FAULT": "1:5", "PYTHONPATH": os.pathsep.join([str(HOOKS), os.environ.get("PYTHONPATH", "")])}
+    crashed = _torchrun("sweep", str(spec), "--out", str(run), "--quiet", env=env)
     assert crashed.returncode != 0
     ours = [line for line in crashed.stderr.splitlines() if line.startswith("robust-attn: error:")]
     # the survivor either notices the dead peer in a collective, or is stopped by torchrun first
@@ -100,6 +100,7 @@ def test_the_workers_option_is_a_front_for_local_ranks(one_process: tuple[Path, 
     two = run_sweep(ra.load_spec(spec).with_overrides(workers=2), tmp_path / "workers", progress=False)
     assert json.loads((two / "manifest.json").read_text())["world_size"] == 2
     assert _samples(one).equals(_samples(two))
+    assert _results(one) == _results(two), "pass counts included: every rank's counters are summed"
 
 
 def test_bad_input_fails_before_the_ranks_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

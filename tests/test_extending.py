@@ -32,7 +32,9 @@ def test_a_new_attack_is_swept_probed_traced_and_strongest(run_dir: Path) -> Non
     run = ra.load_run(run_dir)
     assert set(run.attacks) == {"fgsm", "mi-fgsm-5"}
     assert run.attack_traits("mi-fgsm-5")["strength"] == 40 and run.attack_traits("mi-fgsm-5")["traceable"]
-    assert [p["attack"] for p in run.probes if p["model"] == "attention_cnn:make"] == ["MI-FGSM-5"], "the probe picks the strongest fit attack"
+    assert [p["attack"] for p in run.probes if p["model"] == "attention_cnn:make"] == ["MI-FGSM-5"], (
+        "the probe picks the strongest fit attack"
+    )
     rows = run.indicators[(run.indicators["attack"] == "mi-fgsm-5") & (run.indicators["indicator"] == "silent success")]
     assert len(rows) == 2 and not rows["skipped"].any(), "traced: its iterates reach the silent-success indicator"
     assert strongest_attacks(run) == ("fgsm", "mi-fgsm-5")
@@ -48,7 +50,12 @@ def test_a_new_attention_model_gets_the_probes_and_the_claims(run_dir: Path) -> 
     assert set(seg.loc[seg["model"] == "plain_cnn:make", "method"]) == {"gradient saliency", "centred box"}
     assert set(run.drift["stage"]) == {"s1"} and run.drift["model"].eq("attention_cnn:make").all()
     claims = paper_claims(run)
-    assert set(claims["claim"]) == {"clean accuracy is higher", "maps segment better than saliency", "robust to fgsm", "robust to mi-fgsm-5"}
+    assert set(claims["claim"]) == {
+        "clean accuracy is higher",
+        "maps segment better than saliency",
+        "robust to fgsm",
+        "robust to mi-fgsm-5",
+    }
     assert set(claims["architecture"]) == {"tiny-cnn-spatial-attention"} and (claims["verdict"] == "instances only").all()
     report = ra.make_report(run_dir, progress=False)
     assert "robust to mi-fgsm-5" in report.markdown.read_text()

@@ -68,9 +68,26 @@ def _results(rows: list[tuple]) -> pd.DataFrame:
     out = []
     for model, attack, name, backend, mode, params, eps, correct in rows:
         low, high = wilson_interval(correct, 100)
-        out.append({"model": model, "attack": attack, "name": name, "backend": backend, "norm": "l2" if name == "pgd-l2" else "linf", "mode": mode, "params": json.dumps(params),
-                    "eps": eps, "n": 100, "correct": correct, "accuracy": correct / 100, "ci_low": low, "ci_high": high,
-                    "threat_model": "white-box", "iterative": name != "fgsm", "minimum_norm": False})  # fmt: skip  (traits as the manifest declares them)
+        out.append(
+            {
+                "model": model,
+                "attack": attack,
+                "name": name,
+                "backend": backend,
+                "norm": "l2" if name == "pgd-l2" else "linf",
+                "mode": mode,
+                "params": json.dumps(params),
+                "eps": eps,
+                "n": 100,
+                "correct": correct,
+                "accuracy": correct / 100,
+                "ci_low": low,
+                "ci_high": high,
+                "threat_model": "white-box",
+                "iterative": name != "fgsm",
+                "minimum_norm": False,
+            }
+        )  # fmt: skip  (traits as the manifest declares them)
     return pd.DataFrame(out)
 
 
@@ -241,7 +258,9 @@ def test_adversarially_trained_models_are_their_own_architecture() -> None:
     from robust_attn.resolve import declared_traits
 
     clean = declared_traits({"model": "vgg", "seed": 1, "recipe": {"name": "fast", "adversarial": "none"}}, None, "builtin/vgg")
-    robust = declared_traits({"model": "vgg", "seed": 1, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}}, None, "builtin/vgg-at@seed=1")
+    robust = declared_traits(
+        {"model": "vgg", "seed": 1, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}}, None, "builtin/vgg-at@seed=1"
+    )
     assert clean == {"architecture": "vgg", "training_regime": "clean", "train_seed": 1}
     assert robust == {"architecture": "vgg", "training_regime": "fgsm-at", "train_seed": 1}
     assert population_label(robust["architecture"], robust["training_regime"]) == "vgg+fgsm-at"
@@ -250,7 +269,11 @@ def test_adversarially_trained_models_are_their_own_architecture() -> None:
         architecture, training_regime, train_seed = "cbam-resnet", "trades", 3
 
     assert declared_traits({}, Declared(), "pkg.mod:make") == {"architecture": "cbam-resnet", "training_regime": "trades", "train_seed": 3}
-    assert declared_traits({}, torch.nn.Linear(1, 1), "pkg.mod:make") == {"architecture": "pkg.mod:make", "training_regime": "unknown", "train_seed": None}
+    assert declared_traits({}, torch.nn.Linear(1, 1), "pkg.mod:make") == {
+        "architecture": "pkg.mod:make",
+        "training_regime": "unknown",
+        "train_seed": None,
+    }
 
 
 def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

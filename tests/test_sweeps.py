@@ -122,7 +122,12 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     assert cell.groupby("eps")["correct"].sum().tolist() == [int(r["correct"]) for r in fgsm_wc]
     assert (cell["correct"] == (cell["pred"] == cell["label"])).all()
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["format_version"] == 3 and manifest["complete"] and manifest["environment"]["torch_threads"] >= 1 and manifest["environment"]["cpu"]
+    assert (
+        manifest["format_version"] == 3
+        and manifest["complete"]
+        and manifest["environment"]["torch_threads"] >= 1
+        and manifest["environment"]["cpu"]
+    )
     record = manifest["models"][str(trained[1])]
     assert len(record["checkpoint_sha256"]) == 64 and manifest["versions"]["torch"]
     assert record["model_name"] == "vgg-att3-pc" and 0.5 < record["checkpoint_clean_accuracy"] <= 1
@@ -242,5 +247,8 @@ def test_any_module_by_import_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     capsys.readouterr()
     assert main(["sweep", str(spec), "--models", "user_models:nope", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("robust-attn: error: models: module 'user_models' has no 'nope' for model 'user_models:nope'") and err.count("\n") == 1
+    assert (
+        err.startswith("robust-attn: error: models: module 'user_models' has no 'nope' for model 'user_models:nope'")
+        and err.count("\n") == 1
+    )
     assert not (tmp_path / "bad").exists()
