@@ -114,6 +114,7 @@ class AttackTraits:
     strength: int  # order for "the strongest attack of the run" (higher = stronger; 0 = not ranked)
     probe: bool  # cheap, untargeted white-box attack the attention probe may use (independent per eps)
     randomized: bool = False  # its gradient averages several forward passes (EoT) for random models
+    threat_model: str = "white-box"  # white-box (eps-ball, the model's own gradients or queries) or corruption (no eps)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,6 +181,7 @@ class Attack:
     strength: ClassVar[int] = 0
     probe: ClassVar[bool] = False
     randomized: ClassVar[bool] = False
+    threat_model: ClassVar[str] = "white-box"
     categorical_columns: ClassVar[dict[str, list[str]]] = {}  # sweep columns holding codes into these names
     supports_channels_last: ClassVar[bool] = True  # False for attacks that run library code (torchattacks needs NCHW)
 
@@ -187,7 +189,7 @@ class Attack:
     def class_traits(cls) -> AttackTraits:
         """The capabilities this class declares."""
         return AttackTraits(cls.norm, cls.iterative, cls.traceable, cls.minimum_norm, cls.is_ensemble, cls.strength, cls.probe,
-                            cls.randomized)  # fmt: skip
+                            cls.randomized, cls.threat_model)  # fmt: skip
 
     def traits(self) -> AttackTraits:
         """This attack's capabilities (an instance may refine its class's, e.g. its norm)."""

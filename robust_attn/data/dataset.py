@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -27,6 +28,9 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     masks: torch.Tensor | None = None
+    # data sets with published corrupted copies (CIFAR-10-C): (corruption, severity, sample ids) -> uint8 images
+    published_corruptions: Callable[[str, int, np.ndarray], np.ndarray] | None = None
+    trained_as: str | None = None  # the data set models are trained on to be evaluated here (cifar10 for cifar10c)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -49,9 +53,11 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         """The first ``n`` samples from ``offset`` (all when ``n`` is None)."""
         end = len(self) if n is None else min(len(self), offset + n)
         sl = slice(offset, end)
+        published = self.published_corruptions
+        shifted = None if published is None else (lambda c, s, idx: published(c, s, np.asarray(idx) + offset))
         return ImageDataset(
             self.name, self.split, self.images[sl], self.labels[sl], self.classes, self.mean, self.std,
-            None if self.masks is None else self.masks[sl],
+            None if self.masks is None else self.masks[sl], shifted, self.trained_as,
         )  # fmt: skip
 
     def batches(

@@ -8,16 +8,17 @@ load a split; nothing here matches on a data set's name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from robust_attn.data.dataset import ImageDataset
 from robust_attn.data.shapes import SHAPE_CLASSES, generate_shapes
 from robust_attn.data.torchvision_sets import TORCHVISION_SETS, load_torchvision
-from robust_attn.errors import DataError
+from robust_attn.errors import DataError, DataNotFound
 
 BUILTIN = "builtin"
 BUILTIN_MEAN = (0.5, 0.5, 0.5)
@@ -107,6 +108,44 @@ def _torchvision(name: str) -> Loader:
     return load
 
 
+def _cifar_c(name: str) -> Loader:
+    """The clean test set a CIFAR-C release was made from (for clean accuracy and eps-ball attacks),
+    carrying the release's published corrupted images for the corruption cells."""
+    from functools import lru_cache
+
+    from robust_attn.data.cifar_c import CIFAR_C_SETS, load_cifar_c
+
+    spec = CIFAR_C_SETS[name]
+
+    def load(split: str, n: int | None, data_dir: str | Path | None, download: bool, verify: bool, seed: int) -> ImageDataset:
+        if data_dir is None:
+            raise DataNotFound(f"{name} needs data_dir: the folder holding {spec.folder}/ (from {spec.record}) and the clean "
+                               f"{spec.clean} test set beside it (robust-attn sweep --download fetches the clean set)")  # fmt: skip
+        try:
+            clean = load_torchvision(spec.clean, "test", data_dir, download=download, verify=verify).subset(n)
+        except DataNotFound as err:
+            raise DataNotFound(f"{name}: the clean {spec.clean} test set is needed beside {spec.folder}/ for clean accuracy: {err}") from None
+
+        folder = Path(data_dir).expanduser() / spec.folder
+        if not folder.is_dir():  # before any work, not at the first corruption cell
+            raise DataNotFound(f"{spec.folder} folder {str(folder)!r} not found; download {spec.folder}.tar from {spec.record} "
+                               f"and unpack it into {str(data_dir)!r}")  # fmt: skip
+
+        @lru_cache(maxsize=2)
+        def block(corruption: str, severity: int) -> np.ndarray:
+            published = load_cifar_c(name, data_dir, corruption, severity, n=len(clean))
+            if len(published) < len(clean) or not torch.equal(published.labels, clean.labels):
+                raise DataError(f"{spec.folder}/labels.npy does not match the first {len(clean)} labels of the clean {spec.clean} "
+                                f"test set under {data_dir} (or holds fewer rows); both must be the published files")  # fmt: skip
+            return published.images.numpy()
+
+        return replace(clean, name=name, published_corruptions=lambda c, s, idx: block(c, s)[np.asarray(idx)], trained_as=spec.clean)
+
+    return load
+
+
 register_dataset(DataSource(BUILTIN, _builtin, has_masks=True, generated=True, description="ten shape classes on cluttered 32x32 backgrounds, with object masks"))
 for _name, _spec in TORCHVISION_SETS.items():
     register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.cls.__name__}, read from data_dir"))
+for _name in ("cifar10c", "cifar100c"):
+    register_dataset(DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir"))

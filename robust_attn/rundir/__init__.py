@@ -7,7 +7,7 @@ CSV files directly with pandas, polars or DuckDB.
 
 from robust_attn.errors import RunDirError
 from robust_attn.rundir.layout import RunDir
-from robust_attn.rundir.reader import CellOutcomes, Run, load_run, read_manifest
+from robust_attn.rundir.reader import CellOutcomes, CorruptionOutcomes, Run, load_run, read_manifest
 from robust_attn.rundir.schema import FORMAT_VERSION
 from robust_attn.rundir.units import AttackCell, CellOutcome, ModelInfo, ProbeCell, ProbeOutcome
 from robust_attn.rundir.upgrade import upgrade_run_dir
@@ -18,6 +18,7 @@ __all__ = [
     "AttackCell",
     "CellOutcome",
     "CellOutcomes",
+    "CorruptionOutcomes",
     "ModelInfo",
     "ProbeCell",
     "ProbeOutcome",

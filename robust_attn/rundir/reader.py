@@ -36,6 +36,17 @@ class CellOutcomes:
 
 
 @dataclass
+class CorruptionOutcomes:
+    """Per-sample outcomes of one corruption cell, as matrices over (condition, sample)."""
+
+    model: str
+    attack: str
+    conditions: list[tuple[str, int]]  # (corruption, severity), corruption-major
+    correct: np.ndarray  # (K, N) bool
+    pred: np.ndarray  # (K, N)
+
+
+@dataclass
 class Run:
     """Everything a report needs, read from a run directory alone."""
 
@@ -47,7 +58,8 @@ class Run:
     segmentation: pd.DataFrame
     indicators: pd.DataFrame
     examples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> images, maps, preds, eps
-    cells: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)
+    cells: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)  # eps-ball cells (white-box, transfer)
+    corruptions: dict[tuple[str, str], CorruptionOutcomes] = field(default_factory=dict)  # corruption cells, by (model, attack)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) by sample index
     clean_pred: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (N,)
     missing: list[dict[str, Any]] = field(default_factory=list)  # planned units not finished (kind, model, attack, mode)
@@ -177,10 +189,24 @@ def _parquet(root: Path, name: str, columns: tuple[schema.Column, ...]) -> pd.Da
     return df
 
 
-def _cells(samples: pd.DataFrame) -> dict[tuple[str, str, str], CellOutcomes]:
-    """Per-cell (K, N) matrices from the long table (rows of a cell are eps-major, samples ascending)."""
+def _corruption_cells(samples: pd.DataFrame) -> dict[tuple[str, str], CorruptionOutcomes]:
+    """Per corruption cell, (K, N) matrices over its (corruption, severity) conditions."""
     out = {}
-    for (model, attack, mode), g in samples.groupby(["model", "attack", "mode"], sort=False):
+    for (model, attack), g in samples[samples["threat_model"] == "corruption"].groupby(["model", "attack"], sort=False):
+        conditions = list(dict.fromkeys(zip(g["corruption"], g["severity"].astype(int))))
+        order = {c: i for i, c in enumerate(conditions)}
+        g = g.assign(_k=[order[c] for c in zip(g["corruption"], g["severity"].astype(int))]).sort_values(["_k", "sample"], kind="stable")
+        k = len(conditions)
+        out[(str(model), str(attack))] = CorruptionOutcomes(str(model), str(attack), [(str(c), int(v)) for c, v in conditions],
+                                                            g["correct"].to_numpy(bool).reshape(k, -1), g["pred"].to_numpy().reshape(k, -1))  # fmt: skip
+    return out
+
+
+def _cells(samples: pd.DataFrame) -> dict[tuple[str, str, str], CellOutcomes]:
+    """Per eps-ball cell (white-box or transfer), (K, N) matrices from the long table (rows of a cell
+    are eps-major, samples ascending)."""
+    out = {}
+    for (model, attack, mode), g in samples[samples["threat_model"] != "corruption"].groupby(["model", "attack", "mode"], sort=False):
         g = g.sort_values(["eps", "sample"], kind="stable")
         eps = np.unique(g["eps"].to_numpy())
         k = len(eps)
@@ -261,3 +287,4 @@ def _index_samples(run: Run) -> None:
         if model not in run.clean_pred or len(run.clean_pred[model]) != len(run.labels):
             raise RunDirError(f"{root / schema.SAMPLES} has no complete rows for {model!r}; rerun the sweep with --force")
     run.cells = _cells(samples)
+    run.corruptions = _corruption_cells(samples)

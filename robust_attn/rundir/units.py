@@ -36,6 +36,17 @@ class AttackCell:
     eps: list[float]
     config_hash: str
     traits: dict[str, Any] = field(default_factory=dict)  # the attack's declared AttackTraits, recorded with its rows
+    conditions: list[dict[str, Any]] = field(default_factory=list)  # corruption cells: their (corruption, severity) pairs, in order
+    source: str | None = None  # transfer cells: the model (or ensemble) the adversarial images were crafted on
+
+    @property
+    def threat_model(self) -> str:
+        return str(self.traits.get("threat_model", "white-box")) if self.source is None else "transfer"
+
+    @property
+    def size(self) -> int:
+        """K: the conditions of the cell (its eps grid, or its corruption x severity pairs)."""
+        return len(self.conditions) if self.conditions else len(self.eps)
 
     @property
     def slug(self) -> str:

@@ -69,10 +69,14 @@ def _model_columns(info: Any) -> dict[str, Any]:
 def sample_table(cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray) -> Any:
     """The long per-sample table of one attack cell: K x N rows, eps-major."""
     k, n = outcome.correct.shape
+    conditions = {"eps": np.repeat(np.asarray(cell.eps, np.float64), n)}
+    if cell.conditions:  # corruption cells: no eps, a corruption and a severity per condition
+        conditions = {"eps": None, "corruption": np.repeat(np.asarray([c["corruption"] for c in cell.conditions], dtype=object), n),
+                      "severity": np.repeat(np.asarray([c["severity"] for c in cell.conditions], np.int8), n)}  # fmt: skip
     data: dict[str, Any] = {
         **_model_columns(cell.model), "attack": cell.attack, "name": cell.name, "backend": cell.backend,
-        "threat_model": "white-box", "norm": cell.norm, "mode": cell.mode,
-        "eps": np.repeat(np.asarray(cell.eps, np.float64), n), "sample": np.tile(samples.astype(np.int32), k),
+        "threat_model": cell.threat_model, "norm": None if cell.conditions else cell.norm, "mode": cell.mode, "source": cell.source,
+        **conditions, "sample": np.tile(samples.astype(np.int32), k),
         "label": np.tile(labels.astype(np.int16), k), "clean_pred": np.tile(outcome.clean_pred.astype(np.int16), k),
         "pred": outcome.pred.astype(np.int16), "correct": outcome.correct.astype(bool),
     }  # fmt: skip

@@ -71,6 +71,11 @@ def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[AttackC
     cells = []
     for a in spec.attacks:
         traits = registry.attack_traits(a.name, a.backend, a.params)
+        if traits.threat_model == "corruption":  # no eps, no modes: each condition is its own evaluation of the clean images
+            conditions = registry.dry_attack(a.name, a.backend, a.params).conditions()  # type: ignore[attr-defined]
+            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, _data_key(spec)])
+            cells.append(AttackCell(info, a.key, a.name, a.backend, "none", "independent", dict(a.params), [], h, traits.as_dict(), conditions))
+            continue
         for mode in spec.modes:
             h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, _data_key(spec)])
             cells.append(AttackCell(info, a.key, a.name, a.backend, traits.norm, mode, dict(a.params), list(a.eps), h, traits.as_dict()))
@@ -95,6 +100,6 @@ def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackS
 
 def make_indicator_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
     """The unit of one model's indicators of attack failure (all the spec's attacks)."""
-    attacks = [[a.name, a.backend, a.params, max(a.eps)] for a in spec.attacks]
+    attacks = [[a.name, a.backend, a.params, max(a.eps)] for a in spec.attacks if a.eps]  # eps-ball attacks only
     h = config_hash([info.ref, model_sha, "indicators", attacks, spec.diagnostic_samples, _data_key(spec)])
     return ProbeCell(info, "indicators", h, kind="indicators")

@@ -110,30 +110,8 @@ def _member_costs(attack: Attack) -> dict[str, tuple[int, int]]:
     return attack.member_costs() if attack.is_ensemble else {}  # type: ignore[attr-defined]
 
 
-def run_cell(
-    attack: Attack, data: ImageDataset, cell: AttackCell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
-) -> CellRun | None:
-    """Stream the data set through one attack. Under torch.distributed each rank takes every
-    world-th batch (boundaries and seeds unchanged) and rank 0 gathers them with every rank's pass
-    counts; other ranks get None."""
-    n, k = len(data), len(cell.eps)
-    mode: Mode = cell.mode  # type: ignore[assignment]
-    main = ctx is None or ctx.is_main
-    bar = progress_bar(n, f"  {cell.model.ref} {cell.attack} [{cell.mode}]", enabled=progress and main)
-    mine: list[BatchResult] = []
-    for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
-        if ctx is not None and not ctx.shard(b):
-            continue
-        try:
-            mine.append(sweep_batch(attack, batch_seed(spec.seed, cell, b), idx, x, y, list(cell.eps), mode))
-        except Exception as err:
-            raise _batch_error(cell.model.ref, b, idx, err) from err
-        hooks.batch_done(ctx.rank if ctx is not None else 0, b + 1)
-        bar.update(len(idx) * (ctx.world if ctx is not None else 1))
-    bar.close()
-    gathered = distributed.gather(ctx, (mine, attack.cost, _member_costs(attack)), f"cell {cell.model.ref} {cell.attack}")
-    if gathered is None:
-        return None
+def _assemble(gathered: list[Any], k: int, n: int, attack: Attack) -> CellRun:
+    """Every rank's batch results as one (K, N) outcome, with the passes all ranks spent."""
     correct = np.zeros((k, n), dtype=bool)
     pred = np.zeros((k, n), dtype=np.int16)
     clean = np.zeros(n, dtype=np.int16)
@@ -150,6 +128,46 @@ def run_cell(
             columns[name] = names[np.where(columns[name] < 0, len(labels), columns[name])]
     forwards, backwards, members = _sum_costs(gathered)
     return CellRun(CellOutcome(pred, correct, clean, columns), forwards, backwards, members)
+
+
+def _corruption_batch(attack: Attack, data: ImageDataset, cell: AttackCell, seed: int, idx: torch.Tensor, y: torch.Tensor) -> BatchResult:
+    """One batch of a corruption cell: the clean prediction, then each condition's."""
+    from robust_attn.sweeps.corrupted import corrupted_batch
+
+    ids = idx.numpy()
+    clean = attack.predict_uint8(data.images[idx].numpy())  # type: ignore[attr-defined]
+    preds = [attack.predict_uint8(corrupted_batch(attack, data, ids, c["corruption"], c["severity"], seed))  # type: ignore[attr-defined]
+             for c in cell.conditions]  # fmt: skip
+    pred = torch.stack(preds).cpu()
+    return ids, (pred == y.unsqueeze(0)).numpy(), pred.numpy(), clean.cpu().numpy(), {}
+
+
+def run_cell(
+    attack: Attack, data: ImageDataset, cell: AttackCell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
+) -> CellRun | None:
+    """Stream the data set through one attack (a corruption cell: through its conditions). Under
+    torch.distributed each rank takes every world-th batch (boundaries and seeds unchanged) and rank
+    0 gathers them with every rank's pass counts; other ranks get None."""
+    n = len(data)
+    mode: Mode = cell.mode  # type: ignore[assignment]
+    main = ctx is None or ctx.is_main
+    bar = progress_bar(n, f"  {cell.model.ref} {cell.attack} [{cell.mode}]", enabled=progress and main)
+    mine: list[BatchResult] = []
+    for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
+        if ctx is not None and not ctx.shard(b):
+            continue
+        try:
+            if cell.conditions:
+                mine.append(_corruption_batch(attack, data, cell, spec.seed, idx, y))
+            else:
+                mine.append(sweep_batch(attack, batch_seed(spec.seed, cell, b), idx, x, y, list(cell.eps), mode))
+        except Exception as err:
+            raise _batch_error(cell.model.ref, b, idx, err) from err
+        hooks.batch_done(ctx.rank if ctx is not None else 0, b + 1)
+        bar.update(len(idx) * (ctx.world if ctx is not None else 1))
+    bar.close()
+    gathered = distributed.gather(ctx, (mine, attack.cost, _member_costs(attack)), f"cell {cell.model.ref} {cell.attack}")
+    return None if gathered is None else _assemble(gathered, cell.size, n, attack)
 
 
 def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeCell, spec: SweepSpec) -> Any:
@@ -174,7 +192,7 @@ def run_indicators(model: nn.Module, data: ImageDataset, unit: ProbeCell, spec: 
     sub = data.subset(spec.diagnostic_samples)
     _, x, y = next(sub.batches(len(sub)))
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    attacks = [(a.key, build_attack(a, model, spec), max(a.eps)) for a in spec.attacks]
+    attacks = [(a.key, build_attack(a, model, spec), max(a.eps)) for a in spec.attacks if a.eps]  # eps-ball attacks (not corruptions)
     return ProbeOutcome(indicators=diagnose(model, attacks, x.to(device), y.to(device), batch_seed(spec.seed, unit, 0) % 2**31))
 
 

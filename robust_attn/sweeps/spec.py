@@ -141,7 +141,12 @@ def _attack(i: int, raw: Any) -> AttackSpec:
         dry_attack(name, backend, params)  # value checks, before any model is loaded
     except AttackParameterError as err:
         raise _fail(f"{where}.{err.param}", str(err)) from None
-    norm = attack_traits(name, backend, params).norm
+    traits = attack_traits(name, backend, params)
+    if traits.threat_model == "corruption":
+        if "eps" in raw:
+            raise _fail(f"{where}.eps", f"{name!r} has no eps (its conditions are corruptions x severities); drop eps, set severities = [1, 2, 3, 4, 5]")
+        return AttackSpec(name, (), backend, params, str(raw.get("label", "")))
+    norm = traits.norm
     grid = raw.get("eps")
     if not isinstance(grid, list) or not grid:
         raise _fail(f"{where}.eps", "must be a non-empty list such as ['0', '2/255', '8/255']")
