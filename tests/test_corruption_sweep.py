@@ -43,7 +43,14 @@ def test_corruption_cells_have_their_own_columns(tmp_path: Path) -> None:
     rows = results[results["threat_model"] == "corruption"]
     assert len(rows) == 2 * 3 * 2 and rows["eps"].isna().all() and rows["severity"].notna().all()
     oc = run.corruptions[("plain_cnn:make", "corruptions")]
-    assert oc.conditions == [("gaussian_noise", 1), ("gaussian_noise", 5), ("fog", 1), ("fog", 5), ("jpeg_compression", 1), ("jpeg_compression", 5)]
+    assert oc.conditions == [
+        ("gaussian_noise", 1),
+        ("gaussian_noise", 5),
+        ("fog", 1),
+        ("fog", 5),
+        ("jpeg_compression", 1),
+        ("jpeg_compression", 5),
+    ]
     assert oc.correct.shape == (6, 16) and ("plain_cnn:make", "corruptions", "independent") not in run.cells
 
 
@@ -152,6 +159,8 @@ def test_cifar10c_without_its_files(tmp_path: Path) -> None:
     labels = _write_cifar10(tmp_path / "data", 6)
     spec = ra.parse_spec({"models": [_cifar_model(tmp_path)], "dataset": "cifar10c", "data_dir": str(tmp_path / "data"), "verify": False,
                           "n": 6, "attention_samples": 0, "diagnostic_samples": 0, "attacks": [CORR]})  # fmt: skip
-    with pytest.raises(ra.RobustAttnError, match=r"CIFAR-10-C folder '.*CIFAR-10-C' not found; download CIFAR-10-C.tar from https://zenodo"):
+    with pytest.raises(
+        ra.RobustAttnError, match=r"CIFAR-10-C folder '.*CIFAR-10-C' not found; download CIFAR-10-C.tar from https://zenodo"
+    ):
         ra.run_sweep(spec, tmp_path / "run", progress=False)
     assert len(labels) == 6

@@ -33,7 +33,12 @@ class Corruptions(Attack):
     strength = 0  # not ranked against the eps-ball attacks
 
     def __init__(
-        self, model: nn.Module, *, severities: list[int] | None = None, corruptions: list[str] | None = None, **options: Unpack[AttackOptions]
+        self,
+        model: nn.Module,
+        *,
+        severities: list[int] | None = None,
+        corruptions: list[str] | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
         if options.get("targeted"):
             raise bad_param("targeted", "corruptions are not targeted; leave targeted = false")
@@ -45,7 +50,9 @@ class Corruptions(Attack):
         if len(set(severities)) != len(severities):
             raise bad_param("severities", f"severities contain duplicates: {severities!r}")
         if not isinstance(corruptions, list) or not corruptions:
-            raise bad_param("corruptions", f"corruptions must be a non-empty list of names such as ['fog', 'jpeg_compression'], got {corruptions!r}")
+            raise bad_param(
+                "corruptions", f"corruptions must be a non-empty list of names such as ['fog', 'jpeg_compression'], got {corruptions!r}"
+            )
         for c in corruptions:
             if c not in CORRUPTIONS:
                 raise bad_param("corruptions", f"unknown corruption {c!r}; known: {', '.join(CORRUPTIONS)}")

@@ -124,7 +124,9 @@ def _cifar_c(name: str) -> Loader:
         try:
             clean = load_torchvision(spec.clean, "test", data_dir, download=download, verify=verify).subset(n)
         except DataNotFound as err:
-            raise DataNotFound(f"{name}: the clean {spec.clean} test set is needed beside {spec.folder}/ for clean accuracy: {err}") from None
+            raise DataNotFound(
+                f"{name}: the clean {spec.clean} test set is needed beside {spec.folder}/ for clean accuracy: {err}"
+            ) from None
 
         folder = Path(data_dir).expanduser() / spec.folder
         if not folder.is_dir():  # before any work, not at the first corruption cell
@@ -144,8 +146,14 @@ def _cifar_c(name: str) -> Loader:
     return load
 
 
-register_dataset(DataSource(BUILTIN, _builtin, has_masks=True, generated=True, description="ten shape classes on cluttered 32x32 backgrounds, with object masks"))
+register_dataset(
+    DataSource(
+        BUILTIN, _builtin, has_masks=True, generated=True, description="ten shape classes on cluttered 32x32 backgrounds, with object masks"
+    )
+)
 for _name, _spec in TORCHVISION_SETS.items():
     register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.cls.__name__}, read from data_dir"))
 for _name in ("cifar10c", "cifar100c"):
-    register_dataset(DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir"))
+    register_dataset(
+        DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir")
+    )

@@ -59,7 +59,7 @@ def model_record(meta: dict[str, Any], info: ModelInfo) -> dict[str, Any]:
     }
 
 
-def _data_key(spec: SweepSpec) -> list[Any]:
+def data_key(spec: SweepSpec) -> list[Any]:
     key: list[Any] = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
     if spec.fold_bn:  # only when set, so runs made before the option existed keep their keys
         key.append("fold_bn")
@@ -73,11 +73,13 @@ def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[AttackC
         traits = registry.attack_traits(a.name, a.backend, a.params)
         if traits.threat_model == "corruption":  # no eps, no modes: each condition is its own evaluation of the clean images
             conditions = registry.dry_attack(a.name, a.backend, a.params).conditions()  # type: ignore[attr-defined]
-            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, _data_key(spec)])
-            cells.append(AttackCell(info, a.key, a.name, a.backend, "none", "independent", dict(a.params), [], h, traits.as_dict(), conditions))
+            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, data_key(spec)])
+            cells.append(
+                AttackCell(info, a.key, a.name, a.backend, "none", "independent", dict(a.params), [], h, traits.as_dict(), conditions)
+            )
             continue
         for mode in spec.modes:
-            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, _data_key(spec)])
+            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, data_key(spec)])
             cells.append(AttackCell(info, a.key, a.name, a.backend, traits.norm, mode, dict(a.params), list(a.eps), h, traits.as_dict()))
     return cells
 
@@ -94,12 +96,12 @@ def probe_attack(spec: SweepSpec) -> AttackSpec | None:
 
 def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackSpec) -> ProbeCell:
     label = attack.name.upper() + (f"-{attack.params['steps']}" if "steps" in attack.params else "")
-    h = config_hash([info.ref, model_sha, "probe", attack.name, attack.params, list(attack.eps), spec.attention_samples, _data_key(spec)])
+    h = config_hash([info.ref, model_sha, "probe", attack.name, attack.params, list(attack.eps), spec.attention_samples, data_key(spec)])
     return ProbeCell(info, label, h)
 
 
 def make_indicator_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
     """The unit of one model's indicators of attack failure (all the spec's attacks)."""
     attacks = [[a.name, a.backend, a.params, max(a.eps)] for a in spec.attacks if a.eps]  # eps-ball attacks only
-    h = config_hash([info.ref, model_sha, "indicators", attacks, spec.diagnostic_samples, _data_key(spec)])
+    h = config_hash([info.ref, model_sha, "indicators", attacks, spec.diagnostic_samples, data_key(spec)])
     return ProbeCell(info, "indicators", h, kind="indicators")

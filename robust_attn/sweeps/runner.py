@@ -110,7 +110,7 @@ def _member_costs(attack: Attack) -> dict[str, tuple[int, int]]:
     return attack.member_costs() if attack.is_ensemble else {}  # type: ignore[attr-defined]
 
 
-def _assemble(gathered: list[Any], k: int, n: int, attack: Attack) -> CellRun:
+def _assemble(gathered: list[Any], k: int, n: int, categorical: dict[str, list[str]]) -> CellRun:
     """Every rank's batch results as one (K, N) outcome, with the passes all ranks spent."""
     correct = np.zeros((k, n), dtype=bool)
     pred = np.zeros((k, n), dtype=np.int16)
@@ -122,7 +122,7 @@ def _assemble(gathered: list[Any], k: int, n: int, attack: Attack) -> CellRun:
             if name not in columns:
                 columns[name] = np.zeros((n,) if values.ndim == 1 else (k, n), dtype=values.dtype)
             columns[name][..., sl] = values
-    for name, labels in attack.categorical_columns.items():  # codes -> names, -1 -> null
+    for name, labels in categorical.items():  # codes -> names, -1 -> null
         if name in columns:
             names = np.asarray([*labels, None], dtype=object)
             columns[name] = names[np.where(columns[name] < 0, len(labels), columns[name])]
@@ -167,7 +167,7 @@ def run_cell(
         bar.update(len(idx) * (ctx.world if ctx is not None else 1))
     bar.close()
     gathered = distributed.gather(ctx, (mine, attack.cost, _member_costs(attack)), f"cell {cell.model.ref} {cell.attack}")
-    return None if gathered is None else _assemble(gathered, cell.size, n, attack)
+    return None if gathered is None else _assemble(gathered, cell.size, n, attack.categorical_columns)
 
 
 def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeCell, spec: SweepSpec) -> Any:
@@ -236,6 +236,8 @@ class _Job:
     progress: bool
     t_start: float
     models: list[_Model] = field(default_factory=list)
+    checked: list[Checked] = field(default_factory=list)
+    transfers: list[Any] = field(default_factory=list)  # TransferUnits of the spec's [[transfer]] tables
 
     @property
     def main(self) -> bool:
@@ -247,7 +249,8 @@ class _Job:
 
     @property
     def units(self) -> list[AttackCell | ProbeCell]:
-        return [u for m in self.models for u in m.units]
+        transfer = [u for t in self.transfers for u in (*t.cells.values(), *t.indicators.values())]
+        return [*(u for m in self.models for u in m.units), *transfer]
 
     def merge(self) -> None:
         if self.main:
@@ -332,6 +335,13 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
         probe = make_probe(spec, info, sha, probe_with) if probe_with is not None and wants_probe else None
         indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
         job.models.append(_Model(item, meta, info, make_cells(spec, info, sha), probe, indicators))
+    from robust_attn.sweeps.plan import data_key
+    from robust_attn.sweeps.transfer import plan_transfer
+
+    infos = {m.item.ref: m.info for m in job.models}
+    shas = {m.item.ref: weights_identity(m.meta) for m in job.models}
+    job.checked = checked
+    job.transfers = [plan_transfer(spec, t, infos, shas, data_key(spec)) for t in spec.transfer]
 
 
 def _run_models(job: _Job) -> None:
@@ -405,6 +415,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
         job.writer.write_plan(job.manifest, job.units)
     try:
         _run_models(job)
+        from robust_attn.sweeps.transfer import run_transfers
+
+        run_transfers(job, job.transfers)
     except (KeyboardInterrupt, RobustAttnError):
         with contextlib.suppress(RobustAttnError, OSError):  # finished units become the run's tables; the user sees the first error
             job.merge()

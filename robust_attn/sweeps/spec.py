@@ -49,6 +49,24 @@ class AttackSpec:
 
 
 @dataclass(frozen=True)
+class TransferSpec:
+    """A transfer (black-box) matrix: adversarial images crafted on every source, evaluated on every
+    target; a source may be an ensemble of models (a list in the spec: their logits are averaged)."""
+
+    sources: tuple[tuple[str, ...], ...]  # each source: one model, or several (an ensemble)
+    targets: tuple[str, ...]
+    attack: AttackSpec  # the crafting attack and its eps grid (each eps an independent attack on the clean images)
+
+    @property
+    def key(self) -> str:
+        return f"transfer {self.attack.key}"
+
+    @staticmethod
+    def source_label(source: tuple[str, ...]) -> str:
+        return "+".join(source)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """Everything that determines a sweep's numbers."""
 
@@ -86,6 +104,11 @@ class SweepSpec:
     attention_samples: int = _doc(200, "images of the attention / segmentation probe per model; 0 turns it off")
     diagnostic_samples: int = _doc(100, "images for the indicators of attack failure per model; 0 turns them off")
     seeds: tuple[int, ...] = _doc((), "training seeds: every zoo model without @seed=N is swept once per seed")
+    transfer: tuple[TransferSpec, ...] = _doc(
+        (),
+        "[[transfer]] tables: sources, targets (model references of the spec, or 'all'; a "
+        "list inside sources is an ensemble), attack (a name), its parameters, and eps",
+    )
     source: str = field(default="", compare=False, metadata={"doc": "the spec file it was read from (set by load_spec)", "internal": True})
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
@@ -144,7 +167,10 @@ def _attack(i: int, raw: Any) -> AttackSpec:
     traits = attack_traits(name, backend, params)
     if traits.threat_model == "corruption":
         if "eps" in raw:
-            raise _fail(f"{where}.eps", f"{name!r} has no eps (its conditions are corruptions x severities); drop eps, set severities = [1, 2, 3, 4, 5]")
+            raise _fail(
+                f"{where}.eps",
+                f"{name!r} has no eps (its conditions are corruptions x severities); drop eps, set severities = [1, 2, 3, 4, 5]",
+            )
         return AttackSpec(name, (), backend, params, str(raw.get("label", "")))
     norm = traits.norm
     grid = raw.get("eps")
@@ -175,6 +201,9 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     if not isinstance(attacks_raw, list) or not attacks_raw:
         raise _fail("attacks", "missing or empty; add [[attacks]] tables")
     attacks = tuple(_attack(i, a) for i, a in enumerate(attacks_raw))
+    transfer_raw = raw.get("transfer", [])
+    if not isinstance(transfer_raw, list) or not all(isinstance(t, dict) for t in transfer_raw):
+        raise _fail("transfer", "must be [[transfer]] tables with sources, targets, attack and eps")
     models = raw["models"]
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
         raise _fail("models", "must be a non-empty list of strings")
@@ -184,10 +213,57 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     seeds = raw.get("seeds", [])
     if not isinstance(seeds, list):
         raise _fail("seeds", f"must be a list of non-negative integers such as [0, 1, 2], got {seeds!r}")
-    rest = {k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins")}
+    rest = {k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins", "transfer")}
     spec = SweepSpec(name=str(raw.get("name", default_name)), models=tuple(models), attacks=attacks, modes=tuple(modes),
                      seeds=tuple(seeds), plugins=tuple(plugins), **rest)  # fmt: skip
-    return validate(spec)
+    spec = validate(spec)
+    return replace(spec, transfer=tuple(_transfer(i, t, spec) for i, t in enumerate(transfer_raw)))
+
+
+def _refs(where: str, value: Any, spec: SweepSpec, ensembles: bool) -> tuple[tuple[str, ...], ...]:
+    """Model references of a transfer table, each in the spec's model list (with its seed expansion)."""
+    if value == "all":
+        return tuple((m,) for m in spec.models)
+    if not isinstance(value, list) or not value:
+        raise _fail(where, f"must be 'all' or a non-empty list of the spec's models, got {value!r}")
+    out = []
+    for entry in value:
+        names = entry if (ensembles and isinstance(entry, list)) else [entry]
+        if not names or not all(isinstance(n, str) for n in names):
+            raise _fail(where, f"entries must be model references{' or lists of them (ensembles)' if ensembles else ''}, got {entry!r}")
+        expanded = list(names) if isinstance(entry, list) else list(_expand_seeds((entry,), spec.seeds))  # an ensemble is as written
+        for m in expanded:
+            if m not in spec.models:
+                raise _fail(where, f"{m!r} is not among the spec's models ({', '.join(spec.models)}); add it to models")
+        out += [tuple(expanded)] if isinstance(entry, list) else [(m,) for m in expanded]
+    return tuple(dict.fromkeys(out))
+
+
+def _transfer(i: int, raw: dict[str, Any], spec: SweepSpec) -> TransferSpec:
+    where = f"transfer[{i}]"
+    for key in ("sources", "targets", "attack"):
+        if key not in raw:
+            raise _fail(f"{where}.{key}", "missing; a transfer table needs sources, targets, attack and eps")
+    if not isinstance(raw["attack"], str):
+        raise _fail(f"{where}.attack", f"must be an attack name such as 'pgd', got {raw['attack']!r}")
+    try:
+        check_attack(raw["attack"], str(raw.get("backend", "native")))
+    except SpecError as err:
+        raise _fail(f"{where}.attack", str(err)) from None
+    if attack_traits(raw["attack"], str(raw.get("backend", "native"))).threat_model != "white-box":
+        raise _fail(
+            f"{where}.attack", f"{raw['attack']!r} is not an eps-ball attack; transfer crafts adversarial images with one (e.g. 'pgd')"
+        )
+    if "eps" not in raw:
+        raise _fail(f"{where}.eps", "missing; a transfer table needs sources, targets, attack and eps")
+    table = {k: v for k, v in raw.items() if k not in ("sources", "targets", "attack")} | {"name": raw["attack"]}
+    try:
+        attack = _attack(0, table)
+    except SpecError as err:
+        raise SpecError(str(err).replace("attacks[0]", where, 1)) from None
+    sources = _refs(f"{where}.sources", raw["sources"], spec, ensembles=True)
+    targets = tuple(t for (t,) in _refs(f"{where}.targets", raw["targets"], spec, ensembles=False))
+    return TransferSpec(sources, targets, attack)
 
 
 def import_plugin(module: str) -> None:
