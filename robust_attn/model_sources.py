@@ -22,6 +22,10 @@ class ModelSource:
     load: Callable[..., tuple[nn.Module, dict[str, Any]]]  # (ref, device, **options) -> (eval-mode model, metadata)
     recorded: Callable[[str], dict[str, Any] | None]  # what it was trained on (dataset, image_shape, classes), without weights
     skeleton: Callable[[str], nn.Module | None]  # the architecture without trained weights (None: only by loading)
+    # a spec's model table -> (the reference that names the model exactly, the options left for load); context holds the
+    # spec's data set and threat models, for sources whose references default to them
+    qualify: Callable[[str, dict[str, Any], dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
+    user_code: bool = False  # loading runs the user's code (an import spec): built once, in the sweep's checks, and kept
 
 
 _SOURCES: list[ModelSource] = []

@@ -38,6 +38,13 @@ def source_for(ref: str) -> ModelSource:
     )
 
 
+def qualify(ref: str, options: dict[str, Any], context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A spec's model table -> (exact reference, options for load): the source rewrites it if it
+    declares how (``ModelSource.qualify``), else the reference stands and the options go to load."""
+    source = source_for(ref)
+    return source.qualify(ref, options, context) if source.qualify is not None else (ref, dict(options))
+
+
 def check_model_ref(ref: str, where: str = "") -> None:
     """Validation before any work (import specs are imported, not called); one-line errors naming
     the fix. With ``where`` (a spec field), a bad reference is a SpecError naming that field."""
@@ -217,7 +224,7 @@ def _import_skeleton(ref: str) -> nn.Module | None:
 
 _BUILTIN_SOURCES = (
     ModelSource("a .safetensors checkpoint", _is_checkpoint, _check_checkpoint, _load_checkpoint, _checkpoint_recorded, _checkpoint_skeleton),
-    ModelSource("package.module:factory", is_import_spec, _check_import, _load_import, lambda ref: None, _import_skeleton),
+    ModelSource("package.module:factory", is_import_spec, _check_import, _load_import, lambda ref: None, _import_skeleton, user_code=True),
     ModelSource("a zoo name", _is_zoo, _check_zoo, _load_zoo, _zoo_recorded, _zoo_skeleton),
 )  # fmt: skip
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import robust_attn as ra
+from robust_attn.data.cifar_c import CIFAR10_CLASSES
 from robust_attn.corruptions import corrupt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
@@ -97,7 +98,7 @@ def _write_cifar10(root: Path, n: int) -> np.ndarray:
         with open(folder / f, "wb") as fh:
             pickle.dump({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": labels}, fh)
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": list(ra.data.cifar_c.CIFAR10_CLASSES)}, fh)
+        pickle.dump({"label_names": list(CIFAR10_CLASSES)}, fh)
     return np.asarray(labels)
 
 
@@ -117,7 +118,7 @@ def _cifar_model(tmp_path: Path) -> str:
     torch.manual_seed(0)
     model = ra.create_model("vgg", width=0.0625, layout="compact", dropout=0.0)
     path = tmp_path / "c10.safetensors"
-    ra.save_checkpoint(path, model, {"dataset": "cifar10", "image_shape": [3, 32, 32], "classes": list(ra.data.cifar_c.CIFAR10_CLASSES)})
+    ra.save_checkpoint(path, model, {"dataset": "cifar10", "image_shape": [3, 32, 32], "classes": list(CIFAR10_CLASSES)})
     return str(path)
 
 

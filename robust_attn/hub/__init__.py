@@ -67,10 +67,28 @@ __all__ = [
 ]
 
 
+def qualify_robustbench(ref: str, options: dict[str, object], context: dict[str, object]) -> tuple[str, dict[str, object]]:
+    """``robustbench:NAME`` with the model table's ``dataset`` / ``threat_model`` -> the exact
+    ``robustbench:DATASET/THREAT_MODEL/NAME``. What the table leaves out defaults to what the
+    reference writes, then to the spec's data set and attacks (``context``), then to cifar10/Linf;
+    a table option that contradicts the reference is an error."""
+    from robust_attn.hub.robustbench_zoo import DATASETS, THREAT_MODELS
+
+    rest = dict(options)
+    given = {k: rest.pop(k) for k in ("dataset", "threat_model") if k in rest}
+    words = [w.lower() for w in ref.removeprefix("robustbench:").split("/")[:-1]]
+    written = {"dataset": any(w in DATASETS for w in words), "threat_model": any(w in (t.lower() for t in THREAT_MODELS) for w in words)}
+    chosen = {k: given.get(k) or (None if written[k] else context.get(k)) for k in ("dataset", "threat_model")}
+    if chosen["dataset"] not in (None, *DATASETS):
+        chosen["dataset"] = None  # the spec's data set is not a RobustBench one (builtin): the reference's default
+    rb = parse_ref(ref, chosen["dataset"], chosen["threat_model"])  # type: ignore[arg-type]
+    return rb.ref, rest
+
+
 def register_hub_sources() -> None:
     """Register ``robustbench:<name>`` and ``timm:<name>`` with :mod:`robust_attn.resolve`."""
     from robust_attn.model_sources import ModelSource, register_source
 
     register_source(ModelSource("robustbench:<name>", is_robustbench_ref, check_robustbench, load_robustbench,
-                                recorded_robustbench, skeleton_robustbench))  # fmt: skip
+                                recorded_robustbench, skeleton_robustbench, qualify_robustbench))  # fmt: skip
     register_source(ModelSource("timm:<name>", is_timm_ref, check_timm, load_timm, lambda ref: None, skeleton_timm))

@@ -27,7 +27,7 @@ from robust_attn.errors import (
     user_frames,
 )
 from robust_attn.probes import has_attention
-from robust_attn.resolve import build_import_spec, declared_traits, is_import_spec, recorded_metadata, skeleton, source_for
+from robust_attn.resolve import build_import_spec, declared_traits, load_model_ref, recorded_metadata, skeleton, source_for
 from robust_attn.sweeps.spec import SweepSpec
 
 
@@ -38,6 +38,7 @@ class Checked:
     ref: str
     has_attention: bool
     module: nn.Module | None = None
+    meta: dict[str, Any] | None = None  # what loading it reported, for a model loaded here
 
 
 def _describe(dataset: str, shape: tuple[int, ...] | list[int] | None, classes: int | None) -> str:
@@ -135,23 +136,38 @@ def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list
     check_attacks(spec, data)
     checked = []
     for ref in spec.models:
-        if is_import_spec(ref):
+        source = source_for(ref)
+        if source.user_code:
             module = build_import_spec(ref, device)
             check_forward(ref, module, data, device)
             checked.append(Checked(ref, check_attention(ref, module, data, device), module))
             continue
-        source_for(ref).check(ref)
-        check_recorded(ref, recorded_metadata(ref) or {}, data)
+        source.check(ref)
+        recorded = recorded_metadata(ref)
+        if recorded is None:  # only a forward pass can tell (a timm architecture): load it once, keep it
+            module, meta = load_model_ref(ref, device, **load_options(spec, ref))
+            check_forward(ref, module, data, device)
+            checked.append(Checked(ref, check_attention(ref, module, data, device), module, meta))
+            continue
+        check_recorded(ref, recorded, data)
         arch = skeleton(ref)
         checked.append(Checked(ref, arch is not None and check_attention(ref, arch.to(device).eval(), data, device)))
     return checked
 
 
-def trained_metadata(item: Checked) -> dict[str, Any]:
+def load_options(spec: SweepSpec, ref: str) -> dict[str, Any]:
+    """What loading ``ref`` takes from the spec: its model table's options, model_dir, download."""
+    return {"data_dir": spec.data_dir, "model_dir": spec.model_dir, "download": spec.download, **spec.model_options.get(ref, {})}
+
+
+def trained_metadata(item: Checked, spec: SweepSpec, device: torch.device) -> dict[str, Any]:
     """What a model records about itself once trained (weights identity, architecture, recipe,
-    seed), without loading its weights, with its declared traits."""
+    seed), with its declared traits: from its header where the source records it there (zoo,
+    checkpoints), else from loading it once (other hubs: the weights' sha256 keys its cells)."""
     if item.module is not None:
-        meta: dict[str, Any] = {"model_name": item.ref, "source": "import"}
+        meta: dict[str, Any] = item.meta or {"model_name": item.ref, "source": "import"}
         return {**declared_traits(meta, item.module, item.ref), **meta}
     meta = recorded_metadata(item.ref) or {}
+    if not meta.get("weights_sha256"):
+        _, meta = load_model_ref(item.ref, device, progress=False, **load_options(spec, item.ref))
     return {**declared_traits(meta, None, item.ref), **meta}

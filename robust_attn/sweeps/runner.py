@@ -39,7 +39,7 @@ from robust_attn.sweeps.plan import (
     probe_attack,
     weights_identity,
 )
-from robust_attn.sweeps.preflight import Checked, preflight, trained_metadata
+from robust_attn.sweeps.preflight import Checked, load_options, preflight, trained_metadata
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 from robust_attn.versions import environment, library_versions
 
@@ -328,7 +328,7 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
     probe_with = probe_attack(spec) if spec.attention_samples > 0 else None
     any_attention = any(c.has_attention for c in checked)
     for item in checked:
-        meta = trained_metadata(item)
+        meta = trained_metadata(item, spec, job.device)
         info, sha = model_info(item.ref, meta, item.has_attention), weights_identity(meta)
         job.manifest["models"][item.ref] = model_record(meta, info)
         wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.masks is not None))
@@ -353,7 +353,7 @@ def _run_models(job: _Job) -> None:
             job.say(f"{m.item.ref}: {sum(isinstance(u, AttackCell) for u in todo)} of {len(m.cells)} attack cells to run")
         if todo:
             model = m.item.module if m.item.module is not None else load_model_ref(m.item.ref, job.device, progress=job.progress and job.main,
-                                                                                   data_dir=job.spec.data_dir)[0]  # fmt: skip
+                                                                                   **load_options(job.spec, m.item.ref))[0]  # fmt: skip
             _run_attack_cells(job, model, m.cells)
             _run_probe_units(job, m.item.ref, model, m.probe, m.indicators)
             del model

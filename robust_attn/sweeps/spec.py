@@ -16,7 +16,7 @@ from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse
 from robust_attn.attacks.base import AttackOptions
 from robust_attn.attacks.registry import attack_traits, check_params, dry_attack
 from robust_attn.data import list_datasets
-from robust_attn.errors import AttackParameterError, SpecError
+from robust_attn.errors import AttackParameterError, RobustAttnError, SpecError
 
 MAX_SEED = 2**31 - 1  # seeds feed torch generators and per-epoch seeds (seed * 100003 + epoch)
 _ATTACK_FIELDS = {"name": "registered attack name, e.g. fgsm, pgd, apgd, autoattack, fmn, or torchattacks:<Class>",
@@ -108,6 +108,12 @@ class SweepSpec:
         (),
         "[[transfer]] tables: sources, targets (model references of the spec, or 'all'; a "
         "list inside sources is an ensemble), attack (a name), its parameters, and eps",
+    )
+    model_dir: str | None = _doc(
+        None, "where RobustBench weights lie (<model_dir>/<dataset>/<threat_model>/<name>.pt); default $ROBUST_ATTN_HOME/robustbench"
+    )
+    model_options: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"doc": "options of models given as tables", "internal": True}
     )
     source: str = field(default="", compare=False, metadata={"doc": "the spec file it was read from (set by load_spec)", "internal": True})
 
@@ -204,20 +210,47 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     transfer_raw = raw.get("transfer", [])
     if not isinstance(transfer_raw, list) or not all(isinstance(t, dict) for t in transfer_raw):
         raise _fail("transfer", "must be [[transfer]] tables with sources, targets, attack and eps")
-    models = raw["models"]
-    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
-        raise _fail("models", "must be a non-empty list of strings")
+    models, model_options = _models(raw["models"], raw, attacks)
     modes = raw.get("modes", ["worst-case"])
     if not isinstance(modes, list):
         raise _fail("modes", f"must be a list drawn from {list(MODES)}")
     seeds = raw.get("seeds", [])
     if not isinstance(seeds, list):
         raise _fail("seeds", f"must be a list of non-negative integers such as [0, 1, 2], got {seeds!r}")
-    rest = {k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins", "transfer")}
+    rest = {
+        k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins", "transfer", "model_options")
+    }
     spec = SweepSpec(name=str(raw.get("name", default_name)), models=tuple(models), attacks=attacks, modes=tuple(modes),
-                     seeds=tuple(seeds), plugins=tuple(plugins), **rest)  # fmt: skip
+                     seeds=tuple(seeds), plugins=tuple(plugins), model_options=model_options, **rest)  # fmt: skip
     spec = validate(spec)
     return replace(spec, transfer=tuple(_transfer(i, t, spec) for i, t in enumerate(transfer_raw)))
+
+
+def _models(value: Any, raw: dict[str, Any], attacks: tuple[AttackSpec, ...]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Model references, and the options of those given as tables ({ref = "timm:resnet18", checkpoint = "w.pt", num_classes = 10}).
+    A source may rewrite a table into an exact reference (robustbench: the data set and threat model)."""
+    from robust_attn.resolve import qualify
+
+    if not isinstance(value, list) or not value:
+        raise _fail("models", "must be a non-empty list of model references (strings, or tables with a ref key)")
+    norms = {attack_traits(a.name, a.backend, a.params).norm for a in attacks if a.eps}
+    threat = "Linf" if "linf" in norms else "L2" if "l2" in norms else "corruptions"
+    context = {"dataset": raw.get("dataset", "builtin"), "threat_model": threat}
+    refs, options = [], {}
+    for i, entry in enumerate(value):
+        if isinstance(entry, str):
+            refs.append(entry)
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("ref"), str):
+            raise _fail(f"models[{i}]", f"must be a reference string or a table with a ref key, got {entry!r}")
+        try:
+            ref, rest = qualify(entry["ref"], {k: v for k, v in entry.items() if k != "ref"}, context)
+        except RobustAttnError as err:
+            raise _fail(f"models[{i}]", str(err)) from None
+        refs.append(ref)
+        if rest:
+            options[ref] = rest
+    return refs, options
 
 
 def _refs(where: str, value: Any, spec: SweepSpec, ensembles: bool) -> tuple[tuple[str, ...], ...]:

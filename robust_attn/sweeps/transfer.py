@@ -127,6 +127,7 @@ def _indicator_rows(
 def run_transfers(job: _Job, all_units: list[TransferUnits]) -> None:
     """Every transfer table: craft, evaluate, and store each (target, source) cell and each target's indicator."""
     from robust_attn.resolve import load_model_ref
+    from robust_attn.sweeps.preflight import load_options
     from robust_attn.sweeps.runner import CellRun, _assemble
 
     for units in all_units:
@@ -134,10 +135,11 @@ def run_transfers(job: _Job, all_units: list[TransferUnits]) -> None:
         if not groups:
             continue
         todo = {key for key in units.cells if key[0] in groups}  # a target's cells and indicator are recomputed together
-        names = {m for key in todo for m in (key[0], *key[1].split("+"))}
+        every = {units.spec.source_label(src): src for src in [*units.spec.sources, *((tg,) for tg in units.spec.targets)]}
+        names = {m for key in todo for m in (key[0], *every[key[1]])}
         models = {m: next((c.module for c in job.checked if c.ref == m and c.module is not None), None) for m in names}
         models = {
-            m: mod if mod is not None else load_model_ref(m, job.device, progress=False, data_dir=job.spec.data_dir)[0]
+            m: mod if mod is not None else load_model_ref(m, job.device, progress=False, **load_options(job.spec, m))[0]
             for m, mod in models.items()
         }
         mine: dict[tuple[str, str], list[Any]] = {key: [] for key in todo}
