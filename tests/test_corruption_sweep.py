@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import robust_attn as ra
-from robust_attn.data.cifar_c import CIFAR10_CLASSES
 from robust_attn.corruptions import corrupt
+from robust_attn.data.cifar_c import CIFAR10_CLASSES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 CORR = {"name": "corruptions", "severities": [1, 5], "corruptions": ["gaussian_noise", "fog", "jpeg_compression"]}

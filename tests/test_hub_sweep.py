@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import robust_attn as ra
 from test_corruption_sweep import _write_cifar10
 from test_hub import SMALL_REF, TIMM_NAME, _timm_model, write_fake_robustbench_dir
+
+import robust_attn as ra
 
 ATTACKS = [{"name": "fgsm", "eps": ["0", "2/255"]}]
 
