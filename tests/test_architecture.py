@@ -98,6 +98,11 @@ def test_attacks_leave_the_callers_model_alone() -> None:
     x, y = torch.rand(6, 3, 32, 32), torch.randint(0, 10, (6,))
     ra.create_attack("pgd", model, steps=2, channels_last=True).sweep(x, y, [0, 4 / 255])
     ra.create_attack("fgsm", model, fold_bn=True).sweep(x, y, [4 / 255])
+    model.eval()  # a caller's eval-mode model is used as it is (no copy): library attacks must not switch it to training
+    ra.create_attack("fgsm", model, backend="torchattacks").sweep(x, y, [4 / 255])
+    ra.create_attack("pgd", model, backend="foolbox", steps=2).sweep(x, y, [4 / 255])
+    assert not any(m.training for m in model.modules())
+    model.train()
     ra.create_attack("autoattack", model, steps=2, targets=1, fab_steps=2, square_queries=2, channels_last=True).sweep(
         x, y, [2 / 255, 8 / 255]
     )

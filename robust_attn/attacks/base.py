@@ -203,7 +203,8 @@ class Attack:
         self.seed = int(options.get("seed", 0))
         self.precision: Precision = precision
         self.channels_last = bool(options.get("channels_last", False)) and self.supports_channels_last
-        self.counter = CostCounter(evaluation_copy(model, fold_bn=bool(options.get("fold_bn", False)), channels_last=self.channels_last))
+        # eval mode on the counter too: library code (torchattacks) reads the mode of the module it is given and restores it
+        self.counter = CostCounter(evaluation_copy(model, fold_bn=bool(options.get("fold_bn", False)), channels_last=self.channels_last)).eval()
         self.model: nn.Module = self.counter
         self.device = model_device(model)
         self._generator: torch.Generator | None = None

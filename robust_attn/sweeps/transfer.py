@@ -12,7 +12,7 @@ eps: the model's gradients are masked, and the white-box numbers overstate its r
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,11 +22,25 @@ from robust_attn import distributed, hooks
 from robust_attn.attacks.base import finite_logits
 from robust_attn.attacks.registry import attack_traits
 from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell, ProbeOutcome
+from robust_attn.sweeps.cells import CellRun, _assemble, build_attack
 from robust_attn.sweeps.plan import config_hash
 from robust_attn.sweeps.spec import SweepSpec, TransferSpec
 
-if TYPE_CHECKING:
-    from robust_attn.sweeps.runner import _Job
+
+class TransferJob(Protocol):
+    """What the transfer phase needs of the sweep that runs it."""
+
+    spec: SweepSpec
+    data: Any
+    device: torch.device
+    ctx: distributed.Context | None
+    writer: Any
+    checked: list[Any]
+
+    def todo(self, units: list[Any]) -> list[Any]: ...
+
+    def say(self, text: str) -> None: ...
+
 
 INDICATOR = "black-box beats white-box"
 MARGIN = 0.02  # a transfer attack must leave this much less accuracy (and 2 samples) to count as beating the white-box one
@@ -77,10 +91,9 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return finite_logits(model(x).float()).argmax(dim=1)
 
 
-def _craft_batch(job: _Job, units: TransferUnits, models: dict[str, nn.Module], b: int, idx: torch.Tensor, x: torch.Tensor,
+def _craft_batch(job: TransferJob, units: TransferUnits, models: dict[str, nn.Module], b: int, idx: torch.Tensor, x: torch.Tensor,
                  y: torch.Tensor, todo: set[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:  # fmt: skip
     """(target, source) -> predictions (K, B) for one batch: each source's images made once per eps."""
-    from robust_attn.sweeps.runner import build_attack
 
     t = units.spec
     out: dict[tuple[str, str], list[torch.Tensor]] = {}
@@ -124,11 +137,10 @@ def _indicator_rows(
     return {k: np.asarray([r[k] for r in rows], dtype=object if isinstance(rows[0][k], str) else None) for k in keys} if rows else {}
 
 
-def run_transfers(job: _Job, all_units: list[TransferUnits]) -> None:
+def run_transfers(job: TransferJob, all_units: list[TransferUnits]) -> None:
     """Every transfer table: craft, evaluate, and store each (target, source) cell and each target's indicator."""
     from robust_attn.resolve import load_model_ref
     from robust_attn.sweeps.preflight import load_options
-    from robust_attn.sweeps.runner import CellRun, _assemble
 
     for units in all_units:
         groups = [tg for tg in units.spec.targets if job.todo([*(c for (t, _), c in units.cells.items() if t == tg), units.indicators[tg]])]
@@ -171,6 +183,6 @@ def run_transfers(job: _Job, all_units: list[TransferUnits]) -> None:
             )
 
 
-def _clean(model: nn.Module, job: _Job) -> np.ndarray:
+def _clean(model: nn.Module, job: TransferJob) -> np.ndarray:
     preds = [_predict(model, x.to(job.device)).cpu() for _, x, _ in job.data.batches(job.spec.batch_size)]
     return torch.cat(preds).numpy().astype(np.int16)
