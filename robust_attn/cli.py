@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_device(p)
     p.set_defaults(func=cmd_quickstart)
+    from robust_attn.commands_runs import add_parsers as add_run_commands
+
+    add_run_commands(sub)
     for child in dict.fromkeys(sub.choices.values()):
         _add_debug(child)
     return parser

@@ -9,8 +9,10 @@ the data set, split, data seed and sample ids with their labels, and an attack i
 several runs must mean one evaluation there (same attack, backend, parameters and eps grid).
 An attack present in only some runs is kept for those runs' models and listed under
 ``partial_attacks``. A model reference in two runs is one model only if its weights agree (their
-sha256, else its clean predictions); then one copy is kept. Everything is written into a
-temporary folder beside ``out`` and renamed into place, so ``out`` is never half written.
+sha256, else its clean predictions): it is kept from the first run, and gains the cells only a
+later run has when its clean predictions agree there (``duplicate_models`` says which). Everything
+is written into a temporary folder beside ``out`` and renamed into place, so ``out`` is never half
+written. The manifest's ``combined_notes`` are one line each for a report to print.
 """
 
 from __future__ import annotations
@@ -21,20 +23,19 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robust_attn.atomic import atomic_bytes
 from robust_attn.epsilon import format_eps
 from robust_attn.errors import RunDirError, UsageError
 from robust_attn.rundir import schema
 from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.layout import RunDir, disk_full
-from robust_attn.rundir.reader import Run, load_run
+from robust_attn.rundir.reader import Run, load_run, read_manifest
 from robust_attn.rundir.store import PROBE_TABLES
 
 DATA_KEYS = ("name", "split", "seed", "image_shape", "classes")  # what makes two runs' images the same (n: the sample ids)
@@ -60,9 +61,9 @@ def combine_runs(dirs: Sequence[str | Path], out: str | Path, *, name: str | Non
     _check_data(sources)
     _check_samples(sources)
     _check_attacks(sources)
-    kept, duplicates = _owners(sources)
-    manifest = _manifest(sources, kept, duplicates, name or out.name)
-    _write_atomically(out, lambda tmp: _write(tmp, sources, kept, manifest))
+    plan = _plan(sources)
+    manifest = _manifest(sources, plan, name or out.name)
+    _write_atomically(out, lambda tmp: _write(tmp, sources, plan, manifest))
     return out
 
 
@@ -72,6 +73,7 @@ def _load_sources(dirs: Sequence[str | Path], out: Path, force: bool) -> list[So
         raise UsageError("compare needs at least one run directory, got none; name them: robust-attn compare RUN_DIR... --out DIR")
     seen: dict[Path, str] = {}
     for d in dirs:
+        read_manifest(d)  # a folder that is no run directory (or of another format version) fails here, in one line
         real = Path(d).resolve()
         if real in seen:
             raise UsageError(f"run directory {str(d)!r} is given twice ({seen[real]!r}); name each run once")
@@ -181,31 +183,67 @@ def _check_attacks(sources: list[Source]) -> None:
                                   "one attack id must be one evaluation: sweep with the same parameters, or give one a distinct label")  # fmt: skip
 
 
-# -- which run each model is taken from ---------------------------------------------------------
+# -- which run each model and cell is taken from -----------------------------------------------
+CellKey = tuple[str, str, str]  # (model, attack, mode)
+
+
 @dataclass(frozen=True)
 class Duplicate:
-    """A model reference found in several runs, kept from the first."""
+    """A model reference found in several runs: one model, kept from the first run that has it."""
 
-    kept: str  # the run whose results are kept
-    dropped: list[str]  # the runs whose copy is dropped
+    kept: str  # the run whose results (and probes) are kept
+    also_in: list[str]  # the other runs that have it
     why: str  # why the copies are one model
+    added: list[str] = field(default_factory=list)  # "attack [mode] from run": cells only a later run had, merged
+    left_out: list[str] = field(default_factory=list)  # such cells not merged (the clean predictions differ)
 
 
-def _owners(sources: list[Source]) -> tuple[dict[str, int], dict[str, Duplicate]]:
-    """Model -> index of the run its results are taken from (the first that has it), and the
-    models found in several runs; refuses one reference with two sets of weights."""
-    kept: dict[str, int] = {}
-    duplicates: dict[str, Duplicate] = {}
+@dataclass
+class Plan:
+    """Where each model (its record and probes) and each cell of the combined run comes from."""
+
+    models: dict[str, int] = field(default_factory=dict)  # model -> index of its first run
+    cells: dict[CellKey, int] = field(default_factory=dict)  # cell -> index of the run it is taken from
+    duplicates: dict[str, Duplicate] = field(default_factory=dict)
+
+    def cells_of(self, j: int) -> list[CellKey]:
+        return [k for k, i in self.cells.items() if i == j]
+
+    def models_of(self, j: int) -> list[str]:
+        return [m for m, i in self.models.items() if i == j]
+
+
+def _cell_keys(s: Source, model: str) -> list[CellKey]:
+    return [(c["model"], c["attack"], c["mode"]) for c in s.run.manifest.get("cells", []) if c["model"] == model]
+
+
+def _show_cell(key: CellKey) -> str:
+    return key[1] if key[2] == "worst-case" else f"{key[1]} [{key[2]}]"
+
+
+def _plan(sources: list[Source]) -> Plan:
+    """Each model from the first run that has it; a later run's copy of the same model (refused
+    when its weights differ) adds the cells the earlier runs lack, when its clean predictions agree."""
+    plan = Plan()
     for i, s in enumerate(sources):
         for model in s.run.models:
-            if model not in kept:
-                kept[model] = i
+            if model not in plan.models:
+                plan.models[model] = i
+                plan.cells |= dict.fromkeys(_cell_keys(s, model), i)
                 continue
-            owner = sources[kept[model]]
+            owner = sources[plan.models[model]]
             why = _same_model(owner, s, model)
-            dropped = [*duplicates[model].dropped, s.label] if model in duplicates else [s.label]
-            duplicates[model] = Duplicate(owner.label, dropped, why)
-    return kept, duplicates
+            new = [k for k in _cell_keys(s, model) if k not in plan.cells]
+            merge = np.array_equal(owner.run.clean_pred[model], s.run.clean_pred[model])
+            if merge:
+                plan.cells |= dict.fromkeys(new, i)
+            d = plan.duplicates.get(model, Duplicate(owner.label, [], why))
+            shown = [f"{_show_cell(k)} from {s.label}" for k in new]
+            plan.duplicates[model] = Duplicate(d.kept, [*d.also_in, s.label], d.why, d.added + (shown if merge else []),
+                                               d.left_out + ([] if merge else shown))  # fmt: skip
+    order = {m: n for n, m in enumerate(plan.models)}
+    plan.cells = dict(sorted(plan.cells.items(), key=lambda kv: order[kv[0][0]]))  # grouped by model, run order within
+    return plan
 
 
 def _same_model(a: Source, b: Source, model: str) -> str:
@@ -224,15 +262,12 @@ def _same_model(a: Source, b: Source, model: str) -> str:
 
 
 # -- the combined manifest ----------------------------------------------------------------------
-def _partial_attacks(sources: list[Source], kept: dict[str, int]) -> dict[str, list[str]]:
+def _partial_attacks(plan: Plan) -> dict[str, list[str]]:
     """Attack id (with ``[mode]`` outside worst-case) -> the models that have it, for the attacks not every model has."""
     have: dict[str, list[str]] = {}
-    for model, i in kept.items():
-        for cell in sources[i].run.manifest.get("cells", []):
-            if cell["model"] == model:
-                key = cell["attack"] if cell["mode"] in ("worst-case", "none") else f"{cell['attack']} [{cell['mode']}]"
-                have.setdefault(key, []).append(model)
-    return {k: list(dict.fromkeys(models)) for k, models in have.items() if set(models) != set(kept)}
+    for key in plan.cells:
+        have.setdefault(_show_cell(key), []).append(key[0])
+    return {k: list(dict.fromkeys(models)) for k, models in have.items() if set(models) != set(plan.models)}
 
 
 def _union(lists: list[list[Any]]) -> list[Any]:
@@ -244,25 +279,28 @@ def _union(lists: list[list[Any]]) -> list[Any]:
     return list(out.values())
 
 
-def _spec(sources: list[Source], kept: dict[str, int], name: str) -> dict[str, Any]:
+def _spec(sources: list[Source], plan: Plan, name: str) -> dict[str, Any]:
     specs = [s.run.manifest.get("spec", {}) for s in sources]
-    out = {**specs[0], "name": name, "models": list(kept)}
+    out = {**specs[0], "name": name, "models": list(plan.models)}
     for key in ("attacks", "transfer", "modes"):
         out[key] = _union([list(sp.get(key) or []) for sp in specs])
     return out
 
 
-def _notes(sources: list[Source], kept: dict[str, int], duplicates: dict[str, Duplicate], partial: dict[str, list[str]]) -> list[str]:
+def _notes(sources: list[Source], plan: Plan, partial: dict[str, list[str]]) -> list[str]:
     """One line each for what a reader of the combined report must know."""
-    lines = [f"combined from {len(sources)} runs: " + "; ".join(f"{s.label} ({sum(i == j for i in kept.values())} models)"
-                                                              for j, s in enumerate(sources))]  # fmt: skip
-    for model, d in duplicates.items():
-        lines.append(f"model {model} is in runs {d.kept} and {', '.join(d.dropped)} with {d.why}: kept the results of {d.kept}")
-    n_models = len(kept)
+    lines = [
+        f"combined from {len(sources)} runs: " + "; ".join(f"{s.label} ({len(plan.models_of(j))} models)" for j, s in enumerate(sources))
+    ]
+    for model, d in plan.duplicates.items():
+        line = f"model {model} is in runs {d.kept} and {', '.join(d.also_in)} with {d.why}: kept the results of {d.kept}"
+        line += f", added {', '.join(d.added)}" if d.added else ""
+        line += f", left out {', '.join(d.left_out)} (its clean predictions differ there)" if d.left_out else ""
+        lines.append(line)
     for attack, models in partial.items():
-        runs = sorted({sources[kept[m]].label for m in models})
-        lines.append(f"attack {attack} was run on {len(models)} of {n_models} models (those of {', '.join(runs)}); "
-                     "its comparisons and the worst case over attacks cover fewer attacks for the others")  # fmt: skip
+        runs = sorted({sources[plan.cells[k]].label for k in plan.cells if _show_cell(k) == attack})
+        lines.append(f"attack {attack} was run on {len(models)} of {len(plan.models)} models (in {', '.join(runs)}): {', '.join(models)}; "
+                     "its comparisons, and the worst case over attacks of the other models, leave it out")  # fmt: skip
     for key in SETTING_KEYS:
         values = {s.label: s.run.manifest.get("spec", {}).get(key) for s in sources}
         if len({json.dumps(v) for v in values.values()}) > 1:
@@ -270,62 +308,73 @@ def _notes(sources: list[Source], kept: dict[str, int], duplicates: dict[str, Du
     return lines
 
 
-def _manifest(sources: list[Source], kept: dict[str, int], duplicates: dict[str, Duplicate], name: str) -> dict[str, Any]:
+def _entries(sources: list[Source], plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The manifest's cell entries (in plan order) and probe entries (from each model's first run)."""
+    cells = {(c["model"], c["attack"], c["mode"]): c for j, s in enumerate(sources) for c in s.run.manifest.get("cells", [])
+             if plan.cells.get((c["model"], c["attack"], c["mode"])) == j}  # fmt: skip
+    probes = [p for j, s in enumerate(sources) for p in s.run.manifest.get("probes", []) if plan.models.get(p["model"]) == j]
+    return [cells[k] for k in plan.cells], probes
+
+
+def _manifest(sources: list[Source], plan: Plan, name: str) -> dict[str, Any]:
     first = sources[0].run.manifest
-    partial = _partial_attacks(sources, kept)
-    cells = [c for m, i in kept.items() for c in sources[i].run.manifest.get("cells", []) if c["model"] == m]
-    probes = [p for m, i in kept.items() for p in sources[i].run.manifest.get("probes", []) if p["model"] == m]
-    devices = list(dict.fromkeys(str(s.run.manifest.get("device")) for s in sources))
+    partial = _partial_attacks(plan)
+    cells, probes = _entries(sources, plan)
     return {
-        "format_version": schema.FORMAT_VERSION, "spec": _spec(sources, kept, name), "spec_path": None,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"), "device": " + ".join(devices),
+        "format_version": schema.FORMAT_VERSION, "spec": _spec(sources, plan, name), "spec_path": None,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": " + ".join(dict.fromkeys(str(s.run.manifest.get("device")) for s in sources)),
         "device_name": " + ".join(dict.fromkeys(str(s.run.manifest.get("device_name")) for s in sources)),
         "environment": first.get("environment", {}), "git_commit": first.get("git_commit"), "versions": first.get("versions", {}),
         "dataset": {**first.get("dataset", {}), "n": len(sources[0].run.labels)},
-        "models": {m: sources[i].run.model_info(m) for m, i in kept.items()},
+        "models": {m: sources[i].run.model_info(m) for m, i in plan.models.items()},
         "wall_seconds": sum(float(s.run.manifest.get("wall_seconds") or 0) for s in sources),
         "complete": True, schema.PLANNED: [], "cells": cells, "probes": probes,
         "combined_from": [{"path": str(s.run.root.resolve()), "name": s.run.manifest.get("spec", {}).get("name"),
                            "manifest_sha256": s.manifest_sha256, "created": s.run.manifest.get("created"),
-                           "git_commit": s.run.manifest.get("git_commit"), "models": [m for m, i in kept.items() if i == j]}
-                          for j, s in enumerate(sources)],
+                           "git_commit": s.run.manifest.get("git_commit"), "models": plan.models_of(j)} for j, s in enumerate(sources)],
         "partial_attacks": partial,
-        "duplicate_models": {m: {"kept": d.kept, "dropped": d.dropped, "why": d.why} for m, d in duplicates.items()},
-        "combined_notes": _notes(sources, kept, duplicates, partial),
+        "duplicate_models": {m: asdict(d) for m, d in plan.duplicates.items()},
+        "combined_notes": _notes(sources, plan, partial),
     }  # fmt: skip
 
 
 # -- writing ------------------------------------------------------------------------------------
-def _rows_of(path: Path, models: list[str], columns: tuple[schema.Column, ...]) -> Any:
-    """The rows of ``models`` in one Parquet table, cast to the current schema."""
+def _select(path: Path, columns: tuple[schema.Column, ...], models: list[str], cells: list[CellKey] | None = None) -> Any:
+    """The rows of ``models`` (or of ``cells``) of one Parquet table, cast to the current schema."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    table = table.filter(pc.is_in(table["model"], value_set=pa.array(models, pa.string())))
-    return table.select([c.name for c in columns]).cast(schema.arrow_schema(columns))
+    if cells is None:
+        keep = pc.is_in(table["model"], value_set=pa.array(models, pa.string()))
+    else:
+        joined = pc.binary_join_element_wise(table["model"], table["attack"], table["mode"], "\x1f")
+        keep = pc.is_in(joined, value_set=pa.array(["\x1f".join(k) for k in cells], pa.string()))
+    return table.filter(keep).select([c.name for c in columns]).cast(schema.arrow_schema(columns))
 
 
-def _write_tables(tmp: RunDir, sources: list[Source], kept: dict[str, int]) -> None:
+def _write_tables(tmp: RunDir, sources: list[Source], plan: Plan) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    owned = [[m for m, i in kept.items() if i == j] for j in range(len(sources))]
-    parts = {schema.SAMPLES: schema.SAMPLE_COLUMNS, **{name: cols for name, cols in PROBE_TABLES.values()}}
-    for file_name, columns in parts.items():
-        tables = [_rows_of(s.run.dir.table(file_name), owned[j], columns) for j, s in enumerate(sources)]
+    parts = [s.run.dir.samples for s in sources]
+    samples = [_select(path, schema.SAMPLE_COLUMNS, [], plan.cells_of(j)) for j, path in enumerate(parts)]
+    pq.write_table(pa.concat_tables(samples), tmp.samples, compression="zstd")
+    for file_name, columns in PROBE_TABLES.values():
+        tables = [_select(s.run.dir.table(file_name), columns, plan.models_of(j)) for j, s in enumerate(sources)]
         pq.write_table(pa.concat_tables(tables), tmp.table(file_name), compression="zstd")
 
 
-def _write_examples(tmp: RunDir, sources: list[Source], kept: dict[str, int]) -> None:
+def _write_examples(tmp: RunDir, sources: list[Source], plan: Plan) -> None:
     """The probes' example arrays, renumbered to the combined probe list."""
     arrays: dict[str, np.ndarray] = {}
     index = 0
     for j, s in enumerate(sources):
         with np.load(s.run.dir.table(schema.EXAMPLES)) as z:
             for i, probe in enumerate(s.run.manifest.get("probes", [])):
-                if kept.get(probe["model"]) != j:
+                if plan.models.get(probe["model"]) != j:
                     continue
                 prefix = schema.example_key(i, "")
                 arrays |= {schema.example_key(index, k[len(prefix) :]): z[k] for k in z.files if k.startswith(prefix)}
@@ -334,15 +383,15 @@ def _write_examples(tmp: RunDir, sources: list[Source], kept: dict[str, int]) ->
         np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
 
-def _write(root: Path, sources: list[Source], kept: dict[str, int], manifest: dict[str, Any]) -> None:
+def _write(root: Path, sources: list[Source], plan: Plan, manifest: dict[str, Any]) -> None:
     import pandas as pd
 
     tmp = RunDir(root)
-    _write_tables(tmp, sources, kept)
-    _write_examples(tmp, sources, kept)
+    _write_tables(tmp, sources, plan)
+    _write_examples(tmp, sources, plan)
     results = results_table(pd.read_parquet(tmp.samples), manifest["cells"])
     tmp.results.write_bytes(results.to_csv(index=False, lineterminator="\n").encode())
-    atomic_bytes(tmp.manifest, json.dumps(manifest, indent=1, default=str).encode())
+    tmp.manifest.write_bytes(json.dumps(manifest, indent=1, default=str).encode())
 
 
 def _write_atomically(out: Path, write: Any) -> None:
