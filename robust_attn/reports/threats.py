@@ -1,0 +1,153 @@
+"""Tables of the threat models beyond the white-box eps-ball: common corruptions and transfer
+matrices, per model and at the architecture level (over training seeds, with the intervals of
+:mod:`robust_attn.archstats`), read from a run directory alone."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from robust_attn.reports.tables import architectures, baselines
+from robust_attn.rundir import Run
+
+
+def _verdict(low: float, high: float, seeds: int) -> str:
+    return "instances only" if seeds < 2 else "supported" if low > 0 else "not supported" if high < 0 else "inconclusive"
+
+
+# -- common corruptions ---------------------------------------------------------------------------
+def corruption_table(run: Run) -> pd.DataFrame:
+    """Per model, corruption and severity: accuracy (and the model's clean accuracy beside it)."""
+    rows = []
+    for (model, attack), c in run.corruptions.items():
+        for (name, severity), correct in zip(c.conditions, c.correct):
+            rows.append({"model": model, "attack": attack, "corruption": name, "severity": severity, "accuracy": float(correct.mean()),
+                         "clean": run.clean_accuracy(model)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["model", "attack", "corruption", "severity", "accuracy", "clean"])
+
+
+def _corruption_matrix(run: Run, models: list[str], severity: int | None) -> np.ndarray | None:
+    """Seeds x samples: each sample's accuracy averaged over the corruptions (at one severity, or all)."""
+    rows = []
+    for m in models:
+        cells = [c for (model, _), c in run.corruptions.items() if model == m]
+        if not cells:
+            return None
+        c = cells[0]
+        keep = [k for k, (_, s) in enumerate(c.conditions) if severity is None or s == severity]
+        if not keep:
+            return None
+        rows.append(c.correct[keep].mean(axis=0))
+    return np.asarray(rows, dtype=float)
+
+
+def corruption_architecture(run: Run) -> pd.DataFrame:
+    """Per population and severity (and 'all'): mean accuracy over the corruptions, over seeds and
+    samples, with its 95% interval; and the clean accuracy for reference."""
+    from robust_attn.archstats import architecture_mean
+
+    severities = sorted({s for c in run.corruptions.values() for _, s in c.conditions})
+    rows = []
+    for label, models in architectures(run).items():
+        for severity in [*severities, None]:
+            y = _corruption_matrix(run, models, severity)
+            if y is None:
+                continue
+            est = architecture_mean(y)
+            rows.append({"architecture": label, "severity": "all" if severity is None else severity, "seeds": len(models),
+                         "accuracy": est.value, "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["architecture", "severity", "seeds", "accuracy", "ci_low", "ci_high"])
+
+
+def corruption_comparison(run: Run) -> pd.DataFrame:
+    """Each attention population against its baseline (trained the same way): the difference of
+    accuracy averaged over every corruption, at each severity and over all, with interval, p and verdict."""
+    from robust_attn.archstats import architecture_difference
+
+    archs = architectures(run)
+    severities = sorted({s for c in run.corruptions.values() for _, s in c.conditions})
+    rows = []
+    for arch, base in baselines(run).items():
+        for severity in [None, *severities]:
+            ya, yb = _corruption_matrix(run, archs[arch], severity), _corruption_matrix(run, archs[base], severity)
+            if ya is None or yb is None:
+                continue
+            d = architecture_difference(ya, yb)
+            seeds = min(len(ya), len(yb))
+            rows.append({"architecture": arch, "against": base, "severity": "all" if severity is None else severity, "value": ya.mean(),
+                         "baseline": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value,
+                         "seeds": seeds, "verdict": _verdict(d.low, d.high, seeds)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# -- transfer matrices ------------------------------------------------------------------------------
+def transfer_matrix(run: Run) -> pd.DataFrame:
+    """Per target, source and eps: the target's accuracy on images crafted on the source (the
+    diagonal, source = target, is the white-box attack)."""
+    rows = []
+    for (target, attack), c in run.transfers.items():
+        for k, eps in enumerate(c.eps):
+            rows.append({"target": target, "source": c.source, "attack": attack.partition("<-")[0] if "<-" in attack else attack,
+                         "eps": float(eps), "accuracy": float(c.correct[k].mean()), "white_box": c.source == target})  # fmt: skip
+    return pd.DataFrame(rows, columns=["target", "source", "attack", "eps", "accuracy", "white_box"])
+
+
+def _transfer_matrix(run: Run, sources: list[str], targets: list[str], eps: float) -> np.ndarray | None:
+    """Target seeds x samples: each sample's correctness averaged over the source models (a model
+    is never its own source here: that is the white-box diagonal)."""
+    rows = []
+    for t in targets:
+        per_source = [c.correct[int(np.argmin(np.abs(c.eps - eps)))] for (target, _), c in run.transfers.items()
+                      if target == t and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()]  # fmt: skip
+        if not per_source:
+            return None
+        rows.append(np.mean(per_source, axis=0))
+    return np.asarray(rows, dtype=float)
+
+
+def transfer_architecture(run: Run) -> pd.DataFrame:
+    """Per source population x target population x eps: the target population's accuracy under
+    images crafted on the source population's models, over target seeds and samples (sources
+    averaged), with its 95% interval."""
+    from robust_attn.archstats import architecture_mean
+
+    archs = architectures(run)
+    grid = sorted({float(e) for c in run.transfers.values() for e in c.eps})
+    rows = []
+    for (src, s_models), (tgt, t_models), eps in itertools.product(archs.items(), archs.items(), grid):
+        y = _transfer_matrix(run, s_models, t_models, eps)
+        if y is None:
+            continue
+        est = architecture_mean(y)
+        rows.append({"source": src, "target": tgt, "eps": eps, "seeds": len(t_models), "accuracy": est.value,
+                     "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["source", "target", "eps", "seeds", "accuracy", "ci_low", "ci_high"])
+
+
+def transfer_asymmetry(run: Run) -> pd.DataFrame:
+    """For each attention population and its baseline: does an attack crafted on the baseline
+    transfer to the attention models less than the other way round? The difference is
+    acc(baseline -> attention) - acc(attention -> baseline), per eps (positive: attention models
+    resist the baseline's images better), samples paired, seeds of each target population."""
+    from robust_attn.archstats import architecture_difference
+
+    archs = architectures(run)
+    grid = sorted({float(e) for c in run.transfers.values() for e in c.eps})
+    rows = []
+    for arch, base in baselines(run).items():
+        for eps in grid:
+            to_att = _transfer_matrix(run, archs[base], archs[arch], eps)
+            to_base = _transfer_matrix(run, archs[arch], archs[base], eps)
+            if to_att is None or to_base is None:
+                continue
+            d = architecture_difference(to_att, to_base)
+            seeds = min(len(to_att), len(to_base))
+            rows.append({"architecture": arch, "against": base, "eps": eps, "baseline_to_attention": to_att.mean(),
+                         "attention_to_baseline": to_base.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high,
+                         "p_value": d.p_value, "seeds": seeds, "verdict": _verdict(d.low, d.high, seeds)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+__all__ = ["corruption_architecture", "corruption_comparison", "corruption_table", "transfer_architecture", "transfer_asymmetry", "transfer_matrix"]
