@@ -14,6 +14,8 @@ import robust_attn as ra
 from robust_attn.training import trainer
 
 
+pytestmark = pytest.mark.slow  # subprocesses and training: the full tier only
+
 def _pgd_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
     attack = ra.create_attack("pgd", model, steps=10, random_start=False)
     return float(attack.sweep(x, y, [eps], mode="independent").correct.float().mean())

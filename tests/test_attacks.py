@@ -194,6 +194,7 @@ def test_bad_images_are_refused_with_the_fix(test_batch) -> None:  # type: ignor
         attack(x[:4] * 255, y[:4], 8 / 255)
 
 
+@pytest.mark.slow
 def test_fold_bn_changes_speed_not_results(trained, test_batch) -> None:  # type: ignore[no-untyped-def]
     """Folded BatchNorm rounds differently, so at most a near-tie sample may flip (<= 1%)."""
     model, _ = trained

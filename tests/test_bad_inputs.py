@@ -218,6 +218,7 @@ def test_a_spec_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert ra.load_spec(path).models == ("bi_models:good",)
 
 
+@pytest.mark.slow
 def test_n_beyond_the_data_is_capped_with_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", _spec(tmp_path, ""), "-n", "1000000000", "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out

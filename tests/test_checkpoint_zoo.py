@@ -106,6 +106,7 @@ def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolat
         ra.load_model("builtin/nope")
 
 
+@pytest.mark.slow
 def test_parallel_zoo_training_matches_a_serial_run_with_the_same_threads(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> None:
     """Two entries trained in two 1-thread worker processes (on the data set the parent made
     once and shared) give the weights that a serial 1-thread run gives, and that one entry

@@ -16,6 +16,8 @@ import pytest
 import robust_attn as ra
 from robust_attn.sweeps import parse_spec, run_sweep
 
+pytestmark = pytest.mark.slow  # subprocesses and training: the full tier only
+
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ROOT / "tests" / "hooks"  # sitecustomize.py: the fault-injection hook
 

@@ -47,7 +47,7 @@ def test_a_new_attention_model_gets_the_probes_and_the_claims(run_dir: Path) -> 
     assert not run.model_info("plain_cnn:make")["has_attention"]
     seg = run.segmentation
     assert set(seg.loc[seg["model"] == "attention_cnn:make", "method"]) == {"attention", "centred box"}
-    assert set(seg.loc[seg["model"] == "plain_cnn:make", "method"]) == {"gradient saliency", "centred box"}
+    assert set(seg.loc[seg["model"] == "plain_cnn:make", "method"]) == {"gradient saliency", "grad-cam", "grad-cam++", "centred box"}
     assert set(run.drift["stage"]) == {"s1"} and run.drift["model"].eq("attention_cnn:make").all()
     claims = paper_claims(run)
     assert set(claims["claim"]) == {

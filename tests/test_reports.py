@@ -1,5 +1,7 @@
-"""Report statistics against hand-computed values, sanity checks on crafted tables, the PDF
-and Markdown of a real (small) run, and errors for broken run directories."""
+"""Report statistics against hand-computed values, sanity checks on crafted tables, the PDF and
+Markdown of a real (small) run and of the committed compare study (page 1 is the answer, at most
+15 pages), the forest plot and the fragile marking on constructed claims, the paired appendix
+(nothing in paired.csv dropped), the terminal summary, and errors for broken run directories."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pypdf import PdfReader
 
 from robust_attn.cli import main
 from robust_attn.probes.maps import binarise, centred_box, jaccard, top_region
-from robust_attn.reports import RunDirError, load_run, make_report
+from robust_attn.reports import RunDirError, load_run, make_report, terminal_summary
 from robust_attn.reports.build import SECTIONS
 from robust_attn.reports.checks import (
     accuracy_does_not_rise,
@@ -176,22 +178,28 @@ def small_run(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:  # typ
     return run_sweep(spec, tmp_path_factory.mktemp("run") / "small", progress=False)
 
 
+def _headings(markdown: str, level: int = 2) -> list[str]:
+    return [line[level + 1 :] for line in markdown.splitlines() if line.startswith("#" * level + " ")]
+
+
 def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     report = make_report(small_run, progress=False)
     pages = PdfReader(report.pdf).pages
     text = "\n".join(p.extract_text() for p in pages)
-    for needle in ("Robustness report: small", "Summary: worst-case", "fgsm (worst-case)", "all attacks (worst-case)", "Summary: independent",
-                   "Paired comparison of model instances", "Weakly supervised segmentation", "Sanity checks"):  # fmt: skip
+    first = pages[0].extract_text()
+    assert first.startswith("Robustness report: small") and "Instances only" in first and "Sanity checks" in first, "page 1 is the answer"
+    for needle in ("fgsm (worst-case)", "all attacks (worst-case)", "fgsm (independent)", "Cost and strength per attack",
+                   "Appendix: paired comparison of model instances", "Weakly supervised segmentation", "indicator: unconstrained attack failure"):  # fmt: skip
         assert needle in text, needle
-    # title, 2 summary pages (modes), architectures (instances only here), 2 curve pages, attack cost, 1 paired, 2 attention grids,
-    # drift, segmentation figure + table, checks
-    assert len(pages) == 14
-    assert "Attack comparison: cost and strength" in text and "indicator: unconstrained attack failure" in text
+    # summary; checks; per-model curves and 6 tables (2 modes x 3 attacks); costs; attention; drift and segmentation; run; appendix
+    assert len(pages) == report.pages == 9
     md = report.markdown.read_text()
-    for section in SECTIONS:
-        assert f"## {section}" in md, section
-    for png in ("curves", "curves_relative", "attention_drift", "segmentation"):
+    # one attention architecture, one seed, no model without attention: no claims and no architecture-level section
+    assert _headings(md) == [s for s in SECTIONS if s not in ("The paper's claims", "Architectures")]
+    assert _headings(md, 1) == ["Robustness report: small"]
+    for png in ("summary", "curves", "curves_relative", "attention_drift", "segmentation", "paired"):
         assert (small_run / "figures" / f"{png}.png").stat().st_size > 10_000
+        assert f"](figures/{png}.png)" in md
     summary = pd.read_csv(report.summary_csv)
     row = summary[(summary["attack"] == "fgsm") & (summary["mode"] == "worst-case")].iloc[0]
     results = pd.read_csv(small_run / "results.csv")
@@ -200,7 +208,146 @@ def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     checks = {c.name: c.status for c in report.checks}
     assert checks["eps = 0 equals clean accuracy"] == "pass"
     assert checks["torchattacks / foolbox cross-check"] == "pass"
-    assert (small_run / "paired.csv").is_file()
+    assert report.html == small_run / "report.html" and report.html.stat().st_size > 50_000
+
+
+def test_nothing_in_paired_csv_is_dropped(small_run: Path) -> None:
+    """paired.csv holds every attack x shared eps x pair of models; the Markdown lists every row of it,
+    and the appendix heatmap has one cell per pair and attack at the headline eps."""
+    from robust_attn.reports import figures
+    from robust_attn.reports.canvas import standalone
+    from robust_attn.reports.tables import ALL_ATTACKS
+
+    make_report(small_run, progress=False)
+    run = load_run(small_run)
+    paired = pd.read_csv(small_run / "paired.csv")
+    grids = {a: run.cells[(run.models[0], a, "worst-case")].eps for a in run.attacks}
+    grids[ALL_ATTACKS] = np.unique(np.concatenate([grids[a] for a in run.attacks if not a.endswith("@torchattacks")]))
+    pairs = len(run.models) * (len(run.models) - 1) // 2
+    assert len(paired) == pairs * sum(len(g) for g in grids.values())
+    md = (small_run / "report.md").read_text()
+    listing = md.split("**Every paired comparison (paired.csv)**")[1]
+    rows = [line for line in listing.splitlines() if line.startswith("| ") and "model A" not in line]
+    assert len(rows) == len(paired), "the listing has every row of paired.csv"
+    for r in paired.itertuples():
+        assert f"| {r.only_a} | {r.only_b} | {r.p_value:.2g} |" in listing
+    at = paired[np.isclose(paired["eps"], 2 / 255)]
+    with figures.report_style():
+        fig, canvas = standalone(10.0, 6.0)
+        figures.paired_heatmap(canvas, paired, run.models, 2 / 255)
+    cells = [[t for t in ax.texts if t.get_text().startswith(("+", "-"))] for ax in fig.axes if ax.get_title()]
+    assert [len(c) for c in cells] == [pairs] * at["attack"].nunique()
+
+
+def _claims(rows: list[tuple[str, str, float, float, float, float, str]]) -> pd.DataFrame:
+    """rows: (architecture, claim, eps, diff, low, high, p, verdict), Jaccard for the maps claim."""
+    return pd.DataFrame([{"architecture": a, "against": "vgg", "claim": c, "eps": e, "measure": "Jaccard" if c.startswith("maps") else "accuracy",
+                          "value": 0.5 + d, "baseline": 0.5, "diff": d, "ci_low": lo, "ci_high": hi, "p_value": p, "seeds": 3, "verdict": v}
+                         for a, c, e, d, lo, hi, p, v in rows])  # fmt: skip
+
+
+CLAIMS = [("att2", "clean accuracy is higher", 0.0, 0.01, -0.02, 0.04, 0.4, "inconclusive"),
+          ("att2", "robust to fgsm", 2 / 255, 0.20, 0.01, 0.39, 0.038, "supported"),
+          ("att3", "clean accuracy is higher", 0.0, 0.05, 0.02, 0.08, 0.004, "supported"),
+          ("att3", "robust to fgsm", 2 / 255, -0.10, -0.19, -0.01, 0.0101, "not supported"),
+          ("att2", "maps segment better than saliency", 0.0, 0.08, 0.02, 0.14, 0.0099, "supported")]  # fmt: skip
+
+
+def test_fragile_marking_follows_p() -> None:
+    """Fragile: 0.01 <= p < 0.05 on a verdict that is not inconclusive; marked in the verdict label,
+    the sentences and the claims table's row style."""
+    from robust_attn.reports.verdicts import annotate, claim_sentences, is_fragile
+
+    assert [is_fragile(p, v) for p, v in [(0.0099, "supported"), (0.01, "supported"), (0.049, "not supported"), (0.05, "supported"),
+                                          (0.03, "inconclusive"), (0.03, "instances only"), (float("nan"), "supported")]] == [
+        False, True, True, False, False, True, False]  # fmt: skip
+    claims = annotate(_claims(CLAIMS))
+    assert claims["fragile"].tolist() == [False, True, False, True, False]
+    assert claims["label"].tolist() == ["inconclusive", "supported (fragile)", "supported", "not supported (fragile)", "supported"]
+    sentences = dict(claim_sentences(claims, seeds=3))
+    assert "att2 robust to fgsm at 2/255 (+20.0 [+1.0, +39.0] points vs vgg, p = 0.038, fragile)" in sentences["Supported"]
+    assert "att3 clean accuracy is higher (+5.0 [+2.0, +8.0] points vs vgg, p = 0.004)" in sentences["Supported"]
+    assert "att2 maps segment better than saliency (+0.080 [+0.020, +0.140] Jaccard vs vgg, p = 0.0099)" in sentences["Supported"]
+    assert "fragile" in sentences["Not supported"] and "clean accuracy is higher (att2)" in sentences["Inconclusive"]
+    instances = dict(claim_sentences(claims.assign(verdict="instances only"), seeds=1))
+    assert "Instances only" in instances and "att2 robust to fgsm at 2/255" in instances["Instance differences beyond noise"]
+
+    from robust_attn.reports.context import Context
+    from robust_attn.reports.sections.architectures import claims_section
+
+    ctx = Context(run=None)  # type: ignore[arg-type]
+    ctx.__dict__.update(claims=claims, seeds=3)  # the cached tables a section reads
+    (_, _, table) = claims_section(ctx)
+    assert table.row_style == ["", "fragile", "", "fragile", ""]
+    assert table.frame["verdict"].tolist() == claims["label"].tolist()
+
+
+def test_forest_plot_has_one_row_per_claim() -> None:
+    from matplotlib.figure import Figure
+
+    from robust_attn.reports import figures
+    from robust_attn.reports.verdicts import annotate
+
+    claims = annotate(_claims(CLAIMS))
+    with figures.report_style():
+        ax = Figure(figsize=(6, 4)).add_subplot()
+        figures.forest(ax, claims)
+    rows = [line.get_gid().split(":") for line in ax.lines if (line.get_gid() or "").startswith("claim-row")]
+    assert [int(i) for _, i, _ in rows] == [0, 2, 1, 3, 4], "one interval per claim row, grouped by claim in order of appearance"
+    assert {int(i): kind == "fragile" for _, i, kind in rows} == dict(enumerate(claims["fragile"]))
+    for (_, i, _), line in zip(rows, (line for line in ax.lines if (line.get_gid() or "").startswith("claim-row"))):
+        r = claims.iloc[int(i)]
+        assert tuple(line.get_xdata()) == (r["ci_low"], r["ci_high"]), "the row spans its 95% interval"
+    assert len(ax.get_yticks()) == len(claims)
+    assert any(line.get_xdata()[0] == 0 and len(set(line.get_xdata())) == 1 for line in ax.lines), "the zero line"
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("supported (fragile)") == 1 and "not supported (fragile)" in labels and "robust to fgsm at 2/255" in labels
+
+
+COMPARE = Path(__file__).resolve().parents[1] / "reports" / "compare"
+
+
+@pytest.fixture(scope="module")
+def compare_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed compare study (4 architectures x 3 seeds, 4 attacks, 1,000 images), copied."""
+    from robust_attn.rundir import read_manifest
+
+    if not (COMPARE / "manifest.json").is_file():
+        pytest.skip("reports/compare is not in this checkout")
+    copy = tmp_path_factory.mktemp("compare") / "compare"
+    shutil.copytree(COMPARE, copy, ignore=shutil.ignore_patterns("report.*", "figures"))
+    try:
+        read_manifest(copy)
+    except RunDirError as err:
+        pytest.skip(f"reports/compare needs converting first: {err}")
+    return copy
+
+
+def test_compare_study_report_leads_with_the_answer_in_15_pages(compare_copy: Path) -> None:
+    report = make_report(compare_copy, progress=False)
+    pages = PdfReader(report.pdf).pages
+    assert len(pages) == report.pages <= 15
+    first = pages[0].extract_text()
+    for needle in ("Robustness report: compare", "Supported", "Inconclusive", "Headline", "Sanity checks", "supported (fragile)",
+                   "robust to apgd-100 at 2/255", "difference from the baseline"):  # fmt: skip
+        assert needle in first, needle
+    assert "The paper's claims" in pages[1].extract_text(), "the claims table follows the summary"
+    assert "Appendix: paired comparison of model instances" in pages[-1].extract_text()
+    md = report.markdown.read_text()
+    assert _headings(md) == SECTIONS
+    paired = pd.read_csv(compare_copy / "paired.csv")
+    assert len(paired) == 66 * (5 + 4 + 4 + 4 + 5), "12 models: 66 pairs; fgsm and 'all attacks' have 5 eps, the others 4"
+    listing = md.split("**Every paired comparison (paired.csv)**")[1].split("\n\n")[1].splitlines()
+    assert len(listing) == 2 + len(paired) and all(line.count(" | builtin/") == 2 for line in listing[2:])
+
+
+def test_terminal_summary_of_the_compare_study(compare_copy: Path) -> None:
+    lines = terminal_summary(load_run(compare_copy))
+    assert len(lines) <= 8 and max(len(line) for line in lines) < 200
+    assert lines[0].startswith("claims, architecture level (3 seeds each")
+    supported = [line for line in lines if line.startswith("  supported: ")]
+    assert [line.endswith("FRAGILE)") for line in supported] == [True, False, True]  # p = 0.012, 6e-05, 0.037
+    assert "  not supported: none" in lines and lines[-1].startswith("headline at 2/255 (all attacks, architecture mean): ")
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +377,8 @@ def test_report_compares_architectures_over_seeds(seeded_run: Path) -> None:
 
     report = make_report(seeded_run, progress=False)
     text = "\n".join(p.extract_text() for p in PdfReader(report.pdf).pages)
-    for needle in ("Architectures: pairwise differences", "The paper's claims, architecture level", "different budgets"):
-        assert needle in text or needle in report.markdown.read_text(), needle
+    for needle in ("Differences between architectures", "The paper's claims", "different budgets"):
+        assert needle in text and needle in report.markdown.read_text(), needle
     run = load_run(seeded_run)
     assert architectures(run) == {"vgg": [m for m in run.models if "/vgg-s" in m], "vgg-att2-pc": [m for m in run.models if "att2" in m]}
     assert budget_mismatch(run) == ["training epochs differ (2: 3 models, 3: 1 models)"]
@@ -245,9 +392,10 @@ def test_report_compares_architectures_over_seeds(seeded_run: Path) -> None:
 
 def test_single_seed_runs_make_no_architecture_claim(small_run: Path) -> None:
     """small_run holds one checkpoint twice: one training run, so only instances are compared."""
-    md = make_report(small_run, progress=False).markdown.read_text()
-    section = md.split("## Architectures")[1].split("\n## ")[0]
-    assert "comparison here is between model instances" in section and "no architecture-level claim is made" in section
+    report = make_report(small_run, progress=False)
+    summary = report.markdown.read_text().split("## Summary")[1].split("\n## ")[0]
+    assert "**Instances only**: each architecture has one trained model here" in summary
+    assert terminal_summary(load_run(small_run))[0].startswith("claims: none tested"), "one architecture: no baseline to test against"
 
 
 def test_adversarially_trained_models_are_their_own_architecture() -> None:
@@ -280,8 +428,7 @@ def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> 
     """The run directory records an ensemble's members in order, so the report's 'fooled first'
     table has a column (of zeros) for a member that fooled nothing; with one attack in the run,
     the architecture tables show that attack."""
-    from robust_attn.reports.build import _headline_rows
-    from robust_attn.reports.tables import fooled_first
+    from robust_attn.reports.tables import curves, fooled_first, headline_attack, headline_rows
 
     _, ckpt = trained
     spec = {"name": "aa", "models": [str(ckpt)], "n": 24, "batch_size": 24, "attention_samples": 0, "diagnostic_samples": 8,
@@ -294,7 +441,7 @@ def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> 
     counted = first.reindex(columns=["apgd-ce", "apgd-t", "fab-t", "square", "clean"], fill_value=0).sum(axis=1).iloc[0]
     (cell,) = run.cells.values()
     assert counted == 24 - int(cell.correct.sum()), "every sample wrong at eps is counted once"
-    arch = pd.DataFrame({"attack": ["clean", "autoattack-3", "autoattack-3"], "eps": [0.0, 0.0, 8 / 255]})
-    assert _headline_rows(arch)["attack"].tolist() == ["clean", "autoattack-3"]
+    assert headline_attack(run, curves(run)) == "autoattack-3"
     both = pd.DataFrame({"attack": ["clean", "fgsm", "all attacks", "pgd"], "eps": [0.0, 1.0, 1.0, 1.0]})
-    assert _headline_rows(both)["attack"].tolist() == ["clean", "all attacks"]
+    assert headline_attack(run, both) == "all attacks"
+    assert headline_rows(both, "all attacks")["attack"].tolist() == ["clean", "all attacks"]

@@ -89,6 +89,7 @@ def test_probe_is_a_resumable_unit(odd_run: tuple[Path, str], monkeypatch: pytes
     assert pd.read_parquet(run_dir / "segmentation.parquet").equals(before)
 
 
+@pytest.mark.slow
 def test_report_reads_a_copied_run_dir_without_models(odd_run: tuple[Path, str], tmp_path: Path) -> None:
     """Copied to a machine with an empty model cache, the run directory is reported in a fresh
     process that never imports torch, the zoo or an attack library."""
@@ -171,6 +172,7 @@ def test_import_spec_models_get_a_dry_forward_pass(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_progress_in_a_log_is_one_line_per_cell(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Output to a file (not a terminal): no carriage returns, one line per cell with its rate."""
     spec = tmp_path / "s.toml"

@@ -212,6 +212,7 @@ def test_autoattack_preset_runs_as_a_worst_case_sweep(trained, batch) -> None:  
     assert costs["apgd-ce"][1] > 0 and sum(f for f, _ in costs.values()) <= attack.cost[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_square_matches_torchattacks_per_sample(trained, batch, channels_last: bool) -> None:  # type: ignore[no-untyped-def]
     """Native L-inf Square makes torchattacks' random draws in its order: from the same seed and in
@@ -251,6 +252,7 @@ def test_square_counts_one_forward_per_query_and_stops_when_fooled(trained, batc
         create_attack("square", model, p_init=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("norm", "eps"), [("Linf", 2 / 255), ("L2", 0.15)])
 def test_fab_t_matches_torchattacks_and_the_reference_per_sample(trained, batch, norm: str, eps: float) -> None:  # type: ignore[no-untyped-def]
     """FAB-T has nothing random with one restart: the native run, torchattacks' FAB (multi-targeted)
@@ -323,6 +325,7 @@ def test_projection_matches_the_reference_and_meets_the_constraints(norm: str) -
     assert torch.allclose(reach[feasible], b[feasible], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_ensemble_runs_a_minimum_norm_member_once_per_sample(trained, batch) -> None:  # type: ignore[no-untyped-def]
     """FAB-T's search does not depend on eps: in a sweep its answer at the first eps serves every
     larger one, with the outcomes of running it afresh there."""

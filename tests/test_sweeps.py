@@ -159,6 +159,7 @@ def test_retrained_identical_weights_give_identical_results(trained, tmp_path: P
     assert results[0] == results[1]
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_numbers(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """workers = 2 splits batches over two 1-thread processes: every per-sample outcome and
     prediction (random starts included) equals the one-process run's."""

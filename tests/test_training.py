@@ -131,6 +131,7 @@ def test_progress_lines_without_bars(small_data: tuple[ra.ImageDataset, ra.Image
     assert "img/s]" not in err and "%|" not in err
 
 
+@pytest.mark.slow
 def test_training_log_has_no_carriage_returns(tmp_path: Path) -> None:
     """`robust-attn train` written to a file: one line per epoch (with img/s), no tqdm stream."""
     log = tmp_path / "train.log"

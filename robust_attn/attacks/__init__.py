@@ -1,6 +1,6 @@
 """Attacks behind one interface, registered by name and backend (native, torchattacks, foolbox)."""
 
-from robust_attn.attacks import apgd, corruption, ensemble, external, fab, fmn, native, presets, square  # noqa: F401  (registers the attacks)
+from robust_attn.attacks import apgd, corruption, ensemble, external, fab, fmn, native, presets, rapid, square  # noqa: F401  (registers the attacks)
 from robust_attn.attacks.base import MODES, PRECISIONS, Attack, AttackOptions, AttackTraits, Mode, Precision, SweepBatch
 from robust_attn.attacks.registry import attack_norm, backends, check_attack, create_attack, list_attacks, register_attack
 from robust_attn.epsilon import format_eps, parse_eps

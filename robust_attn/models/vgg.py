@@ -76,6 +76,12 @@ def _head(channels: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _split(head: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """A head ``Sequential(BN/ReLU/dropout, Linear)`` as (its feature part, its linear classifier)."""
+    assert isinstance(head, nn.Sequential)
+    return head[:-1], head[-1]
+
+
 class VGG(nn.Module):
     """VGG-16-BN with an optional LTPA attention head.
 
@@ -191,12 +197,9 @@ class VGG(nn.Module):
         g = self.global_path(l3)
         return [l1, l2, l3], g
 
-    def forward_with_attention(self, x: torch.Tensor, upsample: bool = False) -> AttentionOutput:
-        """Logits and the per-stage attention maps (B, 1, H_s, W_s); ``upsample`` resizes
-        the maps (bilinear) to the input size."""
+    def _attend(self, x: torch.Tensor) -> tuple[list[Attended], torch.Tensor]:
+        """The attention stages' outputs and g (no stages for the baseline)."""
         locals_, g = self._features(x)
-        if self.attention_stages == 0:
-            return AttentionOutput(self.heads[0](g), [], [])
         outs: list[Attended] = []
         for i, (block, local) in enumerate(zip(self.attention, locals_[3 - self.attention_stages :])):
             glob = g
@@ -206,11 +209,34 @@ class VGG(nn.Module):
                 elif self.project_g1 is not None:
                     glob = self.project_g1(g)
             outs.append(block(local, glob))
+        return outs, g
+
+    def _head_inputs(self, outs: list[Attended], g: torch.Tensor) -> list[torch.Tensor]:
+        """What each linear classifier reads: per head, its feature after BN/ReLU (dropout in training)."""
+        if self.attention_stages == 0:
+            return [_split(self.heads[0])[0](g)]
         if self.combine == "concat":
-            feats = [head(o.feature) for head, o in zip(self.stage_heads, outs)]
-            logits = self.heads[0](torch.cat(feats, dim=1))
+            return [torch.cat([head(o.feature) for head, o in zip(self.stage_heads, outs)], dim=1)]
+        return [_split(head)[0](o.feature) for head, o in zip(self.heads, outs)]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The global descriptor the paper's linear probes read, (B, D): exactly the input of the
+        linear classifier(s). Baseline: g after its head's BN/ReLU (D = 512 x width). LTPA models:
+        the attended stage features after their BN/ReLU, concatenated (``indep``: each stage's own
+        classifier input, concatenated in stage order). Call in eval mode (dropout is active in training)."""
+        return torch.cat(self._head_inputs(*self._attend(x)), dim=1)
+
+    def forward_with_attention(self, x: torch.Tensor, upsample: bool = False) -> AttentionOutput:
+        """Logits and the per-stage attention maps (B, 1, H_s, W_s); ``upsample`` resizes
+        the maps (bilinear) to the input size."""
+        outs, g = self._attend(x)
+        inputs = self._head_inputs(outs, g)
+        if self.attention_stages == 0:
+            return AttentionOutput(_split(self.heads[0])[1](inputs[0]), [], [])
+        if self.combine == "concat":
+            logits = self.heads[0](inputs[0])
         else:
-            logits = torch.stack([head(o.feature) for head, o in zip(self.heads, outs)]).mean(dim=0)
+            logits = torch.stack([_split(head)[1](f) for head, f in zip(self.heads, inputs)]).mean(dim=0)
         maps = [o.attention for o in outs]
         scores = [o.scores for o in outs]
         if upsample:

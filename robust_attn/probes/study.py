@@ -1,6 +1,7 @@
 """The attention probe of one model, run inside a sweep: maps on clean and adversarial images,
 their drift, and weakly supervised segmentation against ground-truth masks (the paper's
-Object Discovery test), with input-gradient saliency and a centred box as baselines.
+Object Discovery test), with input-gradient saliency, Grad-CAM, Grad-CAM++ (models without
+attention) and a centred box as baselines.
 
 Everything is returned as data (per-sample rows and small example arrays), so reports can be
 drawn later without the model.
@@ -15,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.attacks import Attack
+from robust_attn.probes.cam import cam_layer, grad_cam, grad_cam_plusplus
 from robust_attn.probes.maps import (
     attention_maps,
     binarise,
@@ -50,6 +52,16 @@ def example_eps(eps_grid: Sequence[float]) -> list[float]:
     return [0.0, *sorted({nonzero[0], nonzero[len(nonzero) // 2], nonzero[-1]})] if nonzero else [0.0]
 
 
+def baseline_maps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, layer: nn.Module | None) -> dict[str, torch.Tensor]:
+    """The saliency maps (B, H, W) of a model without attention, for class ``y``: input-gradient
+    saliency, and Grad-CAM and Grad-CAM++ on ``layer`` (omitted when the model has no CAM layer)."""
+    maps = {"gradient saliency": gradient_saliency(model, x, y)}
+    if layer is not None:
+        maps["grad-cam"] = grad_cam(model, x, y, layer)
+        maps["grad-cam++"] = grad_cam_plusplus(model, x, y, layer)
+    return maps
+
+
 def probe_model(
     model: nn.Module,
     attack: Attack,
@@ -63,7 +75,9 @@ def probe_model(
 
     Attention models: per-stage maps, drift from the clean maps (1 - IoU of the top-10% regions,
     cosine) and, with ``masks``, the Jaccard index of each binarised stage map and of their mean.
-    Models without attention: the Jaccard index of their binarised input-gradient saliency.
+    Models without attention: the Jaccard index of their binarised input-gradient saliency, Grad-CAM
+    and Grad-CAM++ (on :func:`~robust_attn.probes.cam.cam_layer`; the CAM rows are omitted for a
+    model without one), all for the true class and binarised by the same rule as attention.
     With ``masks`` the centred box is scored too (eps = 0 rows only: it does not change).
     """
     grid = sorted({0.0, *eps_grid})
@@ -74,6 +88,7 @@ def probe_model(
     seg: dict[str, list[np.ndarray]] = {}
     examples: dict[str, list[torch.Tensor]] = {"images": [], "maps": [], "preds": []}
     attentive = has_attention(model)
+    layer = cam_layer(model, x) if not attentive and masks is not None else None
     stages: list[str] = []
     clean_maps: torch.Tensor | None = None
     for eps in grid:
@@ -94,8 +109,8 @@ def probe_model(
                 examples["maps"].append(maps[:, :n_examples].cpu())
                 examples["preds"].append(pred[:n_examples].cpu())
         elif masks is not None:
-            sal = gradient_saliency(model, adv, y)
-            _add(seg, n, method="gradient saliency", stage="-", eps=eps, sample=samples, jaccard=jaccard(binarise(sal), masks))
+            for method, saliency in baseline_maps(model, adv, y, layer).items():
+                _add(seg, n, method=method, stage="-", eps=eps, sample=samples, jaccard=jaccard(binarise(saliency), masks))
     if masks is not None:
         box = centred_box(n, x.shape[-1]).to(masks.device)
         _add(seg, n, method="centred box", stage="-", eps=0.0, sample=samples, jaccard=jaccard(box, masks))

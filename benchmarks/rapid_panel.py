@@ -1,0 +1,231 @@
+"""rapid against the native autoattack on the panel of the issue, side by side in one run: per model
+and eps both worst-case accuracies, the images on which they disagree (and which autoattack member
+fooled them), forward+backward passes and seconds; for the clean models also torchattacks'
+MultiAttack (APGD, APGD-T, FAB, Square: AutoAttack's standard version) time per eps.
+
+    python benchmarks/rapid_panel.py                     # the full panel, 200 images: 1-2 hours on 2 cores
+    python benchmarks/rapid_panel.py --models builtin/vgg-at --n 50 --skip-torchattacks   # a quick look
+
+Panel: builtin/vgg-at and builtin/vgg-att3-pc-at, seeds 0-2, at 2/255 and 4/255; clean builtin/vgg,
+seeds 0-2, at 1/255 and 2/255; and a model defined here, outside the package (``LogitMean``: the
+mean logits of builtin/vgg-at and builtin/vgg-att3-pc-at), at 2/255 and 4/255. Each (model, attack) is one worst-case
+sweep over its two eps, in batches of ``--batch`` reseeded per batch as the sweep runner does.
+
+Targets (checked at the end): rapid leaves at most one image more than autoattack on every model and
+eps, and at most one more over the whole panel; its passes are at most 1/10 of autoattack's and its
+wall time at most 1/5 (each per model and eps, and in total).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+import robust_attn as ra
+import robust_attn.attacks.rapid
+from robust_attn.attacks import create_attack
+from robust_attn.attacks.base import Attack
+
+AT_EPS = (2 / 255, 4 / 255)
+CLEAN_EPS = (1 / 255, 2 / 255)
+SEEDS = ("", "@seed=1", "@seed=2")
+EXTERNAL = "external/logit-mean(vgg-at, vgg-att3-pc-at)"
+
+
+class LogitMean(nn.Module):
+    """A model defined outside the package: the mean logits of several trained networks."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def panel(names: list[str] | None) -> list[tuple[str, tuple[float, ...], bool]]:
+    """(model reference, eps grid, clean-trained) for every model of the panel, or those named."""
+    rows = [(f"builtin/{arch}{s}", AT_EPS, False) for arch in ("vgg-at", "vgg-att3-pc-at") for s in SEEDS]
+    rows += [(f"builtin/vgg{s}", CLEAN_EPS, True) for s in SEEDS]
+    rows.append((EXTERNAL, AT_EPS, False))
+    return [r for r in rows if names is None or r[0] in names]
+
+
+def load(ref: str) -> nn.Module:
+    if ref == EXTERNAL:
+        return LogitMean(
+            [ra.load_model(f"builtin/{arch}", "cpu", train_missing=False, progress=False)[0] for arch in ("vgg-at", "vgg-att3-pc-at")]
+        ).eval()
+    return ra.load_model(ref, "cpu", train_missing=False, progress=False)[0]
+
+
+@dataclass
+class Sweep:
+    """One attack's worst-case sweep of the panel images, per eps."""
+
+    correct: list[list[bool]]  # (K, N)
+    fooled_by: list[list[str | None]]  # (K, N)
+    passes: list[int] = field(default_factory=list)  # forward + backward passes (in images) spent at each eps
+    seconds: list[float] = field(default_factory=list)
+    members: dict[str, list[int]] = field(default_factory=dict)  # per member: forwards, backwards (whole sweep)
+
+
+def _per_eps(attack: Attack, passes: list[int], seconds: list[float], eps: tuple[float, ...]) -> Callable[..., torch.Tensor]:
+    """Wrap the attack's per-eps hook so the passes and seconds it spends at each eps add up."""
+    inner = attack._attack_at
+
+    def hook(state: Any, idx: Any, x: torch.Tensor, goal: torch.Tensor, e: float, stop_early: bool) -> torch.Tensor:
+        k, before, t0 = eps.index(e), sum(attack.cost), time.perf_counter()
+        try:
+            return inner(state, idx, x, goal, e, stop_early)
+        finally:
+            passes[k] += sum(attack.cost) - before
+            seconds[k] += time.perf_counter() - t0
+
+    return hook
+
+
+def run_sweep(attack: Attack, data: ra.ImageDataset, eps: tuple[float, ...], batch: int) -> Sweep:
+    passes, seconds = [0] * len(eps), [0.0] * len(eps)
+    attack._attack_at = _per_eps(attack, passes, seconds, eps)  # type: ignore[method-assign]
+    correct, codes = [], []
+    for b, (_, x, y) in enumerate(data.batches(batch)):
+        attack.reseed(b)
+        out = attack.sweep(x, y, list(eps), mode="worst-case")
+        correct.append(out.correct)
+        codes.append(out.columns["fooled_by"])
+    labels = [*attack.categorical_columns["fooled_by"], None]
+    by = torch.cat(codes, 1)
+    named = [[labels[int(c)] if c >= 0 else None for c in row] for row in by]
+    members = {k: [f, b] for k, (f, b) in attack.member_costs().items()}  # type: ignore[attr-defined]
+    return Sweep(torch.cat(correct, 1).tolist(), named, passes, seconds, members)
+
+
+def torchattacks_seconds(model: nn.Module, data: ra.ImageDataset, eps: tuple[float, ...], batch: int) -> tuple[list[float], list[float]]:
+    """torchattacks' MultiAttack of AutoAttack's four members, per eps on every image (it has no
+    worst-case sweep): seconds and accuracy per eps."""
+    import torchattacks
+
+    model = model.to(memory_format=torch.contiguous_format)  # torchattacks' FAB needs NCHW
+    seconds, accuracy = [], []
+    for e in eps:
+        t0, right = time.perf_counter(), 0
+        for b, (_, x, y) in enumerate(data.batches(batch)):
+            members = [torchattacks.APGD(model, eps=e, steps=100, seed=b, loss="ce"), torchattacks.APGDT(model, eps=e, steps=100, seed=b, n_classes=10),
+                       torchattacks.FAB(model, eps=e, steps=100, multi_targeted=True, n_classes=10, seed=b),
+                       torchattacks.Square(model, eps=e, n_queries=5000, seed=b)]  # fmt: skip
+            adv = torchattacks.MultiAttack(members)(x, y)
+            with torch.inference_mode():
+                right += int((model(adv).argmax(1) == y).sum())
+        seconds.append(time.perf_counter() - t0)
+        accuracy.append(right / len(data))
+    return seconds, accuracy
+
+
+@dataclass
+class Row:
+    model: str
+    eps: float
+    n: int
+    aa_correct: int
+    rapid_correct: int
+    aa_only: list[tuple[int, str | None]]  # images autoattack fooled and rapid did not, with the autoattack member that did
+    rapid_only: list[tuple[int, str | None]]  # images rapid fooled and autoattack did not, with the rapid member that did
+    aa_passes: int
+    rapid_passes: int
+    aa_seconds: float
+    rapid_seconds: float
+    torchattacks_seconds: float | None = None
+    torchattacks_accuracy: float | None = None
+
+
+def compare(ref: str, eps: tuple[float, ...], aa: Sweep, rapid: Sweep, library: tuple[list[float], list[float]] | None) -> list[Row]:
+    rows = []
+    for k, e in enumerate(eps):
+        a, r = aa.correct[k], rapid.correct[k]
+        aa_only = [(i, aa.fooled_by[k][i]) for i in range(len(a)) if r[i] and not a[i]]
+        rapid_only = [(i, rapid.fooled_by[k][i]) for i in range(len(a)) if a[i] and not r[i]]
+        lib_s, lib_acc = (library[0][k], library[1][k]) if library else (None, None)
+        rows.append(Row(ref, e, len(a), sum(a), sum(r), aa_only, rapid_only, aa.passes[k], rapid.passes[k], aa.seconds[k], rapid.seconds[k],
+                        lib_s, lib_acc))  # fmt: skip
+    return rows
+
+
+def show(row: Row) -> None:
+    lib = (
+        f"; torchattacks MultiAttack {row.torchattacks_seconds:.1f} s ({row.torchattacks_accuracy:.1%})"
+        if row.torchattacks_seconds is not None
+        else ""
+    )
+    print(f"{row.model} eps {row.eps * 255:.0f}/255: autoattack {row.aa_correct / row.n:.1%} ({row.aa_correct}), rapid {row.rapid_correct / row.n:.1%} "
+          f"({row.rapid_correct}), rapid - autoattack {row.rapid_correct - row.aa_correct:+d}; passes {row.aa_passes:,} vs {row.rapid_passes:,} "
+          f"(1/{row.aa_passes / max(row.rapid_passes, 1):.1f}); {row.aa_seconds:.1f} s vs {row.rapid_seconds:.1f} s "
+          f"(1/{row.aa_seconds / max(row.rapid_seconds, 1e-9):.1f}){lib}", flush=True)  # fmt: skip
+    if row.aa_only or row.rapid_only:
+        print(f"  only autoattack fooled {row.aa_only}; only rapid fooled {row.rapid_only}", flush=True)
+
+
+def verdict(rows: list[Row]) -> bool:
+    """Print the targets and whether each holds; True when all do."""
+    worst = max(r.rapid_correct - r.aa_correct for r in rows)
+    total = sum(r.rapid_correct - r.aa_correct for r in rows)
+    passes = [r.aa_passes / max(r.rapid_passes, 1) for r in rows]
+    seconds = [r.aa_seconds / max(r.rapid_seconds, 1e-9) for r in rows]
+    total_passes = sum(r.aa_passes for r in rows) / max(sum(r.rapid_passes for r in rows), 1)
+    total_seconds = sum(r.aa_seconds for r in rows) / max(sum(r.rapid_seconds for r in rows), 1e-9)
+    checks = [
+        (f"rapid leaves at most 1 image more per model and eps (worst {worst:+d})", worst <= 1),
+        (f"and at most 1 more over the panel (total {total:+d})", total <= 1),
+        (f"passes <= 1/10 of autoattack's per model and eps (worst 1/{min(passes):.1f}; total 1/{total_passes:.1f})", min(passes) >= 10),
+        (
+            f"wall time <= 1/5 of autoattack's per model and eps (worst 1/{min(seconds):.1f}; total 1/{total_seconds:.1f})",
+            min(seconds) >= 5,
+        ),
+    ]
+    for text, ok in checks:
+        print(f"  [{'ok' if ok else 'MISSED'}] {text}", flush=True)
+    return all(ok for _, ok in checks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="first N built-in test images")
+    parser.add_argument("--batch", type=int, default=250, help="images per batch (the sweep's default)")
+    parser.add_argument("--models", nargs="*", help="only these panel entries (default: all)")
+    parser.add_argument("--rapid-params", default="{}", help="rapid parameters as JSON, e.g. '{\"targets\": 4}'")
+    parser.add_argument("--skip-torchattacks", action="store_true", help="skip torchattacks' MultiAttack timing on the clean models")
+    parser.add_argument("--json", type=Path, help="also write every row here (rewritten after each model)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is faster on a machine shared with other jobs)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = ra.load_dataset("builtin", "test", n=args.n)
+    params = json.loads(args.rapid_params)
+    print(f"rapid panel: {args.n} built-in test images, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"rapid {params or 'defaults'}", flush=True)  # fmt: skip
+    rows: list[Row] = []
+    for ref, eps, clean in panel(args.models):
+        model = load(ref)
+        aa = run_sweep(create_attack("autoattack", model, channels_last=True), data, eps, args.batch)
+        rapid = run_sweep(create_attack("rapid", model, channels_last=True, **params), data, eps, args.batch)
+        library = torchattacks_seconds(model, data, eps, args.batch) if clean and not args.skip_torchattacks else None
+        for row in compare(ref, eps, aa, rapid, library):
+            show(row)
+            rows.append(row)
+        print(f"  members: autoattack {aa.members}; rapid {rapid.members}", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    print("targets:", flush=True)
+    verdict(rows)
+
+
+if __name__ == "__main__":
+    main()

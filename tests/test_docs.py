@@ -1,0 +1,132 @@
+"""The documentation site: its generated pages list what the code defines (every spec field, every
+registered attack, every run-directory table, every bad-input case), and ``mkdocs build --strict``
+builds it offline, with no resource fetched from the web when a page is viewed."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gen() -> ModuleType:
+    """docs/gen/gen_pages.py, imported (not run: run, it writes the pages into an mkdocs build)."""
+    return _load("docs_gen_pages", ROOT / "docs" / "gen" / "gen_pages.py")
+
+
+@pytest.fixture(scope="module")
+def pages(gen: ModuleType) -> dict[str, str]:
+    """Every hand-written page with its markers filled, and every page made from scratch."""
+    return {**gen.filled_pages(), **gen.generated_pages()}
+
+
+def test_every_marker_is_filled(pages: dict[str, str], gen: ModuleType) -> None:
+    assert {"spec.md", "attacks.md", "rundir.md", "bad-inputs.md", "cli.md", "zoo.md", "getting-started.md"} <= set(pages)
+    left = [name for name, text in pages.items() if "<!-- gen:" in text]
+    assert not left, f"markers not replaced in {left}"
+    with pytest.raises(KeyError, match="unknown marker <!-- gen: nope -->"):
+        gen.fill("text\n<!-- gen: nope -->\n")
+
+
+def test_spec_reference_lists_every_field_and_attack(pages: dict[str, str]) -> None:
+    from robust_attn.attacks.registry import attack_class, backends, list_attacks
+    from robust_attn.sweeps.spec import ATTACK_FIELDS, TOP_FIELDS, SweepSpec
+
+    page = pages["spec.md"]
+    for key in TOP_FIELDS:
+        assert f"| `{key}` |" in page, key
+    for key in ATTACK_FIELDS:
+        assert f"| `{key}` |" in page, key
+    defaults = {f.name: f.default for f in dataclasses.fields(SweepSpec)}
+    assert defaults["n"] == 1000 and "| `n` | `1000` |" in page
+    assert '| `modes` | `["worst-case"]` |' in page and "| `models` | **required** |" in page
+    for backend in backends():
+        for name in list_attacks(backend):
+            anchor = "attack-" + name + ("" if backend == "native" else f"-{backend}")
+            section = page.split(f"{{#{anchor}}}", 1)
+            assert len(section) == 2, f"{name} ({backend}) has no section"
+            body = section[1].split("\n### ", 1)[0]
+            assert f"`{attack_class(name, backend).__qualname__}`" in body or attack_class(name, backend).__qualname__ in body
+    pgd = page.split("{#attack-pgd}", 1)[1].split("\n### ", 1)[0]
+    assert "| `steps` | an integer | `10` |" in pgd and "| `random_start` | true or false | `true` |" in pgd
+    apgd_t = page.split("{#attack-apgd-t}", 1)[1].split("\n### ", 1)[0]
+    assert "| `targets` | an integer | `9` |" in apgd_t and "`loss`" not in apgd_t, "APGD-T fixes its loss: not a parameter"
+    table = pages["attacks.md"]
+    for name in list_attacks():
+        assert f"[`{name}`](spec.md#attack-{name})" in table, name
+
+
+def test_schema_page_contains_every_table(pages: dict[str, str]) -> None:
+    from robust_attn.rundir import schema
+
+    page = pages["rundir.md"]
+    tables = {n: v for n, v in vars(schema).items() if isinstance(v, tuple) and v and all(isinstance(c, schema.Column) for c in v)}
+    assert {"SAMPLE_COLUMNS", "DRIFT_COLUMNS", "SEGMENTATION_COLUMNS", "INDICATOR_COLUMNS"} <= set(tables)
+    for name, columns in tables.items():
+        assert schema.markdown_schema(columns) in page, name
+    for column in schema.RESULT_COLUMNS:
+        assert f"| `{column}` |" in page.split("## results.csv", 1)[1], column
+    for name in (schema.MANIFEST, schema.RESULTS, schema.SAMPLES, schema.DRIFT, schema.SEGMENTATION, schema.INDICATORS, schema.EXAMPLES):
+        assert f"| `{name}` |" in page, name
+    assert f"**{schema.FORMAT_VERSION}**" in page
+
+
+def test_bad_inputs_page_covers_every_case(pages: dict[str, str], gen: ModuleType) -> None:
+    cases = _load("bad_inputs_cases", ROOT / "tests" / "test_bad_inputs.py")
+    page = pages["bad-inputs.md"]
+    for case_id, _, pattern in cases.CASES:
+        assert f"\n| {case_id} |" in page, case_id
+        shown = gen.bad_inputs.readable(pattern)
+        assert gen.bad_inputs.code(shown) in page, case_id
+        if "\\d" not in pattern:
+            assert re.search(pattern, shown), f"the page's line for {case_id!r} is not an instance of its pattern: {shown!r}"
+    others = [n for n in vars(cases) if n.startswith("test_") and n != "test_bad_input_is_one_line_and_exit_2"]
+    assert others
+    for name in others:
+        assert f"(`{name}`)" in page, name
+
+
+def test_api_pages_name_every_public_export(pages: dict[str, str]) -> None:
+    import robust_attn
+
+    page = pages["api/index.md"]
+    for name in robust_attn.__all__:
+        if name != "__version__":
+            assert re.search(rf"(::: [\w.]+\.{name}\n|\[`{name}`\]\[)", page), name
+    assert "- run_sweep" in pages["api/sweeps.md"] and "- load_run" in pages["api/rundir.md"]
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    for module in ("mkdocs", "material", "mkdocstrings", "mkdocs_gen_files"):
+        pytest.importorskip(module, reason="the docs extra is not installed (pip install -e '.[docs]')")
+    site = tmp_path / "site"
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    spec = (site / "spec.html").read_text()
+    assert 'id="attack-apgd"' in spec and "reports/&lt;name&gt;/" in spec, "placeholders in field docs are shown, not eaten as HTML tags"
+    assert "create_attack" in (site / "api" / "index.html").read_text()
+    assert (site / "studies" / "compare" / "report.pdf").is_file() and "Robustness report: compare" in (
+        site / "studies" / "compare" / "index.html"
+    ).read_text()
+    fetched = re.compile(r'<(?:link|script|img)[^>]*(?:href|src)="(?:https?:)?//')
+    for page in site.rglob("*.html"):
+        hit = fetched.search(page.read_text())
+        assert hit is None, f"{page.relative_to(site)} loads {hit.group(0) if hit else ''} from the web"
