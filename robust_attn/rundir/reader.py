@@ -18,6 +18,8 @@ from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.layout import RunDir
 from robust_attn.rundir.store import PROBE_TABLES, Assembled, assemble, finished_records
 
+OPTIONAL_TABLES = ("generalisation",)  # tables added after version 3's first release: absent means empty
+
 
 @dataclass
 class CellOutcomes:
@@ -65,6 +67,7 @@ class Run:
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) by sample index
     clean_pred: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (N,)
     missing: list[dict[str, Any]] = field(default_factory=list)  # planned units not finished (kind, model, attack, mode)
+    generalisation: pd.DataFrame = field(default_factory=pd.DataFrame)  # linear probes on unseen data sets, per sample
 
     @property
     def dir(self) -> RunDir:
@@ -233,7 +236,8 @@ def _merged(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFr
     if missing or results.empty:
         raise RunDirError(f"{root / schema.RESULTS} is malformed (missing columns {missing} or no rows); rerun the sweep with --force")
     samples = _parquet(root, schema.SAMPLES, schema.SAMPLE_COLUMNS)
-    tables = {part: _parquet(root, name, columns) for part, (name, columns) in PROBE_TABLES.items()}
+    tables = {part: _parquet(root, name, columns) if (root / name).is_file() or part not in OPTIONAL_TABLES
+              else pd.DataFrame(columns=[c.name for c in columns]) for part, (name, columns) in PROBE_TABLES.items()}  # fmt: skip
     try:
         with np.load(_need(root, schema.EXAMPLES)) as z:
             arrays = {k: z[k] for k in z.files}
@@ -269,7 +273,8 @@ def load_run(root: str | Path) -> Run:
         results, samples, tables, arrays = _from_units(root, manifest, assemble(RunDir(root), finished))
         done_slugs = {r["config_hash"][:16] for r in finished}
     missing = [u for u in planned if u["slug"] not in done_slugs and not manifest.get("complete")]
-    run = Run(root, manifest, results, samples, tables["drift"], tables["segmentation"], tables["indicators"], missing=missing)
+    run = Run(root, manifest, results, samples, tables["drift"], tables["segmentation"], tables["indicators"], missing=missing,
+              generalisation=tables["generalisation"])  # fmt: skip
     _index_samples(run)
     for i, probe in enumerate(run.manifest.get("probes", [])):
         if probe.get("examples"):

@@ -23,13 +23,14 @@ SAMPLES = "samples.parquet"
 DRIFT = "attention_drift.parquet"
 SEGMENTATION = "segmentation.parquet"
 INDICATORS = "indicators.parquet"
+GENERALISATION = "generalisation.parquet"
 EXAMPLES = "attention_examples.npz"
 CELLS = "cells"
 EXAMPLES_DIR = "examples"  # adversarial images of the first samples (spec field save_examples)
 FIGURES = "figures"
 REPORT_PDF, REPORT_MD, REPORT_HTML = "report.pdf", "report.md", "report.html"
 SUMMARY, PAIRED, ARCHITECTURE_PAIRS = "summary.csv", "paired.csv", "architecture_pairs.csv"
-DATA_FILES = (MANIFEST, RESULTS, SAMPLES, INDICATORS, DRIFT, SEGMENTATION, EXAMPLES)
+DATA_FILES = (MANIFEST, RESULTS, SAMPLES, INDICATORS, DRIFT, SEGMENTATION, GENERALISATION, EXAMPLES)
 THREAT_MODELS = ("white-box", "transfer", "corruption")
 
 
@@ -94,7 +95,8 @@ SEGMENTATION_COLUMNS: tuple[Column, ...] = (
         "method",
         "string",
         False,
-        "attention, gradient saliency, or centred box (needs no model: its rows, eps = 0 only, repeat under each probed model)",
+        "attention, gradient saliency, grad-cam, grad-cam++ (models without attention; CAMs on the activated last conv with a map >= 4x4, "
+        "robust_attn.probes.cam), or centred box (needs no model: its rows, eps = 0 only, repeat under each probed model)",
     ),
     Column("stage", "string", False, "l1, l2, l3 or mean (mean of the stage maps); '-' for saliency and the box"),
     Column("eps", "float64", False, "perturbation budget"),
@@ -117,6 +119,21 @@ INDICATOR_COLUMNS: tuple[Column, ...] = (
     Column("triggered", "bool", False, "the check failed: the evaluation may overstate robustness"),
     Column("skipped", "bool", False, "not applicable to this attack (detail says why)"),
     Column("detail", "string", False, "the measurement in words, and what to do when triggered"),
+)
+
+GENERALISATION_COLUMNS: tuple[Column, ...] = (
+    *_MODEL_COLUMNS,
+    Column(
+        "dataset", "string", False, "unseen data set: shapes-unseen-classes, shapes-unseen-backgrounds, mnist, fashionmnist, svhn, cifar10"
+    ),
+    Column("sample", "int32", False, "index of the image in the unseen set's test split (the same images for every model)"),
+    Column("label", "int16", False, "true class in the unseen set"),
+    Column("pred", "int16", False, "the linear probe's prediction"),
+    Column("correct", "bool", False, "pred == label"),
+    Column("feature_dim", "int32", False, "D of the model's frozen descriptor (features(x), else the input of its last nn.Linear)"),
+    Column("n_train", "int32", False, "train-split images the probe was fitted on"),
+    Column("n_classes", "int16", False, "classes of the unseen set"),
+    Column("converged", "bool", False, "lbfgs converged within max_iter (false: the accuracy may understate the features)"),
 )
 
 RESULT_COLUMNS: tuple[str, ...] = (

@@ -18,6 +18,7 @@ PROBE_TABLES = {
     "drift": (schema.DRIFT, schema.DRIFT_COLUMNS),
     "segmentation": (schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS),
     "indicators": (schema.INDICATORS, schema.INDICATOR_COLUMNS),
+    "generalisation": (schema.GENERALISATION, schema.GENERALISATION_COLUMNS),
 }
 CELL_RECORD_KEYS = ("seconds", "attack_repr", "forwards", "backwards", "members", "traits", "name", "backend", "norm", "eps", "params")
 

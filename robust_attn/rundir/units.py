@@ -90,3 +90,4 @@ class ProbeOutcome:
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # images (E, B, C, H, W), maps (E, S, B, H, W), preds (E, B), eps (E,)
     stages: list[str] = field(default_factory=list)
     indicators: dict[str, np.ndarray] = field(default_factory=dict)  # one row per (attack, indicator)
+    generalisation: dict[str, np.ndarray] = field(default_factory=dict)  # linear-probe rows, one per unseen test sample

@@ -100,6 +100,13 @@ def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackS
     return ProbeCell(info, label, h)
 
 
+def make_generalisation_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
+    """The unit of one model's linear probes on the spec's unseen data sets."""
+    h = config_hash([info.ref, model_sha, "generalisation", list(spec.generalisation), spec.generalisation_train, spec.generalisation_test,
+                     spec.seed, spec.data_dir])  # fmt: skip
+    return ProbeCell(info, "linear probes", h, kind="generalisation")
+
+
 def make_indicator_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
     """The unit of one model's indicators of attack failure (all the spec's attacks)."""
     attacks = [[a.name, a.backend, a.params, max(a.eps)] for a in spec.attacks if a.eps]  # eps-ball attacks only

@@ -32,6 +32,7 @@ from robust_attn.sweeps.cells import CellRun, build_attack, run_cell
 from robust_attn.sweeps.plan import (
     batch_seed,
     make_cells,
+    make_generalisation_unit,
     make_indicator_unit,
     make_probe,
     model_info,
@@ -97,10 +98,11 @@ class _Model:
     cells: list[AttackCell]
     probe: ProbeCell | None
     indicators: ProbeCell | None
+    generalisation: ProbeCell | None = None
 
     @property
     def units(self) -> list[AttackCell | ProbeCell]:
-        return [*self.cells, *(u for u in (self.probe, self.indicators) if u is not None)]
+        return [*self.cells, *(u for u in (self.probe, self.indicators, self.generalisation) if u is not None)]
 
 
 @dataclass
@@ -120,6 +122,7 @@ class _Job:
     models: list[_Model] = field(default_factory=list)
     checked: list[Checked] = field(default_factory=list)
     transfers: list[Any] = field(default_factory=list)  # TransferUnits of the spec's [[transfer]] tables
+    unseen: list[Any] | None = None  # the unseen data sets of the linear probes, once made
 
     @property
     def main(self) -> bool:
@@ -193,6 +196,38 @@ def _run_probe_units(job: _Job, ref: str, model: nn.Module, probe: ProbeCell | N
         distributed.barrier(job.ctx, f"the indicators of {ref}")
 
 
+def _unseen(job: _Job) -> list[Any]:
+    """The spec's unseen data sets, made once per sweep (the same images for every model, so
+    architecture-level statistics pair the samples); skipped sets are noted in the manifest."""
+    if job.unseen is None:
+        from robust_attn.data.unseen import unseen_datasets
+
+        spec = job.spec
+        job.unseen, skipped = unseen_datasets(spec.generalisation, data_dir=spec.data_dir, n_train=spec.generalisation_train,
+                                              n_test=spec.generalisation_test, seed=spec.seed, exclude=(job.data.trained_as or job.data.name,))  # fmt: skip
+        job.manifest["generalisation_skipped"] = {s.name: s.reason for s in skipped}
+        for s in skipped:
+            job.say(f"note: {s.reason}")
+    return job.unseen
+
+
+def _run_generalisation(job: _Job, ref: str, model: nn.Module, unit: ProbeCell | None) -> None:
+    """Linear probes on the model's frozen features, on rank 0 (the others wait)."""
+    if unit is None or not job.todo([unit]):
+        return
+    if job.main:
+        from robust_attn.probes import generalisation_rows
+        from robust_attn.probes.generalisation import PROBE_C
+        from robust_attn.rundir import ProbeOutcome
+
+        t0 = time.perf_counter()
+        rows = generalisation_rows(model, _unseen(job), job.device)
+        seconds = time.perf_counter() - t0
+        job.writer.write_probe(unit, ProbeOutcome(generalisation=rows), {"seconds": seconds, "probe_c": PROBE_C})
+        job.say(f"  {ref} linear probes on {len(_unseen(job))} unseen data sets: {seconds:.1f} s")
+    distributed.barrier(job.ctx, f"the linear probes of {ref}")
+
+
 def _train_missing_zoo_models(job: _Job, checked: list[Checked]) -> None:
     """Missing zoo models are trained before the sweep, spread over the ranks of a job."""
     from robust_attn.zoo import cached_metadata, is_zoo_ref, train_entries
@@ -216,7 +251,8 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
         wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.masks is not None))
         probe = make_probe(spec, info, sha, probe_with) if probe_with is not None and wants_probe else None
         indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
-        job.models.append(_Model(item, meta, info, make_cells(spec, info, sha), probe, indicators))
+        general = make_generalisation_unit(spec, info, sha) if spec.generalisation else None
+        job.models.append(_Model(item, meta, info, make_cells(spec, info, sha), probe, indicators, general))
     from robust_attn.sweeps.plan import data_key
     from robust_attn.sweeps.transfer import plan_transfer
 
@@ -238,6 +274,7 @@ def _run_models(job: _Job) -> None:
                                                                                    **load_options(job.spec, m.item.ref))[0]  # fmt: skip
             _run_attack_cells(job, model, m.cells)
             _run_probe_units(job, m.item.ref, model, m.probe, m.indicators)
+            _run_generalisation(job, m.item.ref, model, m.generalisation)
             del model
         model_bar.update(1)
     model_bar.close()

@@ -103,6 +103,14 @@ class SweepSpec:
     )
     attention_samples: int = _doc(200, "images of the attention / segmentation probe per model; 0 turns it off")
     diagnostic_samples: int = _doc(100, "images for the indicators of attack failure per model; 0 turns them off")
+    generalisation: tuple[str, ...] = _doc(
+        (),
+        "unseen data sets for linear probes on each model's frozen features (the paper's generalisation "
+        "claim): shapes-unseen-classes, shapes-unseen-backgrounds, mnist, fashionmnist, svhn, cifar10 "
+        "(the last four when their files are in data_dir); empty: off",
+    )
+    generalisation_train: int = _doc(2000, "train images of each unseen set the linear probe is fitted on")
+    generalisation_test: int = _doc(1000, "test images of each unseen set the probe is scored on")
     seeds: tuple[int, ...] = _doc((), "training seeds: every zoo model without @seed=N is swept once per seed")
     transfer: tuple[TransferSpec, ...] = _doc(
         (),
@@ -220,6 +228,8 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     rest = {
         k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins", "transfer", "model_options")
     }
+    if isinstance(rest.get("generalisation"), list):
+        rest["generalisation"] = tuple(rest["generalisation"])
     spec = SweepSpec(name=str(raw.get("name", default_name)), models=tuple(models), attacks=attacks, modes=tuple(modes),
                      seeds=tuple(seeds), plugins=tuple(plugins), model_options=model_options, **rest)  # fmt: skip
     spec = validate(spec)
@@ -339,6 +349,9 @@ def _check_numbers(spec: SweepSpec) -> None:
     for key in ("n", "batch_size", "workers"):
         if not _is_int(getattr(spec, key), 1):
             raise _fail(key, f"must be a positive integer, got {getattr(spec, key)!r}")
+    for key in ("generalisation_train", "generalisation_test"):
+        if not _is_int(getattr(spec, key), 1):
+            raise _fail(key, f"must be a positive integer, got {getattr(spec, key)!r}")
     for key in ("save_examples", "attention_samples", "diagnostic_samples"):
         if not _is_int(getattr(spec, key), 0):
             raise _fail(key, f"must be an integer >= 0, got {getattr(spec, key)!r}")
@@ -372,6 +385,10 @@ def validate(spec: SweepSpec) -> SweepSpec:
         raise _fail("device", f"must be auto, cpu, cuda or cuda:N, got {spec.device!r}")
     if spec.data_dir is not None and not isinstance(spec.data_dir, str):
         raise _fail("data_dir", f"must be a path string, got {spec.data_dir!r}")
+    from robust_attn.data.unseen import UNSEEN_SETS
+
+    if not isinstance(spec.generalisation, (list, tuple)) or any(g not in UNSEEN_SETS for g in spec.generalisation):
+        raise _fail("generalisation", f"must be a list drawn from {', '.join(UNSEEN_SETS)}, got {list(spec.generalisation)!r}")
     keys = [a.key for a in spec.attacks]
     if len(set(keys)) != len(keys):
         raise _fail("attacks", f"two attacks share the id {sorted(k for k in keys if keys.count(k) > 1)[0]!r}; give one a label")
