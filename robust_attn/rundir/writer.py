@@ -69,7 +69,7 @@ def _model_columns(info: Any) -> dict[str, Any]:
 def sample_table(cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray) -> Any:
     """The long per-sample table of one attack cell: K x N rows, eps-major."""
     k, n = outcome.correct.shape
-    conditions = {"eps": np.repeat(np.asarray(cell.eps, np.float64), n)}
+    conditions: dict[str, Any] = {"eps": np.repeat(np.asarray(cell.eps, np.float64), n)}
     if cell.conditions:  # corruption cells: no eps, a corruption and a severity per condition
         conditions = {"eps": None, "corruption": np.repeat(np.asarray([c["corruption"] for c in cell.conditions], dtype=object), n),
                       "severity": np.repeat(np.asarray([c["severity"] for c in cell.conditions], np.int8), n)}  # fmt: skip

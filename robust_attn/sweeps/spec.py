@@ -269,7 +269,7 @@ def _refs(where: str, value: Any, spec: SweepSpec, ensembles: bool) -> tuple[tup
         return tuple((m,) for m in spec.models)
     if not isinstance(value, list) or not value:
         raise _fail(where, f"must be 'all' or a non-empty list of the spec's models, got {value!r}")
-    out = []
+    out: list[tuple[str, ...]] = []
     for entry in value:
         names = entry if (ensembles and isinstance(entry, list)) else [entry]
         if not names or not all(isinstance(n, str) for n in names):

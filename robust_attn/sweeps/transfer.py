@@ -149,11 +149,10 @@ def run_transfers(job: TransferJob, all_units: list[TransferUnits]) -> None:
         todo = {key for key in units.cells if key[0] in groups}  # a target's cells and indicator are recomputed together
         every = {units.spec.source_label(src): src for src in [*units.spec.sources, *((tg,) for tg in units.spec.targets)]}
         names = {m for key in todo for m in (key[0], *every[key[1]])}
-        models = {m: next((c.module for c in job.checked if c.ref == m and c.module is not None), None) for m in names}
-        models = {
-            m: mod if mod is not None else load_model_ref(m, job.device, progress=False, **load_options(job.spec, m))[0]
-            for m, mod in models.items()
-        }
+        models: dict[str, nn.Module] = {}
+        for m in names:
+            built = next((c.module for c in job.checked if c.ref == m and c.module is not None), None)
+            models[m] = built if built is not None else load_model_ref(m, job.device, progress=False, **load_options(job.spec, m))[0]
         mine: dict[tuple[str, str], list[Any]] = {key: [] for key in todo}
         for b, (idx, x, y) in enumerate(job.data.batches(job.spec.batch_size)):
             if job.ctx is not None and not job.ctx.shard(b):
