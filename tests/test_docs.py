@@ -124,8 +124,10 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert 'id="attack-apgd"' in spec and "reports/&lt;name&gt;/" in spec, "placeholders in field docs are shown, not eaten as HTML tags"
     assert "create_attack" in (site / "api" / "index.html").read_text()
     assert (site / "studies" / "compare" / "report.pdf").is_file() and "Robustness report: compare" in (
-        site / "studies" / "compare" / "index.html"
+        site / "studies" / "compare" / "report.html"
     ).read_text()
+    for study in sorted((ROOT / "reports").glob("*/report.md")):
+        assert (site / "studies" / study.parent.name / "index.html").is_file(), f"{study.parent.name} has no findings page"
     fetched = re.compile(r'<(?:link|script|img)[^>]*(?:href|src)="(?:https?:)?//')
     for page in site.rglob("*.html"):
         hit = fetched.search(page.read_text())
