@@ -178,12 +178,14 @@ def _print_report(report: object) -> None:
 
 
 def summary_table(run: object, modes: tuple[str, ...] = ("worst-case", "independent")) -> str:
-    """Accuracy per model and eps for each attack, as plain text, from a loaded run directory."""
+    """Accuracy per model and eps for each eps-ball attack, and per severity (mean over the
+    corruptions) for each corruption cell, as plain text, from a loaded run directory."""
     from robust_attn.epsilon import format_eps
     from robust_attn.rundir import Run
 
     assert isinstance(run, Run)
-    rows = run.results[run.results["mode"].isin(modes)]
+    results = run.results
+    rows = results[results["mode"].isin(modes) & (results["threat_model"] == "white-box")]
     lines = []
     for (attack, mode), sel in rows.groupby(["attack", "mode"], sort=False):
         eps = list(dict.fromkeys(sel["eps"]))
@@ -194,6 +196,13 @@ def summary_table(run: object, modes: tuple[str, ...] = ("worst-case", "independ
         for m in models:
             acc = dict(zip(sel.loc[sel["model"] == m, "eps"], sel.loc[sel["model"] == m, "accuracy"]))
             lines.append(m.ljust(width) + "".join(f"{acc[e]:>8.1%}" if e in acc else f"{'-':>8}" for e in eps))
+    corr = results[results["threat_model"] == "corruption"]
+    for attack, sel in corr.groupby("attack", sort=False):
+        per = sel.groupby(["model", "severity"], sort=False)["accuracy"].mean().unstack("severity")
+        width = max(len(str(m)) for m in per.index)
+        lines.append(f"{attack}: accuracy at each severity, mean over {sel['corruption'].nunique()} corruptions:")
+        lines.append(" " * width + "".join(f"{int(s):>8}" for s in per.columns))
+        lines += [str(m).ljust(width) + "".join(f"{v:>8.1%}" for v in row) for m, row in per.iterrows()]
     return "\n".join(lines)
 
 
