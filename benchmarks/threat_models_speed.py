@@ -16,6 +16,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from robust_attn.corruptions import CORRUPTIONS, SEVERITIES
 
 def _cpu() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -54,8 +55,10 @@ def corruptions(n: int, batch: int) -> None:
         evaluator.predict_uint8(images)
     evaluating = time.perf_counter() - t0
     images = n * len(CORRUPTIONS) * len(SEVERITIES)
-    print(f"corruptions: {images:,} images made in {making:.1f} s ({images / making:,.0f} img/s), evaluated on builtin/vgg in "
-          f"{evaluating:.1f} s ({images / evaluating:,.0f} img/s): making / evaluating = {making / evaluating:.2f} (target <= 1)")
+    print(
+        f"corruptions: {images:,} images made in {making:.1f} s ({images / making:,.0f} img/s), evaluated on builtin/vgg in "
+        f"{evaluating:.1f} s ({images / evaluating:,.0f} img/s): making / evaluating = {making / evaluating:.2f} (target <= 1)"
+    )
     with tempfile.TemporaryDirectory() as home:
         os.environ["ROBUST_ATTN_HOME"] = home
         os.symlink(os.path.join(os.path.expanduser("~/.cache/robust-attn"), "zoo"), os.path.join(home, "zoo"))
@@ -85,8 +88,10 @@ def transfer(n: int) -> None:
             adv = ra.create_attack("pgd", loaded[src], steps=10, channels_last=True)(x, y, 4 / 255)
             loaded[tgt](adv)
     separate = time.perf_counter() - t0
-    print(f"transfer 4 x 4 (PGD-10, {n} images, one eps): one crafting pass per source {shared:.1f} s, per pair {separate:.1f} s "
-          f"({separate / shared:.2f}x)")
+    print(
+        f"transfer 4 x 4 (PGD-10, {n} images, one eps): one crafting pass per source {shared:.1f} s, per pair {separate:.1f} s "
+        f"({separate / shared:.2f}x)"
+    )
 
 
 def main() -> None:

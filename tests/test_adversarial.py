@@ -13,8 +13,8 @@ import torch
 import robust_attn as ra
 from robust_attn.training import trainer
 
-
 pytestmark = pytest.mark.slow  # subprocesses and training: the full tier only
+
 
 def _pgd_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
     attack = ra.create_attack("pgd", model, steps=10, random_start=False)

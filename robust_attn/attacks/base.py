@@ -204,7 +204,9 @@ class Attack:
         self.precision: Precision = precision
         self.channels_last = bool(options.get("channels_last", False)) and self.supports_channels_last
         # eval mode on the counter too: library code (torchattacks) reads the mode of the module it is given and restores it
-        self.counter = CostCounter(evaluation_copy(model, fold_bn=bool(options.get("fold_bn", False)), channels_last=self.channels_last)).eval()
+        self.counter = CostCounter(
+            evaluation_copy(model, fold_bn=bool(options.get("fold_bn", False)), channels_last=self.channels_last)
+        ).eval()
         self.model: nn.Module = self.counter
         self.device = model_device(model)
         self._generator: torch.Generator | None = None

@@ -87,6 +87,8 @@ def large_eps_near_zero(results: pd.DataFrame) -> Check:
     name = f"accuracy near zero at large eps (>= {_fmt(LARGE_EPS)})"
     linf = results[results["norm"] == "linf"]
     large = linf[linf["eps"] >= LARGE_EPS - 1e-12]
+    if linf.empty:
+        return Check(name, "skipped", "no L-inf attack in this run")
     if large.empty:
         return Check(name, "skipped", f"the largest L-inf eps is {_fmt(float(linf['eps'].max()))}, below {_fmt(LARGE_EPS)}")
     best = large.loc[large.groupby("model")["accuracy"].idxmin()]

@@ -15,6 +15,7 @@ from robust_attn.rundir import Run
 from robust_attn.stats import eps_at_half, mcnemar_exact, normalised_auc, wilson_interval
 
 ALL_ATTACKS = "all attacks"
+CLAIM_EPS = 2 / 255  # where the paper's robustness claims are tested, and the headline eps of a report
 
 
 def _rows(model: str, attack: str, mode: str, norm: str, eps: np.ndarray, correct: np.ndarray) -> list[dict[str, object]]:
@@ -53,7 +54,8 @@ def curves(run: Run) -> pd.DataFrame:
         combined = worst_over_attacks(run, model)
         if combined is not None:
             rows += _rows(model, ALL_ATTACKS, "worst-case", "linf", *combined)
-    df = pd.DataFrame(rows)
+    columns = ["model", "attack", "mode", "norm", "eps", "n", "correct", "accuracy", "ci_low", "ci_high"]
+    df = pd.DataFrame(rows, columns=columns)
     df["clean_accuracy"] = df["model"].map({m: run.clean_accuracy(m) for m in run.models})
     df["relative"] = df["accuracy"] / df["clean_accuracy"].where(df["clean_accuracy"] > 0)
     return df
@@ -125,25 +127,26 @@ def drift_summary(run: Run) -> pd.DataFrame:
 
 def segmentation_summary(run: Run) -> pd.DataFrame:
     """Mean Jaccard index (and its standard error) per method and eps, with display labels; the
-    centred box, which does not change under attack, is repeated over the eps grid."""
+    centred box, which does not change under attack, is repeated over the eps grid. ``model``:
+    whose map it is ('-' for the box); ``kind``: attention, gradient saliency or centred box."""
     seg = run.segmentation
     if seg.empty:
-        return pd.DataFrame(columns=["method", "model", "eps", "jaccard", "se", "n"])
+        return pd.DataFrame(columns=["method", "model", "kind", "stage", "eps", "jaccard", "se", "n"])
     grid = np.unique(seg["eps"])
     parts = []
     box = seg[seg["method"] == "centred box"].drop_duplicates("sample")
     if not box.empty:
-        parts.append(pd.concat([box.assign(eps=e) for e in grid]).assign(label="centred box", owner="baseline"))
+        parts.append(pd.concat([box.assign(eps=e) for e in grid]).assign(label="centred box", owner="-"))
     sal = seg[seg["method"] == "gradient saliency"]
     for model, g in sal.groupby("model", sort=False):
-        parts.append(g.assign(label=f"input-gradient saliency ({model})", owner="baseline"))
+        parts.append(g.assign(label=f"input-gradient saliency ({model})", owner=str(model)))
     att = seg[seg["method"] == "attention"]
     for (model, stage), g in att.groupby(["model", "stage"], sort=False):
         parts.append(g.assign(label=f"{model} {'mean of stages' if stage == 'mean' else stage}", owner=str(model)))
     long = pd.concat(parts, ignore_index=True)
-    g = long.groupby(["label", "owner", "eps"], sort=False)["jaccard"]
+    g = long.groupby(["label", "owner", "method", "stage", "eps"], sort=False)["jaccard"]
     out = pd.DataFrame({"jaccard": g.mean(), "se": g.std(ddof=1) / np.sqrt(g.size()), "n": g.size()}).reset_index()
-    return out.rename(columns={"label": "method", "owner": "model"})
+    return out.rename(columns={"method": "kind"}).rename(columns={"label": "method", "owner": "model"})
 
 
 def min_norm_curves(run: Run, points: int = 200) -> pd.DataFrame:
@@ -226,11 +229,14 @@ def baselines(run: Run) -> dict[str, str]:
 
 def strongest_attacks(run: Run, norm: str = "linf") -> tuple[str | None, str | None]:
     """(the single-step attack, the strongest iterative attack) of the run in ``norm``, by their
-    declared traits (strength, then steps); None where the run has none."""
+    declared traits (strength, then steps), among its white-box attacks; None where the run has none."""
     single: list[tuple[int, int, str]] = []
     iterative: list[tuple[int, int, str]] = []
+    white_box = {a for (_, a, _) in run.cells}
     for attack in run.attacks:
         t = run.attack_traits(attack)
+        if attack not in white_box:
+            continue
         if t.get("norm") != norm:
             continue
         steps = int(json.loads(run.results.loc[run.results["attack"] == attack, "params"].iloc[0]).get("steps", 1))
@@ -339,13 +345,14 @@ def _segmentation_matrix(run: Run, models: list[str], method: str, stage: str) -
     return np.asarray(rows) if len({len(r) for r in rows}) == 1 else None
 
 
-def paper_claims(run: Run, eps: float = 2 / 255) -> pd.DataFrame:
+def paper_claims(run: Run, eps: float = CLAIM_EPS) -> pd.DataFrame:
     """The paper's claims, per attention population against its baseline (:func:`baselines`: the
     population without attention trained the same way): clean accuracy, segmentation (mean of the
     stage maps against the baseline's gradient saliency), robustness to the single-step attack
     (FGSM) and to the strongest iterative L-inf attack of the run at ``eps``. Verdict: supported
     (interval above 0), not supported (below 0), inconclusive (contains 0); with fewer than 2 seeds
-    per architecture no verdict is given (instances only)."""
+    per architecture no verdict is given (instances only). ``measure``: what the difference is of
+    (accuracy, or the Jaccard index of the maps)."""
     from robust_attn.archstats import architecture_difference
 
     archs = architectures(run)
@@ -367,6 +374,67 @@ def paper_claims(run: Run, eps: float = 2 / 255) -> pd.DataFrame:
             d = architecture_difference(ya, yb)
             seeds = min(len(ya), len(yb))
             verdict = "instances only" if seeds < 2 else "supported" if d.low > 0 else "not supported" if d.high < 0 else "inconclusive"
-            rows.append({"architecture": arch, "against": base, "claim": claim, "eps": e, "value": ya.mean(), "baseline": yb.mean(), "diff": d.value,
-                         "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value, "seeds": seeds, "verdict": verdict})  # fmt: skip
+            measure = "Jaccard" if claim.startswith("maps") else "accuracy"
+            rows.append({"architecture": arch, "against": base, "claim": claim, "eps": e, "measure": measure, "value": ya.mean(),
+                         "baseline": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value, "seeds": seeds,
+                         "verdict": verdict})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# -- the headline: what page 1 and the appendix show ---------------------------------------------
+def headline_attack(run: Run, table: pd.DataFrame) -> str | None:
+    """The attack a report leads with, among the attacks of ``table`` (the curves): the pointwise
+    worst over all L-inf attacks when there is one, else the only attack, else the strongest
+    iterative L-inf one (else the first)."""
+    attacks = [str(a) for a in dict.fromkeys(table["attack"]) if a != "clean"] if len(table) else []
+    if ALL_ATTACKS in attacks:
+        return ALL_ATTACKS
+    if len(attacks) <= 1:
+        return attacks[0] if attacks else None
+    strongest = strongest_attacks(run)[1]
+    return strongest if strongest in attacks else attacks[0]
+
+
+def headline_rows(df: pd.DataFrame, focus: str | None) -> pd.DataFrame:
+    """Clean rows and, at eps > 0, the rows of the headline attack."""
+    return df[(df["attack"] == "clean") | ((df["attack"] == focus) & (df["eps"] > 0))]
+
+
+def headline_eps(grid: np.ndarray | list[float], target: float = CLAIM_EPS) -> float | None:
+    """The eps a report leads with: ``target`` (the claims' eps) when the grid has it, else the
+    positive grid eps nearest to it on a log scale."""
+    pos = np.asarray([e for e in grid if e > 0 and np.isfinite(e)], float)
+    if not len(pos):
+        return None
+    hit = np.nonzero(np.isclose(pos, target))[0]
+    return float(pos[hit[0]] if len(hit) else pos[np.argmin(np.abs(np.log(pos / target)))])
+
+
+def headline_curve(run: Run, table: pd.DataFrame, arch: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The headline attack's curve from eps = 0 (clean): per architecture (``arch``, the
+    architecture curves, when every architecture has two seeds or more) or else per model
+    (worst-case), with 95% intervals. Columns: label, level, attack, norm, eps, accuracy, ci_low, ci_high."""
+    focus = headline_attack(run, table)
+    columns = ["label", "level", "attack", "norm", "eps", "accuracy", "ci_low", "ci_high"]
+    if focus is None:
+        return pd.DataFrame(columns=columns)
+    if arch is not None and len(arch):
+        rows = headline_rows(arch, focus).rename(columns={"architecture": "label"}).assign(level="architecture", attack=focus)
+        return _in_order(rows)[columns]
+    sub = table[(table["attack"] == focus)]
+    mode = "worst-case" if (sub["mode"] == "worst-case").any() else str(sub["mode"].iloc[0])
+    sub = sub[(sub["mode"] == mode) & (sub["eps"] > 0)]
+    clean = []
+    for model in dict.fromkeys(sub["model"]):
+        k, n = int(run.clean_correct(str(model)).sum()), len(run.labels)
+        low, high = wilson_interval(k, n)
+        clean.append({"model": model, "eps": 0.0, "accuracy": k / n, "ci_low": float(low), "ci_high": float(high)})
+    rows = pd.concat([pd.DataFrame(clean), sub], ignore_index=True).rename(columns={"model": "label"})
+    rows = rows.assign(level="model", attack=focus, norm=str(sub["norm"].iloc[0]) if len(sub) else "linf")
+    return _in_order(rows)[columns]
+
+
+def _in_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows by label in order of first appearance, then by eps."""
+    order = {m: i for i, m in enumerate(dict.fromkeys(rows["label"]))}
+    return rows.sort_values(["label", "eps"], key=lambda c: c.map(order) if c.name == "label" else c, kind="stable").reset_index(drop=True)
