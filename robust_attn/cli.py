@@ -122,8 +122,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         from robust_attn.rundir import RunDir, load_run
 
+        run = load_run(root)
         print(f"wrote {root}/: {', '.join(RunDir(root).data_files)}")
-        print(summary_table(load_run(root)))
+        print(summary_table(run))
+        _print_answer(run)
     return 0
 
 
@@ -169,12 +171,23 @@ def _print_report(report: object) -> None:
     from robust_attn.rundir import load_run
 
     assert isinstance(report, Report)
-    print(f"report: {report.pdf}\n        {report.markdown}\n        {report.summary_csv}")
-    if report.incomplete:
-        print(f"warning: {report.incomplete}")
-    print(summary_table(load_run(report.pdf.parent), modes=("worst-case",)))
+    run = load_run(report.pdf.parent)
+    print(summary_table(run, modes=("worst-case",)))
     for c in report.checks:
         print(f"check {c.status:>7}: {c.name}" + ("" if c.status == "pass" else f" - {c.detail}"))
+    _print_answer(run)
+    print(f"report: {report.pdf}\n        {report.html}\n        {report.markdown}\n        {report.summary_csv}")
+    if report.incomplete:
+        print(f"warning: {report.incomplete}")
+
+
+def _print_answer(run: object) -> None:
+    """The answer last, where the terminal leaves it: the claims' verdicts (or 'instances only') and the headline."""
+    from robust_attn.reports import terminal_summary
+    from robust_attn.rundir import Run
+
+    assert isinstance(run, Run)
+    print("\n".join(terminal_summary(run)))
 
 
 def summary_table(run: object, modes: tuple[str, ...] = ("worst-case", "independent")) -> str:

@@ -34,6 +34,7 @@ from robust_attn.reports.sections.attacks import attack_section
 from robust_attn.reports.sections.attention import attention_section, segmentation_section
 from robust_attn.reports.sections.models import models_section
 from robust_attn.reports.sections.provenance import checks_section, run_section
+from robust_attn.reports.sections.threats import corruption_section, generalisation_section, transfer_section
 from robust_attn.rundir import RunDir, load_run, schema
 
 # In order of importance: the answer, the evidence behind it, then the detail; instance-level tests last.
@@ -44,14 +45,16 @@ SECTION_WRITERS: list[Callable[[Context], list[Block]]] = [
     checks_section,  # Sanity checks
     models_section,  # Accuracy per model
     attack_section,  # Attack comparison
-    # corruption and transfer sections plug in here: robust_attn.reports.threats has their tables
+    corruption_section,  # Common corruptions
+    transfer_section,  # Transfer attacks
+    generalisation_section,  # Generalisation to unseen data
     attention_section,  # Attention under attack
     segmentation_section,  # Weakly supervised segmentation
     run_section,  # Run
     appendix_section,  # Appendix: paired comparison of model instances
 ]
 SECTIONS = ["Summary", "The paper's claims", "Architectures", "Sanity checks", "Accuracy per model", "Attack comparison",
-            "Attention under attack", "Weakly supervised segmentation", "Run", "Appendix: paired comparison of model instances"]  # fmt: skip
+            "Common corruptions", "Transfer attacks", "Generalisation to unseen data", "Attention under attack", "Weakly supervised segmentation", "Run", "Appendix: paired comparison of model instances"]  # fmt: skip
 
 
 @dataclass

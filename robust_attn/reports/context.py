@@ -8,7 +8,7 @@ from functools import cached_property
 
 import pandas as pd
 
-from robust_attn.reports import figures, tables
+from robust_attn.reports import figures, tables, threats
 from robust_attn.reports.checks import Check, indicator_checks, run_checks
 from robust_attn.reports.verdicts import annotate
 from robust_attn.rundir import Run
@@ -64,7 +64,7 @@ class Context:
     @cached_property
     def claims(self) -> pd.DataFrame:
         """The paper's claims with their verdicts, ``fragile`` and ``label`` (verdict + '(fragile)')."""
-        return annotate(tables.paper_claims(self.run))
+        return annotate(threats.all_claims(self.run))
 
     @cached_property
     def arch(self) -> pd.DataFrame:

@@ -23,7 +23,9 @@ from matplotlib.patches import Rectangle
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 
 from robust_attn.reports.canvas import Canvas
-from robust_attn.reports.tables import ALL_ATTACKS
+from robust_attn.reports.tables import ALL_ATTACKS, BASELINE_MAPS
+
+BASELINE_MAP_STYLES = {"gradient saliency": "-", "grad-cam": "--", "grad-cam++": "-."}
 
 Colour = tuple[float, float, float]
 MARKERS = "os^Dv<>P*X"
@@ -357,7 +359,7 @@ def drift_curves(canvas: Canvas, drift: pd.DataFrame, arch_of: dict[str, str], a
 
 def segmentation_curves(canvas: Canvas, seg: pd.DataFrame, arch_of: dict[str, str], arch_colours: dict[str, Colour], attack: str) -> None:
     """Jaccard vs eps: attention maps (colour = architecture, style = stage, thick = mean over seeds),
-    the baselines' input-gradient saliency (grey) and the centred box (black, dotted)."""
+    the baselines' saliency and class activation maps (grey) and the centred box (black, dotted)."""
     ax = canvas.grid(1, 1, right=2.6, top=0.4)[0, 0]
     styles = {"mean": "-", "l1": ":", "l2": "--", "l3": "-."}
     data = seg.assign(architecture=seg["model"].map(arch_of), x=seg["eps"] * 255)
@@ -366,8 +368,9 @@ def segmentation_curves(canvas: Canvas, seg: pd.DataFrame, arch_of: dict[str, st
     for (kind, arch, stage), g in data.groupby(["kind", "architecture", "stage"], sort=False, dropna=False):
         if kind == "centred box":
             colour, ls, label = "black", ":", "centred box"
-        elif kind == "gradient saliency":
-            colour, ls, label = "0.55", "-", "input-gradient saliency (baselines)"
+        elif kind in BASELINE_MAP_STYLES:
+            colour, ls = "0.55", BASELINE_MAP_STYLES[str(kind)]
+            label = f"{BASELINE_MAPS[str(kind)]} (baselines)"
         else:
             colour, ls = arch_colours.get(str(arch), (0.4, 0.4, 0.4)), styles.get(str(stage), "-")
             label = f"{arch} {'mean of stages' if stage == 'mean' else stage}"

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from robust_attn.reports.tables import architectures, baselines
+from robust_attn.reports.tables import architectures, baselines, claim_row, paper_claims
 from robust_attn.rundir import Run
 
 
@@ -150,7 +150,7 @@ def transfer_asymmetry(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["corruption_architecture", "corruption_comparison", "corruption_table", "generalisation_architecture", "generalisation_comparison",
+__all__ = ["all_claims", "corruption_architecture", "corruption_comparison", "corruption_table", "generalisation_architecture", "generalisation_comparison",
            "transfer_architecture", "transfer_asymmetry", "transfer_matrix"]  # fmt: skip
 
 
@@ -185,20 +185,22 @@ def generalisation_architecture(run: Run) -> pd.DataFrame:
 
 def generalisation_comparison(run: Run) -> pd.DataFrame:
     """The paper's claim 'features generalise better to unseen data sets': each attention population
-    against its baseline, per unseen data set, with interval, p and verdict."""
-    from robust_attn.archstats import architecture_difference
-
+    against its baseline, per unseen data set, with interval, p and verdict (columns of
+    :func:`~robust_attn.reports.tables.paper_claims`, plus ``dataset``)."""
     archs = architectures(run)
     datasets = list(dict.fromkeys(run.generalisation["dataset"])) if not run.generalisation.empty else []
     rows = []
     for arch, base in baselines(run).items():
         for ds in datasets:
             ya, yb = _probe_matrix(run, archs[arch], ds), _probe_matrix(run, archs[base], ds)
-            if ya is None or yb is None:
-                continue
-            d = architecture_difference(ya, yb)
-            seeds = min(len(ya), len(yb))
-            rows.append({"architecture": arch, "against": base, "claim": f"features generalise better ({ds})", "dataset": ds,
-                         "value": ya.mean(), "baseline": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high,
-                         "p_value": d.p_value, "seeds": seeds, "verdict": _verdict(d.low, d.high, seeds)})  # fmt: skip
+            if ya is not None and yb is not None and ya.shape[1] == yb.shape[1]:
+                rows.append({**claim_row(arch, base, f"features generalise better ({ds})", 0.0, "probe accuracy", ya, yb), "dataset": ds})
     return pd.DataFrame(rows)
+
+
+def all_claims(run: Run) -> pd.DataFrame:
+    """Every claim of the paper the run can test: :func:`~robust_attn.reports.tables.paper_claims`
+    (accuracy, segmentation, robustness) and the generalisation claim per unseen data set."""
+    parts = [paper_claims(run), generalisation_comparison(run).drop(columns="dataset", errors="ignore")]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -120,6 +120,44 @@ def headline_sentence(curve: pd.DataFrame) -> tuple[str, str] | None:
     return ("Headline", f" ({what}): " + "; ".join(parts) + ".")
 
 
+def _comparisons(rows: pd.DataFrame) -> str:
+    """'a vs b +5.1 [+0.4, +9.8] points (p = 0.039, fragile); inconclusive: c, d vs b'."""
+    clear = rows[(rows["ci_low"] > 0) | (rows["ci_high"] < 0)]
+    parts = [f"{r['architecture']} vs {r['against']} {difference(r)} (p = {float(r['p_value']):.2g}"
+             f"{', fragile' if is_fragile(r['p_value'], str(r['verdict'])) else ''})" for _, r in clear.iterrows()]  # fmt: skip
+    rest = rows.drop(clear.index)
+    if len(rest):
+        parts.append("inconclusive: " + ", ".join(f"{a} vs {b}" for a, b in dict.fromkeys(zip(rest["architecture"], rest["against"]))))
+    return "; ".join(parts)
+
+
+def threat_sentences(run: Run, seeds: int) -> list[tuple[str, str]]:
+    """Page 1's sentences on the threat models beyond the eps-ball: attention vs baseline under
+    common corruptions (all severities) and the asymmetry of transfer, at the architecture level;
+    with one seed, the populations' mean accuracy under corruptions (instances)."""
+    from robust_attn.reports import threats
+
+    out: list[tuple[str, str]] = []
+    if run.corruptions:
+        names = len({c for cell in run.corruptions.values() for c, _ in cell.conditions})
+        comparison = threats.corruption_comparison(run) if seeds >= 2 else pd.DataFrame()
+        if len(comparison):
+            rows = comparison[comparison["severity"] == "all"]
+            out.append(("Common corruptions", f" (mean over {names} corruptions and every severity): " + _comparisons(rows) + "."))
+        else:
+            arch = threats.corruption_architecture(run)
+            at = arch[arch["severity"] == "all"].sort_values("accuracy", ascending=False)
+            out.append(("Common corruptions", f" (mean over {names} corruptions and every severity, instances): "
+                        + ", ".join(f"{r['architecture']} {r['accuracy']:.1%}" for _, r in at.iterrows()) + "."))  # fmt: skip
+    if run.transfers and seeds >= 2:
+        asym = threats.transfer_asymmetry(run)
+        if len(asym):
+            rows = asym.assign(architecture=[f"{a} at {format_eps(float(e))}" for a, e in zip(asym["architecture"], asym["eps"])])
+            out.append(("Transfer", " (accuracy on the baseline's images minus the baseline's on theirs; positive: attention resists "
+                        "transfer better): " + _comparisons(rows) + "."))  # fmt: skip
+    return out
+
+
 def checks_sentence(checks: list[Check]) -> tuple[str, str]:
     counts = {s: sum(c.status == s for c in checks) for s in ("pass", "warning", "skipped")}
     warned = [c.name.removeprefix("indicator: ") for c in checks if c.status == "warning"]
@@ -131,10 +169,11 @@ def checks_sentence(checks: list[Check]) -> tuple[str, str]:
 def terminal_summary(run: Run) -> list[str]:
     """A few lines for the end of ``quickstart``, ``sweep`` and ``report``: the architecture-level
     verdicts (or the instance-level statement with one seed), fragile ones marked, and the headline."""
-    from robust_attn.reports.tables import architecture_curves, curves, headline_curve, paper_claims, seeds_per_architecture
+    from robust_attn.reports.tables import architecture_curves, curves, headline_curve, seeds_per_architecture
+    from robust_attn.reports.threats import all_claims
 
     seeds = seeds_per_architecture(run)
-    claims = annotate(paper_claims(run))
+    claims = annotate(all_claims(run))
     lines = [f"incomplete: {run.missing_summary()}"] if run.missing else []
     if claims.empty:
         lines.append("claims: none tested (no attention architecture with a baseline trained the same way)")
@@ -153,6 +192,7 @@ def terminal_summary(run: Run) -> list[str]:
         if len(rest):
             counts = rest.apply(claim_name, axis=1).value_counts(sort=False)
             lines.append(f"  inconclusive: {len(rest)} of {len(claims)} (" + ", ".join(f"{n} x{k}" for n, k in counts.items()) + ")")
+    lines += [f"{lead.lower()}{text}" for lead, text in threat_sentences(run, seeds)]
     table = curves(run)
     line = headline_line(headline_curve(run, table, architecture_curves(run) if seeds >= 2 else None))
     return lines + ([line] if line else [])

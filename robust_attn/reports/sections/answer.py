@@ -7,7 +7,7 @@ from robust_attn.reports import figures
 from robust_attn.reports.blocks import Block, Heading, PageBreak, Paragraph, Plot
 from robust_attn.reports.context import Context
 from robust_attn.reports.tables import ALL_ATTACKS
-from robust_attn.reports.verdicts import FRAGILE_NOTE, checks_sentence, claim_sentences, headline_sentence
+from robust_attn.reports.verdicts import FRAGILE_NOTE, checks_sentence, claim_sentences, headline_sentence, threat_sentences
 
 TITLE = "Summary"
 
@@ -37,6 +37,7 @@ def answer_section(ctx: Context) -> list[Block]:
     sentences = claim_sentences(ctx.claims, ctx.seeds)
     headline = headline_sentence(ctx.headline)
     sentences += [headline] if headline else []
+    sentences += threat_sentences(run, ctx.seeds)
     sentences.append(checks_sentence(ctx.checks))
     blocks += [Paragraph(text, lead=lead, style="bullet") for lead, text in sentences]
     claims, curve = ctx.claims, ctx.headline
@@ -44,7 +45,8 @@ def answer_section(ctx: Context) -> list[Block]:
         what = "the pointwise worst of all L-inf attacks" if ctx.focus == ALL_ATTACKS else str(ctx.focus)
         caption = (f"The paper's claims and the headline curve. Left: the claims, each architecture's difference from its baseline "
                    f"with its 95% interval (zero line: no difference); verdict at the right, hollow and dashed where fragile "
-                   f"({FRAGILE_NOTE}). Right: the headline curve, {what}.") if len(claims) else f"The headline curve: {what}, with 95% bands."  # fmt: skip
+                   f"({FRAGILE_NOTE})." + (f" Right: the headline curve, {what}." if len(curve) else "")) if len(claims) else (
+                   f"The headline curve: {what}, with 95% bands.")  # fmt: skip
         used = height_of(blocks) + 0.35  # the caption line below the figure in the Markdown and HTML is not on the page
         height = max(HEIGHT - used - 0.05, figures.forest_height(claims) * 0.8 if len(claims) else 3.2, 3.2)
         blocks.append(Plot("summary", caption, lambda c: figures.summary_figure(c, claims, curve, _colours(ctx), _markers(ctx)), height))

@@ -36,7 +36,8 @@ def claims_section(ctx: Context) -> list[Block]:
         row_style=["fragile" if f else "" for f in claims["fragile"]],
     )
     note = ("The claims of Jetley et al. (2018) tested at the architecture level on this data: accuracies, or the Jaccard index of the "
-            "binarised mean attention map against the object mask vs the baseline's input-gradient saliency. Supported: the 95% "
+            "binarised mean attention map against the object mask vs the best of the baseline's input-gradient saliency, Grad-CAM, "
+            "Grad-CAM++ and a centred box, or a linear probe's accuracy on frozen features of data sets the models never saw. Supported: the 95% "
             f"interval lies above 0; not supported: below 0; inconclusive: it contains 0. Shaded rows are {FRAGILE_NOTE}.")  # fmt: skip
     if ctx.seeds < 2:
         note += " With one seed per architecture no verdict is given: instances only."

@@ -12,7 +12,7 @@ from robust_attn.epsilon import format_eps
 from robust_attn.reports import figures
 from robust_attn.reports.blocks import Block, Heading, Paragraph, Plot, Table, table_from
 from robust_attn.reports.context import Context
-from robust_attn.reports.tables import drift_summary, segmentation_summary
+from robust_attn.reports.tables import BASELINE_MAPS, drift_summary, segmentation_summary
 
 ATTENTION, SEGMENTATION = "Attention under attack", "Weakly supervised segmentation"
 TILE = 0.42  # inches per 32x32 map in the mosaics
@@ -59,8 +59,8 @@ def segmentation_section(ctx: Context) -> list[Block]:
     blocks: list[Block] = [Heading(SEGMENTATION), Paragraph(
         "Each map is upsampled to the input size and binarised at the uniform level (a pixel is foreground when its attention exceeds "
         "1/(H*W), the map's mean); the Jaccard index against the ground-truth object mask is averaged over images (per-image rows in "
-        "segmentation.parquet). Baselines: input-gradient saliency of each model without attention, binarised the same way, and a "
-        "centred box covering the middle half of each side.", style="note")]  # fmt: skip
+        "segmentation.parquet). Baselines: input-gradient saliency, Grad-CAM and Grad-CAM++ (captum, on the last convolution) of each "
+        "model without attention, binarised the same way, and a centred box covering the middle half of each side.", style="note")]  # fmt: skip
     blocks.append(
         Plot(
             "segmentation",
@@ -79,7 +79,7 @@ def _jaccard_table(seg: pd.DataFrame, arch_of: dict[str, str], *, per_architectu
     per model (the full listing)."""
     if per_architecture:
         arch = seg["model"].map(lambda m: arch_of.get(m, m))
-        label = [("centred box" if k == "centred box" else f"input-gradient saliency ({a})" if k == "gradient saliency" else
+        label = [("centred box" if k == "centred box" else f"{BASELINE_MAPS[k]} ({a})" if k in BASELINE_MAPS else
                   f"{a} {'mean of stages' if st == 'mean' else st}") for k, a, st in zip(seg["kind"], arch, seg["stage"])]  # fmt: skip
         seg = seg.assign(method=label)
     g = seg.groupby(["method", "eps"], sort=False)["jaccard"]
