@@ -68,59 +68,9 @@ def test_a_threat_no_attack_was_run_at_is_not_evaluated() -> None:
 
 
 # -- a leaderboard over two small runs ----------------------------------------------------------
-MODELS = '''
-"""Constructed models with known answers on the builtin shapes (nothing is trained)."""
-import torch
-import torch.nn as nn
-from robust_attn.data import load_dataset
+CONSTRUCTED = Path(__file__).parent / "constructed"  # memory_models.py: models with known answers
 
-
-class Memory(nn.Module):
-    """Nearest-neighbour memory of the first 24 test images (clean accuracy 100%) plus a random
-    linear term of strength ``scale`` that gradient attacks exploit."""
-
-    training_regime = "clean"
-
-    def __init__(self, seed, scale, architecture):
-        super().__init__()
-        ds = load_dataset("builtin", "test", n=24)
-        self.register_buffer("x", torch.stack([ds[i][0] for i in range(24)]).flatten(1))
-        self.register_buffer("y", nn.functional.one_hot(torch.tensor([int(ds[i][1]) for i in range(24)]), 10).float())
-        self.register_buffer("w", torch.randn(10, self.x.shape[1], generator=torch.Generator().manual_seed(seed)))
-        self.architecture, self.train_seed, self.scale = architecture, seed, scale
-
-    def forward(self, x):
-        x = x.flatten(1)
-        return 10 * torch.softmax(-torch.cdist(x, self.x) ** 2, dim=1) @ self.y + self.scale * (x - 0.5) @ self.w.T
-
-
-class Constant(nn.Module):
-    """Always class 5: its accuracy is the share of label 5 at every eps."""
-
-    architecture = "constant"
-    training_regime = "clean"
-
-    def forward(self, x):
-        return nn.functional.one_hot(torch.tensor(5), 10).float().expand(len(x), -1) + 0 * x.flatten(1).sum(1, keepdim=True)
-
-
-def memory0():
-    return Memory(0, 0.2, "memory").eval()
-
-
-def memory1():
-    return Memory(1, 0.2, "memory").eval()
-
-
-def steady():
-    return Memory(2, 0.1, "memory-steady").eval()
-
-
-def const():
-    return Constant().eval()
-'''
-
-M = "leaderboard_models"
+M = "memory_models"
 FGSM: dict[str, Any] = {"name": "fgsm", "eps": ["0", "2/255", "4/255", "8/255"]}
 PGD: dict[str, Any] = {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]}
 APGD: dict[str, Any] = {"name": "apgd", "steps": 3, "eps": ["8/255"]}
@@ -136,9 +86,8 @@ def _sweep(root: Path, name: str, models: list[str], attacks: list[dict[str, Any
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     root = tmp_path_factory.mktemp("leaderboard")
-    (root / f"{M}.py").write_text(MODELS)
     mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(root))
+    mp.syspath_prepend(str(CONSTRUCTED))
     out = {"study": _sweep(root, "study", ["memory0", "memory1", "const"], [FGSM, PGD]),
            "new": _sweep(root, "new", ["steady", "const"], [FGSM, PGD, APGD]),
         "extra": _sweep(root, "extra", ["const"], [{"name": "fgsm", "eps": ["1/255", "8/255"]}]),  # one threat no other run has

@@ -64,9 +64,10 @@ def _rotate(x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, angle:
     return c * dx + s * dy, -s * dx + c * dy
 
 
-def _chunk(rng: np.random.Generator, m: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
-    # Background: base colour plus three random gratings per image, and pixel noise.
+def grating_background(rng: np.random.Generator, m: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The built-in background of ``m`` images on the pixel grid ``x``, ``y``: a base colour plus
+    three random gratings per image, and pixel noise (drawn from ``rng`` in this order); returns the
+    images and their base colours (the objects' colours are drawn relative to them)."""
     base = _uniform(rng, 0.25, 0.75, (m, 3))
     k = 3
     theta = _uniform(rng, 0, np.pi, (m, k))
@@ -77,6 +78,12 @@ def _chunk(rng: np.random.Generator, m: int, size: int) -> tuple[np.ndarray, np.
     waves = np.sin(freq[..., None, None] * proj + phase[..., None, None]).astype(np.float32)
     img = base[:, :, None, None] + np.einsum("mkc,mkhw->mchw", amp, waves)
     img += 0.04 * rng.standard_normal(img.shape, dtype=np.float32)
+    return img, base
+
+
+def _chunk(rng: np.random.Generator, m: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
+    img, base = grating_background(rng, m, x, y)
 
     def paint(mask: np.ndarray, colour: np.ndarray) -> None:
         np.copyto(img, colour[:, :, None, None], where=mask[:, None])

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from robust_attn.data.dataset import ImageDataset
 from robust_attn.data.loading import BUILTIN_MEAN, BUILTIN_STD, load_dataset
-from robust_attn.data.shapes import _MAX_ROTATION, _SPLIT_IDS, CHUNK, SHAPE_CLASSES, _rotate, _shape_mask, _uniform
+from robust_attn.data.shapes import _MAX_ROTATION, _SPLIT_IDS, CHUNK, SHAPE_CLASSES, _rotate, _shape_mask, _uniform, grating_background
 from robust_attn.errors import DataError, DataNotFound
 
 UNSEEN_CLASSES: tuple[str, ...] = ("ellipse", "crescent", "arrow", "x-cross", "heart", "hourglass", "chevron", "frame")
@@ -104,16 +104,7 @@ def _distractors(rng: np.random.Generator, img: np.ndarray, x: np.ndarray, y: np
 def builtin_background(rng: np.random.Generator, m: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ColourFn]:
     """The built-in set's background (base colour, three gratings, pixel noise, distractors) and its
     object colour rule, drawing from ``rng`` in the built-in generator's order."""
-    base = _uniform(rng, 0.25, 0.75, (m, 3))
-    k = 3
-    theta = _uniform(rng, 0, np.pi, (m, k))
-    freq = _uniform(rng, 0.15, 0.9, (m, k))
-    phase = _uniform(rng, 0, 2 * np.pi, (m, k))
-    amp = _uniform(rng, -0.18, 0.18, (m, k, 3))
-    proj = np.cos(theta)[..., None, None] * x + np.sin(theta)[..., None, None] * y
-    waves = np.sin(freq[..., None, None] * proj + phase[..., None, None]).astype(np.float32)
-    img = base[:, :, None, None] + np.einsum("mkc,mkhw->mchw", amp, waves)
-    img += 0.04 * rng.standard_normal(img.shape, dtype=np.float32)
+    img, base = grating_background(rng, m, x, y)
     _distractors(rng, img, x, y, lambda: _uniform(rng, 0, 1, (m, 3)))
 
     def colour(rng: np.random.Generator) -> np.ndarray:
