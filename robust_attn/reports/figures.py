@@ -169,7 +169,7 @@ def summary_figure(canvas: Canvas, claims: pd.DataFrame, curve: pd.DataFrame, co
         longest = max(len(f"{a} vs {b}") for a, b in zip(claims["architecture"], claims["against"]))
         label_w, verdict_w = 0.15 + 0.062 * longest, 1.3
         width = w - label_w - verdict_w - (curve_w + 0.75 if curve_w else 0.0)
-        forest(canvas.axes(label_w, 0.12, width, h - 0.62), claims, label_in=label_w - 0.05)
+        forest(canvas.axes(label_w, 0.12, width, h - 0.8), claims, label_in=label_w - 0.05)
     if len(curve):
         n = min(len(curve["label"].unique()), 12)
         left = w - curve_w - 0.05 if len(claims) else (w - curve_w) / 2
