@@ -251,7 +251,8 @@ def paginate(pieces: list[Piece]) -> list[list[tuple[Piece, float]]]:
             k += 1
             chain += pieces[k].height
         chain = min(chain, HEIGHT)
-        if pages[-1] and y + chain > HEIGHT + 1e-6:
+        inside = i > 0 and pieces[i - 1].keep_with_next  # its chain already began on this page: break only if it alone does not fit
+        if pages[-1] and y + (p.height if inside else chain) > HEIGHT + 1e-6:
             pages.append([])
             y = 0.0
         if not pages[-1] and p.repeat is not None:

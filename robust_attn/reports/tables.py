@@ -183,8 +183,9 @@ def fooled_first(run: Run) -> pd.DataFrame:
 
 def attack_costs(run: Run, summ: pd.DataFrame) -> pd.DataFrame:
     """Per attack and mode: forward and backward passes per sample and seconds (over all models),
-    next to its mean normalised AUC over the models (strength per unit of compute)."""
-    res = run.results.drop_duplicates(["model", "attack", "mode"])
+    next to its mean normalised AUC over the models (strength per unit of compute); white-box
+    attacks only (a transfer cell's cost is its source's crafting pass, a corruption has no AUC)."""
+    res = run.results[run.results["threat_model"] == "white-box"].drop_duplicates(["model", "attack", "mode"])
     g = res.groupby(["attack", "mode"], sort=False)
     out = pd.DataFrame({"models": g.size(), "forwards_per_sample": g["forwards_per_sample"].mean(),
                         "backwards_per_sample": g["backwards_per_sample"].mean(), "seconds": g["seconds"].sum()})  # fmt: skip

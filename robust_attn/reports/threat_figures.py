@@ -74,11 +74,15 @@ def _label_room(names: list[str]) -> float:
     return 0.055 * max(len(s) for s in names) + 0.15
 
 
+COLS = 3  # transfer panels per row
+
+
 def transfer_height(models: list[str], panels: int) -> float:
-    """Inches for :func:`transfer_figure`: square cells of about 0.25 inch, labels below each row of panels."""
-    rows = -(-panels // 2)
+    """Inches for :func:`transfer_figure`: square cells of about 0.25 inch (smaller for many
+    models, so three panels fit the width), labels below each row of panels."""
+    rows = -(-panels // COLS)
     label_in = _label_room(list(short_names(models).values()))
-    return 0.35 + rows * (min(0.25 * len(models), 3.2) + label_in + 0.75)
+    return 0.35 + rows * (min(0.25 * len(models), 2.2) + label_in + 0.75)
 
 
 def transfer_figure(canvas: Canvas, matrix: pd.DataFrame) -> None:
@@ -89,7 +93,7 @@ def transfer_figure(canvas: Canvas, matrix: pd.DataFrame) -> None:
     sources = list(dict.fromkeys(matrix["source"]))
     names = short_names(list(dict.fromkeys([*targets, *sources])))
     label_in = _label_room(list(names.values()))
-    cols = min(2, len(grid))
+    cols = min(COLS, len(grid))
     axes = canvas.grid(-(-len(grid) // cols), cols, left=label_in + 0.3, bottom=label_in + 0.4, right=1.0, top=0.35,
                        wgap=label_in + 0.5, hgap=label_in + 0.75).ravel()  # fmt: skip
     image = None

@@ -4,6 +4,8 @@ asymmetry) and the generalisation probes (linear classifiers on frozen features 
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 
 from robust_attn.epsilon import format_eps
@@ -99,9 +101,11 @@ def transfer_section(ctx: Context) -> list[Block]:
             style="note",
         ),
     ]
-    models = list(dict.fromkeys([*matrix["target"], *matrix["source"]]))
-    blocks.append(Plot("transfer", "Transfer matrices: target accuracy (rows) on images crafted on each source (columns), per eps",
-                       lambda c: threat_figures.transfer_figure(c, matrix), threat_figures.transfer_height(models, matrix["eps"].nunique())))  # fmt: skip
+    for k, (attack, sub) in enumerate(matrix.groupby("attack", sort=False)):  # one figure per [[transfer]] section
+        models = list(dict.fromkeys([*sub["target"], *sub["source"]]))
+        blocks.append(Plot("transfer" + (f"-{k + 1}" if k else ""), f"Transfer matrices ({attack}): target accuracy (rows) on images "
+                           "crafted on each source (columns), per eps", partial(threat_figures.transfer_figure, matrix=sub),
+                           threat_figures.transfer_height(models, sub["eps"].nunique())))  # fmt: skip
     if ctx.seeds >= 2:
         arch = threats.transfer_architecture(run)
         if len(arch):
