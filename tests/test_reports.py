@@ -450,3 +450,17 @@ def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> 
     both = pd.DataFrame({"attack": ["clean", "fgsm", "all attacks", "pgd"], "eps": [0.0, 1.0, 1.0, 1.0]})
     assert headline_attack(run, both) == "all attacks"
     assert headline_rows(both, "all attacks")["attack"].tolist() == ["clean", "all attacks"]
+
+
+def test_a_heading_never_stands_alone_on_a_page() -> None:
+    """A heading, its note and a page-high figure: the heading and note share a page (the figure
+    goes to the next), and no page holds the heading alone, even below other content."""
+    from robust_attn.reports.blocks import Heading, Paragraph, Plot
+    from robust_attn.reports.pdf import HEIGHT, paginate, pieces_of
+
+    blocks = [Paragraph("filler " * 400), Heading("Transfer attacks"), Paragraph("a note"), Plot("big", "a figure", lambda c: None, HEIGHT)]
+    pages = paginate(pieces_of(blocks))
+    kinds = [[("plot" if p.plot else "heading" if p.keep_with_next and p.height < 0.5 else "text") for p, _ in page] for page in pages]
+    assert kinds == [["text", "heading", "text"], ["plot"]], "the heading and its note together, the figure on the next page"
+    alone = paginate(pieces_of(blocks[1:]))  # at the top of a page: heading, note and figure do not fit one page either
+    assert [len(page) for page in alone] == [2, 1]
