@@ -48,7 +48,7 @@ def answer_section(ctx: Context) -> list[Block]:
                    f"({FRAGILE_NOTE})." + (f" Right: the headline curve, {what}." if len(curve) else "")) if len(claims) else (
                    f"The headline curve: {what}, with 95% bands.")  # fmt: skip
         used = height_of(blocks) + 0.35  # the caption line below the figure in the Markdown and HTML is not on the page
-        height = max(HEIGHT - used - 0.05, figures.forest_height(claims) * 0.8 if len(claims) else 3.2, 3.2)
+        height = max(HEIGHT - used - 0.05, 3.0)  # the rest of page 1: the answer stays on one page
         blocks.append(Plot("summary", caption, lambda c: figures.summary_figure(c, claims, curve, _colours(ctx), _markers(ctx)), height))
     blocks.append(PageBreak())
     return blocks

@@ -137,7 +137,7 @@ def generalisation_section(ctx: Context) -> list[Block]:
         ),
     ]
     if skipped:
-        blocks.append(Paragraph("; ".join(f"{k}: {v}" for k, v in skipped.items()), lead="Skipped: ", style="note"))
+        blocks.append(Paragraph("; ".join(str(v) for v in skipped.values()) + ".", lead="Skipped: ", style="note"))
     shown = arch.assign(accuracy=[_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
     blocks.append(table_from(shown[["architecture", "dataset", "seeds", "accuracy"]], {}, rename={"accuracy": "probe accuracy [95% CI]"},
                              title="Linear-probe test accuracy per population and unseen data set"))  # fmt: skip
