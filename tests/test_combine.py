@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -199,3 +200,25 @@ def test_a_failure_half_way_leaves_nothing(runs: dict[str, Path], tmp_path: Path
         combine_runs([runs["study"], runs["new"]], tmp_path / "out")
     _one_line(err, "could not write the combined run", "the disk is full", "nothing was written")
     assert list(tmp_path.iterdir()) == [], "the temporary folder is removed"
+
+
+def test_the_committed_compare_study_takes_a_new_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's use case: one new model swept with attacks/compare.toml, then compared with the
+    committed reports/compare (12 models) without rerunning it; the study's rows come through unchanged."""
+    from robust_attn.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(CONSTRUCTED))
+    new, out = tmp_path / "mine", tmp_path / "compare-plus-mine"
+    spec = str(root / "attacks" / "compare.toml")
+    assert main(["sweep", spec, "--models", f"{M}:const", "--out", str(new), "--quiet"]) == 0
+    assert _compare(["compare", str(root / "reports" / "compare"), str(new), "--out", str(out), "--quiet"]) == 0
+    study, both = ra.load_run(root / "reports" / "compare"), ra.load_run(out)
+    assert both.models == [*study.models, f"{M}:const"]
+    keys = ["model", "attack", "mode", "eps"]
+    mine = both.results[both.results["model"].isin(study.models)]
+    pd.testing.assert_frame_equal(_key(mine, keys), _key(study.results, keys), check_dtype=False)
+    const = both.results[(both.results["model"] == f"{M}:const") & (both.results["attack"] != "clean")]
+    share = float((study.labels == 5).mean())  # the constant model's accuracy at every eps
+    assert np.allclose(const["accuracy"], share), const[["attack", "eps", "accuracy"]]
+    assert (out / "report.pdf").is_file() and "constant" in (out / "report.md").read_text()
