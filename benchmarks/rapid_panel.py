@@ -195,6 +195,31 @@ def verdict(rows: list[Row]) -> bool:
     return all(ok for _, ok in checks)
 
 
+def markdown(rows: list[Row]) -> str:
+    """The panel as a Markdown table (for docs/speed.md), totals last."""
+    lines = ["| model | eps | autoattack | rapid | only autoattack fooled | only rapid fooled | passes autoattack / rapid | seconds autoattack / rapid |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| `{r.model}` | {r.eps * 255:.0f}/255 | {r.aa_correct / r.n:.0%} | {r.rapid_correct / r.n:.0%} | "
+                     f"{', '.join(f'{i} ({m})' for i, m in r.rapid_only) or '-'} | {', '.join(f'{i} ({m})' for i, m in r.aa_only) or '-'} | "
+                     f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
+                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}) |")  # fmt: skip
+    aa, rp = sum(r.aa_passes for r in rows), sum(r.rapid_passes for r in rows)
+    sa, sr = sum(r.aa_seconds for r in rows), sum(r.rapid_seconds for r in rows)
+    lines.append(f"| **all** | | {sum(r.aa_correct for r in rows)} images | {sum(r.rapid_correct for r in rows)} images | | | "
+                 f"{aa:,} / {rp:,} (1/{aa / max(rp, 1):.1f}) | {sa:.0f} / {sr:.0f} (1/{sa / max(sr, 1e-9):.1f}) |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def summarise(path: Path) -> None:
+    """Targets and table of a panel saved with --json (also one stopped before its end)."""
+    rows = [Row(**{**r, "aa_only": [tuple(x) for x in r["aa_only"]], "rapid_only": [tuple(x) for x in r["rapid_only"]]})
+            for r in json.loads(path.read_text())]  # fmt: skip
+    print(f"{len(rows)} panel rows from {path}:")
+    verdict(rows)
+    print(markdown(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="first N built-in test images")
@@ -204,7 +229,11 @@ def main() -> None:
     parser.add_argument("--skip-torchattacks", action="store_true", help="skip torchattacks' MultiAttack timing on the clean models")
     parser.add_argument("--json", type=Path, help="also write every row here (rewritten after each model)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is faster on a machine shared with other jobs)")
+    parser.add_argument("--summarise", type=Path, metavar="JSON", help="only print the targets and a Markdown table of a saved panel")
     args = parser.parse_args()
+    if args.summarise:
+        summarise(args.summarise)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     data = ra.load_dataset("builtin", "test", n=args.n)
