@@ -363,7 +363,9 @@ def _write_tables(tmp: RunDir, sources: list[Source], plan: Plan) -> None:
     samples = [_select(path, schema.SAMPLE_COLUMNS, [], plan.cells_of(j)) for j, path in enumerate(parts)]
     pq.write_table(pa.concat_tables(samples), tmp.samples, compression="zstd")
     for file_name, columns in PROBE_TABLES.values():
-        tables = [_select(s.run.dir.table(file_name), columns, plan.models_of(j)) for j, s in enumerate(sources)]
+        empty = schema.arrow_schema(columns).empty_table()  # a table added to the format later is absent from older runs
+        tables = [_select(path, columns, plan.models_of(j)) if (path := s.run.dir.table(file_name)).is_file() else empty
+                  for j, s in enumerate(sources)]  # fmt: skip
         pq.write_table(pa.concat_tables(tables), tmp.table(file_name), compression="zstd")
 
 
@@ -412,8 +414,14 @@ def _write_atomically(out: Path, write: Any) -> None:
         if aside.exists() and not out.exists():
             os.replace(aside, out)
         if isinstance(err, OSError):
-            why = "the disk is full" if disk_full(err) else (err.strerror or str(err))
-            raise RunDirError(f"could not write the combined run {out} ({why}); nothing was written there, free space and rerun") from err
+            if disk_full(err):
+                raise RunDirError(
+                    f"could not write the combined run {out} (the disk is full); nothing was written there, free space and rerun"
+                ) from err
+            if isinstance(err, PermissionError):
+                raise RunDirError(
+                    f"could not write the combined run {out} ({err.strerror}); nothing was written there, choose a folder you can write"
+                ) from err
         raise
     shutil.rmtree(aside, ignore_errors=True)
 
