@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIXTURE_SEED
 
 from robust_attn.cli import main
 from robust_attn.stats import wilson_interval
@@ -110,7 +111,7 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
         low, high = wilson_interval(int(r["correct"]), int(r["n"]))
         assert float(r["ci_low"]) == pytest.approx(low, abs=1e-6) and float(r["ci_high"]) == pytest.approx(high, abs=1e-6)
         assert float(r["ci_low"]) <= float(r["accuracy"]) <= float(r["ci_high"])
-        assert r["architecture"] == "vgg-att3-pc" and r["train_seed"] == "0"
+        assert r["architecture"] == "vgg-att3-pc" and r["train_seed"] == str(FIXTURE_SEED), "the fixture's training seed"
     fgsm_wc = [r for r in rows if r["attack"] == "fgsm" and r["mode"] == "worst-case"]
     assert [r["eps_label"] for r in fgsm_wc] == ["0/255", "2/255", "8/255"]
     # FGSM worst-case: one forward+backward per image, then forwards for the survivors only
