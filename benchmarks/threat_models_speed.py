@@ -59,6 +59,7 @@ def corruptions(n: int, batch: int) -> None:
         f"corruptions: {images:,} images made in {making:.1f} s ({images / making:,.0f} img/s), evaluated on builtin/vgg in "
         f"{evaluating:.1f} s ({images / evaluating:,.0f} img/s): making / evaluating = {making / evaluating:.2f} (target <= 1)"
     )
+    before = os.environ.get("ROBUST_ATTN_HOME")
     with tempfile.TemporaryDirectory() as home:
         os.environ["ROBUST_ATTN_HOME"] = home
         os.symlink(os.path.join(os.path.expanduser("~/.cache/robust-attn"), "zoo"), os.path.join(home, "zoo"))
@@ -70,6 +71,10 @@ def corruptions(n: int, batch: int) -> None:
         cells = {c["model"]: c["seconds"] for c in ra.load_run(root).manifest["cells"]}
         print(f"sweep of two models (cold cache): {total:.1f} s; first model {cells['builtin/vgg']:.1f} s (makes the images), second "
               f"{cells['builtin/vgg@seed=1']:.1f} s (reads them): the second model is {cells['builtin/vgg'] / cells['builtin/vgg@seed=1']:.1f}x faster")  # fmt: skip
+    if before is None:  # the transfer part reads the real cache again
+        os.environ.pop("ROBUST_ATTN_HOME", None)
+    else:
+        os.environ["ROBUST_ATTN_HOME"] = before
 
 
 def transfer(n: int) -> None:
