@@ -122,3 +122,8 @@ def signed_pct(x: Any) -> str:
 
 def p_value(p: Any) -> str:
     return "-" if pd.isna(p) else f"{float(p):.2g}"
+
+
+def pct_interval(v: float, lo: float, hi: float) -> str:
+    """'53.0% [49.3, 56.4]': an accuracy with its 95% interval in points."""
+    return f"{v:.1%} [{lo * 100:.1f}, {hi * 100:.1f}]"

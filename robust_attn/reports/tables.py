@@ -390,6 +390,12 @@ def paper_claims(run: Run, eps: float = CLAIM_EPS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdict_of(low: float, high: float, seeds: int) -> str:
+    """Supported (95% interval above 0), not supported (below 0), inconclusive (contains 0); with
+    fewer than two seeds per population no verdict: instances only."""
+    return "instances only" if seeds < 2 else "supported" if low > 0 else "not supported" if high < 0 else "inconclusive"
+
+
 def claim_row(arch: str, base: str, claim: str, eps: float, measure: str, ya: np.ndarray, yb: np.ndarray) -> dict[str, object]:
     """One claim: population ``ya`` (seeds x samples) against ``yb`` on the same samples, with the
     architecture-level difference, its interval, p and verdict."""
@@ -397,7 +403,7 @@ def claim_row(arch: str, base: str, claim: str, eps: float, measure: str, ya: np
 
     d = architecture_difference(ya, yb)
     seeds = min(len(ya), len(yb))
-    verdict = "instances only" if seeds < 2 else "supported" if d.low > 0 else "not supported" if d.high < 0 else "inconclusive"
+    verdict = verdict_of(d.low, d.high, seeds)
     return {"architecture": arch, "against": base, "claim": claim, "eps": eps, "measure": measure, "value": ya.mean(), "baseline": yb.mean(),
             "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value, "seeds": seeds, "verdict": verdict}  # fmt: skip
 

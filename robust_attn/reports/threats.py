@@ -9,12 +9,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from robust_attn.reports.tables import architectures, baselines, claim_row, paper_claims
+from robust_attn.reports.tables import architectures, baselines, claim_row, paper_claims, verdict_of
 from robust_attn.rundir import Run
-
-
-def _verdict(low: float, high: float, seeds: int) -> str:
-    return "instances only" if seeds < 2 else "supported" if low > 0 else "not supported" if high < 0 else "inconclusive"
 
 
 # -- common corruptions ---------------------------------------------------------------------------
@@ -78,7 +74,7 @@ def corruption_comparison(run: Run) -> pd.DataFrame:
             seeds = min(len(ya), len(yb))
             rows.append({"architecture": arch, "against": base, "severity": "all" if severity is None else severity, "value": ya.mean(),
                          "baseline": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value,
-                         "seeds": seeds, "verdict": _verdict(d.low, d.high, seeds)})  # fmt: skip
+                         "seeds": seeds, "verdict": verdict_of(d.low, d.high, seeds)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -146,7 +142,7 @@ def transfer_asymmetry(run: Run) -> pd.DataFrame:
             seeds = min(len(to_att), len(to_base))
             rows.append({"architecture": arch, "against": base, "eps": eps, "baseline_to_attention": to_att.mean(),
                          "attention_to_baseline": to_base.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high,
-                         "p_value": d.p_value, "seeds": seeds, "verdict": _verdict(d.low, d.high, seeds)})  # fmt: skip
+                         "p_value": d.p_value, "seeds": seeds, "verdict": verdict_of(d.low, d.high, seeds)})  # fmt: skip
     return pd.DataFrame(rows)
 
 

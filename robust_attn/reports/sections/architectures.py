@@ -7,7 +7,7 @@ import pandas as pd
 
 from robust_attn.epsilon import format_eps
 from robust_attn.reports import figures
-from robust_attn.reports.blocks import Block, Heading, Paragraph, Plot, Table, p_value, pct, table_from
+from robust_attn.reports.blocks import Block, Heading, Paragraph, Plot, Table, p_value, pct, pct_interval, table_from
 from robust_attn.reports.context import Context
 from robust_attn.reports.tables import ALL_ATTACKS, budget_mismatch, headline_rows
 from robust_attn.reports.verdicts import FRAGILE_NOTE, claim_name, difference, is_fragile
@@ -42,10 +42,6 @@ def claims_section(ctx: Context) -> list[Block]:
     if ctx.seeds < 2:
         note += " With one seed per architecture no verdict is given: instances only."
     return [Heading(CLAIMS), Paragraph(note, style="note"), table]
-
-
-def _interval(v: float, lo: float, hi: float) -> str:
-    return f"{v:.1%} [{lo * 100:.1f}, {hi * 100:.1f}]"
 
 
 def architecture_section(ctx: Context) -> list[Block]:
@@ -89,7 +85,7 @@ def _accuracy_tables(ctx: Context) -> list[Block]:
         for e in cols:
             r = g[g["eps"] == e]
             label = "clean" if e == 0 else format_eps(e)
-            pivot[label].append(_interval(*r[["accuracy", "ci_low", "ci_high"]].iloc[0]) if len(r) else "-")
+            pivot[label].append(pct_interval(*r[["accuracy", "ci_low", "ci_high"]].iloc[0]) if len(r) else "-")
             keys[label].append(float(r["accuracy"].iloc[0]) if len(r) else float("nan"))
     what = "all attacks (pointwise worst case)" if focus == ALL_ATTACKS else str(focus)
     full = arch.assign(attack=arch["attack"].replace({ALL_ATTACKS: "all attacks"}))

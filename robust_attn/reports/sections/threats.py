@@ -10,25 +10,20 @@ import pandas as pd
 
 from robust_attn.epsilon import format_eps
 from robust_attn.reports import threat_figures, threats
-from robust_attn.reports.blocks import Block, Heading, Paragraph, Plot, Table, p_value, pct, table_from
+from robust_attn.reports.blocks import Block, Heading, Paragraph, Plot, Table, p_value, pct, pct_interval, table_from
 from robust_attn.reports.context import Context
-from robust_attn.reports.verdicts import is_fragile
+from robust_attn.reports.verdicts import annotate
 
 CORRUPTIONS, TRANSFER, GENERALISATION = "Common corruptions", "Transfer attacks", "Generalisation to unseen data"
-
-
-def _interval(v: float, lo: float, hi: float) -> str:
-    return f"{v:.1%} [{lo * 100:.1f}, {hi * 100:.1f}]"
 
 
 def _comparison_table(rows: pd.DataFrame, key: str, title: str, caption: str) -> Table:
     """Attention population vs its baseline per ``key`` (severity, eps or data set): the difference
     in points [95% CI], p and the verdict, fragile rows shaded."""
-    shown = rows.assign(
+    shown = annotate(rows).assign(
         difference=[
             f"{d * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]" for d, lo, hi in zip(rows["diff"], rows["ci_low"], rows["ci_high"])
-        ],
-        label=[v + (" (fragile)" if is_fragile(p, v) else "") for p, v in zip(rows["p_value"], rows["verdict"])],
+        ]
     )
     return table_from(
         shown[["architecture", "against", key, "difference", "p_value", "seeds", "label"]],
@@ -36,7 +31,7 @@ def _comparison_table(rows: pd.DataFrame, key: str, title: str, caption: str) ->
         rename={"against": "baseline", "difference": "difference, points [95% CI]", "p_value": "p", "label": "verdict"},
         title=title,
         caption=caption,
-        row_style=["fragile" if is_fragile(p, v) else "" for p, v in zip(rows["p_value"], rows["verdict"])],
+        row_style=["fragile" if f else "" for f in shown["fragile"]],
     )
 
 
@@ -82,7 +77,7 @@ def _severity_table(arch: pd.DataFrame, ctx: Context) -> Table:
         for s in severities:
             r = g[g["severity"] == s]
             shown[f"severity {s}" if s != "all" else "all severities"].append(
-                _interval(*r[["accuracy", "ci_low", "ci_high"]].iloc[0]) if len(r) else "-"
+                pct_interval(*r[["accuracy", "ci_low", "ci_high"]].iloc[0]) if len(r) else "-"
             )
     return Table(pd.DataFrame(shown), title="Accuracy under corruptions per population [95% CI, %], mean over the corruptions")
 
@@ -109,7 +104,7 @@ def transfer_section(ctx: Context) -> list[Block]:
     if ctx.seeds >= 2:
         arch = threats.transfer_architecture(run)
         if len(arch):
-            shown = arch.assign(accuracy=[_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
+            shown = arch.assign(accuracy=[pct_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
             blocks.append(table_from(shown[["source", "target", "eps", "seeds", "accuracy"]], {"eps": format_eps},
                                      rename={"accuracy": "target accuracy [95% CI]"},
                                      title="Transfer between populations (sources averaged, a model is never its own source)"))  # fmt: skip
@@ -138,7 +133,7 @@ def generalisation_section(ctx: Context) -> list[Block]:
     ]
     if skipped:
         blocks.append(Paragraph("; ".join(str(v) for v in skipped.values()) + ".", lead="Skipped: ", style="note"))
-    shown = arch.assign(accuracy=[_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
+    shown = arch.assign(accuracy=[pct_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
     blocks.append(table_from(shown[["architecture", "dataset", "seeds", "accuracy"]], {}, rename={"accuracy": "probe accuracy [95% CI]"},
                              title="Linear-probe test accuracy per population and unseen data set"))  # fmt: skip
     blocks.append(Plot("generalisation", "Linear-probe accuracy on unseen data sets",
