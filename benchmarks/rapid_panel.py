@@ -145,17 +145,30 @@ class Row:
     rapid_seconds: float
     torchattacks_seconds: float | None = None
     torchattacks_accuracy: float | None = None
+    ablation: dict[str, Any] | None = None  # the --ablation variant of rapid on the same images: correct, passes, seconds
 
 
-def compare(ref: str, eps: tuple[float, ...], aa: Sweep, rapid: Sweep, library: tuple[list[float], list[float]] | None) -> list[Row]:
+def compare(
+    ref: str,
+    eps: tuple[float, ...],
+    aa: Sweep,
+    rapid: Sweep,
+    library: tuple[list[float], list[float]] | None,
+    ablation: Sweep | None = None,
+) -> list[Row]:
     rows = []
     for k, e in enumerate(eps):
         a, r = aa.correct[k], rapid.correct[k]
         aa_only = [(i, aa.fooled_by[k][i]) for i in range(len(a)) if r[i] and not a[i]]
         rapid_only = [(i, rapid.fooled_by[k][i]) for i in range(len(a)) if a[i] and not r[i]]
         lib_s, lib_acc = (library[0][k], library[1][k]) if library else (None, None)
+        alt = (
+            None
+            if ablation is None
+            else {"correct": sum(ablation.correct[k]), "passes": ablation.passes[k], "seconds": ablation.seconds[k]}
+        )
         rows.append(Row(ref, e, len(a), sum(a), sum(r), aa_only, rapid_only, aa.passes[k], rapid.passes[k], aa.seconds[k], rapid.seconds[k],
-                        lib_s, lib_acc))  # fmt: skip
+                        lib_s, lib_acc, alt))  # fmt: skip
     return rows
 
 
@@ -171,6 +184,10 @@ def show(row: Row) -> None:
           f"(1/{row.aa_seconds / max(row.rapid_seconds, 1e-9):.1f}){lib}", flush=True)  # fmt: skip
     if row.aa_only or row.rapid_only:
         print(f"  only autoattack fooled {row.aa_only}; only rapid fooled {row.rapid_only}", flush=True)
+    if row.ablation:
+        a = row.ablation
+        print(f"  ablation: {a['correct']} correct, {a['passes']:,} passes (1/{row.aa_passes / max(a['passes'], 1):.1f}), "
+              f"{a['seconds']:.1f} s", flush=True)  # fmt: skip
 
 
 def verdict(rows: list[Row]) -> bool:
@@ -192,6 +209,13 @@ def verdict(rows: list[Row]) -> bool:
     ]
     for text, ok in checks:
         print(f"  [{'ok' if ok else 'MISSED'}] {text}", flush=True)
+    alt = [r for r in rows if r.ablation]
+    if alt:
+        passes_alt = sum(r.aa_passes for r in alt) / max(sum(r.ablation["passes"] for r in alt), 1)  # type: ignore[index]
+        total_alt = sum(r.ablation["correct"] - r.aa_correct for r in alt)  # type: ignore[index]
+        worst_alt = min(r.aa_passes / max(r.ablation["passes"], 1) for r in alt)  # type: ignore[index]
+        print(f"  ablation on {len(alt)} rows: total {total_alt:+d} images against autoattack, passes 1/{passes_alt:.1f} "
+              f"(worst 1/{worst_alt:.1f})", flush=True)  # fmt: skip
     return all(ok for _, ok in checks)
 
 
@@ -211,11 +235,12 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def summarise(path: Path) -> None:
-    """Targets and table of a panel saved with --json (also one stopped before its end)."""
+def summarise(paths: list[Path]) -> None:
+    """Targets and table of a panel saved with --json, in one or several parts (also parts
+    stopped before their end)."""
     rows = [Row(**{**r, "aa_only": [tuple(x) for x in r["aa_only"]], "rapid_only": [tuple(x) for x in r["rapid_only"]]})
-            for r in json.loads(path.read_text())]  # fmt: skip
-    print(f"{len(rows)} panel rows from {path}:")
+            for path in paths for r in json.loads(path.read_text())]  # fmt: skip
+    print(f"{len(rows)} panel rows from {', '.join(map(str, paths))}:")
     verdict(rows)
     print(markdown(rows))
 
@@ -225,11 +250,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="first N built-in test images")
     parser.add_argument("--batch", type=int, default=250, help="images per batch (the sweep's default)")
     parser.add_argument("--models", nargs="*", help="only these panel entries (default: all)")
-    parser.add_argument("--rapid-params", default="{}", help="rapid parameters as JSON, e.g. '{\"targets\": 4}'")
+    parser.add_argument("--rapid-params", default="{}", help="rapid parameters as JSON, e.g. '{\"restarts\": 1}'")
+    parser.add_argument(
+        "--ablation", metavar="JSON", help="also run rapid with these parameters on the same images, e.g. '{\"restarts\": 1}'"
+    )
+    parser.add_argument("--torchattacks-models", nargs="*", help="time MultiAttack only on these clean models (default: all of them)")
     parser.add_argument("--skip-torchattacks", action="store_true", help="skip torchattacks' MultiAttack timing on the clean models")
     parser.add_argument("--json", type=Path, help="also write every row here (rewritten after each model)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is faster on a machine shared with other jobs)")
-    parser.add_argument("--summarise", type=Path, metavar="JSON", help="only print the targets and a Markdown table of a saved panel")
+    parser.add_argument(
+        "--summarise", type=Path, nargs="+", metavar="JSON", help="only print the targets and a Markdown table of a saved panel (its parts)"
+    )
     args = parser.parse_args()
     if args.summarise:
         summarise(args.summarise)
@@ -239,14 +270,20 @@ def main() -> None:
     data = ra.load_dataset("builtin", "test", n=args.n)
     params = json.loads(args.rapid_params)
     print(f"rapid panel: {args.n} built-in test images, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"rapid {params or 'defaults'}", flush=True)  # fmt: skip
+          f"rapid {params or 'defaults'}, ablation {args.ablation or 'none'}", flush=True)  # fmt: skip
     rows: list[Row] = []
     for ref, eps, clean in panel(args.models):
         model = load(ref)
         aa = run_sweep(create_attack("autoattack", model, channels_last=True), data, eps, args.batch)
         rapid = run_sweep(create_attack("rapid", model, channels_last=True, **params), data, eps, args.batch)
-        library = torchattacks_seconds(model, data, eps, args.batch) if clean and not args.skip_torchattacks else None
-        for row in compare(ref, eps, aa, rapid, library):
+        alt = (
+            run_sweep(create_attack("rapid", model, channels_last=True, **json.loads(args.ablation)), data, eps, args.batch)
+            if args.ablation
+            else None
+        )
+        timed = clean and not args.skip_torchattacks and (args.torchattacks_models is None or ref in args.torchattacks_models)
+        library = torchattacks_seconds(model, data, eps, args.batch) if timed else None
+        for row in compare(ref, eps, aa, rapid, library, alt):
             show(row)
             rows.append(row)
         print(f"  members: autoattack {aa.members}; rapid {rapid.members}", flush=True)

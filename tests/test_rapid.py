@@ -191,7 +191,7 @@ def test_rapid_matches_autoattack_on_a_small_cnn_at_a_tenth_of_its_passes() -> N
     assert (rapid_correct <= apgd_correct).all() and (rapid_correct < apgd_correct).any(), (rapid_correct.tolist(), apgd_correct.tolist())
     assert passes(rapid) * 5 <= passes(aa), (passes(rapid), passes(aa))
     members = rapid.member_costs()  # type: ignore[attr-defined]
-    assert list(members) == ["apgd-ce", "malt", "restart", "square"] and members["malt"][1] > 0
+    assert list(members) == ["apgd-ce", "malt", "restart", "square", "extrapolate"] and members["malt"][1] > 0
     assert sum(f + b for f, b in members.values()) <= passes(rapid)
 
 
@@ -213,7 +213,9 @@ def test_decisions_name_each_samples_path_and_agree_with_who_fooled_it() -> None
             elif f == "malt":
                 assert d == "apgd-ce > malt nearest", d
             elif f == "restart":
-                assert d == "apgd-ce > malt nearest > restart x1 (logit order)", d
+                assert d.startswith("apgd-ce > malt nearest > restart x"), d
+            elif f == "extrapolate":
+                assert k > 0 and d == "extrapolate (the smaller eps's point, scaled)", "only a survivor of a smaller eps has a point to scale"
             if d == "apgd-ce":
                 assert f == "apgd-ce", "a survivor of APGD-CE always goes on to another member"
     flat = [d for row in decision for d in row]
@@ -222,6 +224,45 @@ def test_decisions_name_each_samples_path_and_agree_with_who_fooled_it() -> None
     for k in range(1, 3):  # worst case: a sample fooled at a smaller eps keeps its path and its member
         for i in (~out.correct[k - 1]).nonzero().flatten().tolist():
             assert (decision[k][i], fooled_by[k][i]) == (decision[k - 1][i], fooled_by[k - 1][i])
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_extrapolating_the_smaller_eps_point_only_adds_fooled_samples_and_saves_passes(norm: str) -> None:
+    """A sample the scaled-up point does not fool takes exactly the path it took without it (keyed
+    starts), so at every eps the survivors with extrapolation are a subset of those without; some
+    samples fall to the scaled point, for one forward pass each and no backward pass, and the
+    sweep spends fewer passes."""
+    model = small_cnn()
+    x = images(32, seed=8)
+    y = labelled(model, x, wrong=2)
+    name, eps = ("rapid", [0.004, 0.008, 0.016]) if norm == "linf" else ("rapid-l2", [0.06, 0.12, 0.24])
+    on, off = create_attack(name, model, seed=0, steps=30), create_attack(name, model, seed=0, steps=30, extrapolate=False)
+    with_, without = sweep(on, x, y, eps, batch=32), sweep(off, x, y, eps, batch=32)
+    assert not (with_.correct & ~without.correct).any(), "a survivor with extrapolation survives without it"
+    assert torch.equal(with_.correct[0], without.correct[0]), "the first eps has no smaller point to scale"
+    by = names(on, "fooled_by", with_.columns["fooled_by"])
+    scaled = sum(f == "extrapolate" for row in by[1:] for f in row)
+    assert scaled > 0, "some samples fall to the scaled point"
+    forwards, backwards = on.member_costs()["extrapolate"]  # type: ignore[attr-defined]
+    assert backwards == 0 and 0 < forwards <= int(with_.correct[:-1].sum()), "one forward pass per survivor of a smaller eps"
+    assert passes(on) < passes(off), (passes(on), passes(off))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_the_scaled_point_lies_in_the_ball_and_the_box(norm: str) -> None:
+    from robust_attn.attacks.rapid import Extrapolate
+
+    x = images(6)
+    g = torch.Generator().manual_seed(9)
+    delta = torch.randn(x.shape, generator=g)
+    size = delta.flatten(1).abs().amax(1) if norm == "linf" else delta.flatten(1).norm(dim=1)
+    delta = 0.01 * delta / size.view(-1, 1, 1, 1)  # found at eps 0.01
+    point = Extrapolate(linear(), norm).point(x, delta, torch.full((6,), 2.0), 0.02)  # type: ignore[arg-type]
+    d = (point - x).flatten(1)
+    assert float(point.min()) >= 0 and float(point.max()) <= 1
+    assert float(d.abs().amax() if norm == "linf" else d.norm(dim=1).max()) <= 0.02 + 1e-7
+    inside = ((x + 2 * delta) >= 0) & ((x + 2 * delta) <= 1)
+    assert torch.allclose(point[inside], (x + 2 * delta)[inside], atol=1e-6), "inside the box the point is x + ratio * delta"
 
 
 @pytest.mark.parametrize("reach", [0.0, 1e9])
@@ -237,8 +278,9 @@ def test_restarts_only_where_a_survivor_came_close(reach: float) -> None:
     restart = rapid.member_costs()["restart"]  # type: ignore[attr-defined]
     if reach == 0.0:
         assert survivors == ["apgd-ce > malt nearest"] * len(survivors) and restart == (0, 0)
-    else:
-        assert survivors == ["apgd-ce > malt nearest > restart x1 (logit order)"] * len(survivors) and restart[1] >= 10 * len(survivors)
+    else:  # within any reach: both restarts, towards the logits' best untried class, then MALT's
+        assert survivors == ["apgd-ce > malt nearest > restart x2 (logit, malt order)"] * len(survivors)
+        assert restart[1] >= 2 * 20 * len(survivors)
 
 
 def test_restarts_alternate_logit_order_and_linearised_distance_over_untried_classes() -> None:
@@ -351,11 +393,14 @@ def test_traits_registry_and_parameters() -> None:
     assert traits.ensemble and traits.iterative and not traits.minimum_norm and not traits.probe
     assert traits.norm == "linf" and create_attack("rapid-l2", model).traits().norm == "l2"
     assert 0 < traits.strength < AutoAttack.strength
-    assert rapid.params() == {"steps": 100, "restarts": 1, "restart_reach": 2.0, "square_queries": 5000, "seed": 0}
-    assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "clean"]
-    assert "apgd-ce > malt nearest > restart x3 (logit order)" in create_attack("rapid", model, restarts=3).categorical_columns["decision"]
+    assert rapid.params() == {"steps": 100, "restarts": 2, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True, "seed": 0}
+    assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "extrapolate", "clean"]
+    decisions = create_attack("rapid", model, restarts=3).categorical_columns["decision"]
+    assert [d for d in decisions if "restart" in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
+                                                         ((1, "logit"), (2, "logit, malt"), (3, "logit, malt, logit"))]  # fmt: skip
     for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"),
-                       ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted")):  # fmt: skip
+                       ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted"),
+                       ({"extrapolate": "yes"}, "extrapolate")):  # fmt: skip
         with pytest.raises(AttackParameterError) as err:
             create_attack("rapid", model, **bad)
         assert err.value.param == param and "\n" not in str(err.value)
@@ -383,15 +428,18 @@ def test_an_independent_sweep_attacks_each_eps_afresh_and_leaves_clean_mistakes_
     model = small_cnn()
     x = images(16, seed=7)
     y = labelled(model, x, wrong=2)
-    rapid = create_attack("rapid", model, seed=0)
+    rapid = create_attack("rapid", model, seed=0, extrapolate=False)
     independent = rapid.sweep(x, y, [0.01, 0.02], mode="independent")
     worst = rapid.sweep(x, y, [0.01, 0.02])
     assert torch.equal(independent.correct[0], worst.correct[0]), "the first eps is the same attack either way"
     # keyed starts: a survivor of the first eps gets the same attack at the second in either mode
     assert torch.equal(worst.correct[1], independent.correct[1] & worst.correct[0])
+    # extrapolating from the first eps only adds a try: it can fool more there, never fewer
+    scaled = create_attack("rapid", model, seed=0).sweep(x, y, [0.01, 0.02])
+    assert torch.equal(scaled.correct[0], worst.correct[0]) and not (scaled.correct[1] & ~worst.correct[1]).any()
     assert (independent.correct[0] & ~independent.correct[1]).any(), "the larger eps fools more: the relation is not empty"
     assert torch.equal(independent.pred[:, :2], independent.clean_pred[:2].expand(2, 2)), "clean mistakes keep their prediction"
-    assert (independent.columns["decision"][:, :2] == len(rapid.categorical_columns["decision"]) - 1).all()
+    assert (independent.columns["decision"][:, :2] == rapid.categorical_columns["decision"].index("clean")).all()
 
 
 def test_rapid_l2_sends_masked_samples_to_the_library_square_one_image_at_a_time() -> None:

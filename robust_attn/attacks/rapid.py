@@ -3,7 +3,10 @@ for AutoAttack's strength at a small share of its cost (design and measurements:
 
 Per eps, on the samples no smaller eps has fooled:
 
-1. **APGD-CE** (100 steps) on every sample.
+0. In a worst-case sweep, a survivor of the previous eps first tries that eps's point with its
+   perturbation scaled up to this eps (**extrapolate**, one forward pass); where it fools the
+   model, nothing else runs.
+1. **APGD-CE** (100 steps) on every sample still standing.
 2. Its survivors are checked for gradient masking at the clean image (the Jacobian of the logit
    differences, one forward and one backward per class): where every row is zero ("gradients
    vanish") or some row is not finite ("gradients not finite"), gradient attacks cannot work and
@@ -14,8 +17,9 @@ Per eps, on the samples no smaller eps has fooled:
    computed once per sample and reused at every eps.
 4. A survivor whose targeted loss never rose (the optimisation did not move: "loss did not
    rise") goes to Square. One whose returned point is within ``restart_reach`` * eps of the
-   boundary, to first order, gets ``restarts`` more targeted runs, each from a new random start,
-   towards classes not tried yet, taking turns between its clean logits' order (AutoAttack's,
+   boundary, to first order, gets a targeted run from a new random start towards a class not
+   tried yet, and up to ``restarts`` in all, the next only where the last one's point is within
+   half the previous reach; the classes take turns between its clean logits' order (AutoAttack's,
    first: where the linear estimate picks a class that cannot be reached, the logits often name
    one that can) and MALT's. More runs only where a sample is likely to fall, after A3 (Liu et
    al., 2022); the others are left alone.
@@ -44,20 +48,23 @@ from robust_attn.attacks.registry import register_attack
 from robust_attn.attacks.square import Square, p_selection
 from robust_attn.errors import ModelError
 
-MEMBERS = ("apgd-ce", "malt", "restart", "square")
-CE, MALT, RESTART, SQUARE = range(4)
+MEMBERS = ("apgd-ce", "malt", "restart", "square", "extrapolate")
+CE, MALT, RESTART, SQUARE, EXTRAPOLATE = range(5)
 VANISH, NONFINITE, FLAT = "gradients vanish", "gradients not finite", "loss did not rise"
 GRAD_OK, GRAD_VANISH, GRAD_NONFINITE = 0, 1, 2
-# decision codes, in the order of decision_names()
-D_CE, D_SQ_VANISH, D_SQ_NONFINITE, D_MALT, D_MALT_SQUARE, D_MALT_RESTART, D_CLEAN = range(7)
+# decision codes, in the order of decision_names(); D_RESTART + r - 1: r restarts ran
+D_CE, D_SQ_VANISH, D_SQ_NONFINITE, D_MALT, D_MALT_SQUARE, D_CLEAN, D_EXTRAPOLATE, D_RESTART = range(8)
 NOT_RANKED = -1
 
 
 def decision_names(restarts: int) -> list[str]:
-    """The paths a sample can take, by decision code."""
+    """The paths a sample can take, by decision code (one per number of restarts that ran; the
+    restarts' target orders take turns, the clean logits' first)."""
     malt = "apgd-ce > malt nearest"
-    return ["apgd-ce", f"apgd-ce > square ({VANISH})", f"apgd-ce > square ({NONFINITE})", malt, f"{malt} > square ({FLAT})",
-            f"{malt} > restart x{restarts} (logit order)", "clean"]  # fmt: skip
+    orders = lambda r: ", ".join(("logit", "malt")[i % 2] for i in range(r))
+    return ["apgd-ce", f"apgd-ce > square ({VANISH})", f"apgd-ce > square ({NONFINITE})", malt, f"{malt} > square ({FLAT})", "clean",
+            "extrapolate (the smaller eps's point, scaled)",
+            *[f"{malt} > restart x{r} ({orders(r)} order)" for r in range(1, restarts + 1)]]  # fmt: skip
 
 
 # -- keyed randomness: per sample, independent of the batch ------------------------------------
@@ -178,8 +185,34 @@ class KeyedAPGDTL2(KeyedStarts, APGDTL2):
     """Targeted-DLR APGD, L2, keyed starts."""
 
 
+class Extrapolate(Attack):
+    """A survivor's point from the previous eps of a worst-case sweep, its perturbation scaled up
+    to this eps and projected onto the ball and the box, checked with one forward pass. On a
+    nearly linear model the margin an attack took off at the smaller eps grows with the
+    perturbation, so a sample that falls at the larger eps often falls to this point, for one
+    pass instead of APGD-CE's steps; one that does not goes on to APGD-CE as before."""
+
+    name = "extrapolate"
+    iterative = False
+
+    def __init__(self, model: nn.Module, norm: Norm, **options: Unpack[AttackOptions]) -> None:
+        super().__init__(model, **options)
+        self.norm = norm  # type: ignore[misc]
+
+    def point(self, x: torch.Tensor, delta: torch.Tensor, ratio: torch.Tensor, eps: float) -> torch.Tensor:
+        """x + ratio * delta (ratio per sample: this eps over the eps delta was found at), inside
+        the eps-ball around x (rounding may leave it a hair outside) and [0, 1]."""
+        z = x + ratio.view(-1, *([1] * (x.dim() - 1))) * delta
+        if self.norm == "linf":
+            return torch.min(torch.max(z, x - eps), x + eps).clamp(0.0, 1.0)
+        d = z - x
+        size = d.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+        return (x + d * (eps / size.clamp_min(eps))).clamp(0.0, 1.0)
+
+
 def _members(model: nn.Module, norm: Norm, steps: int, square_queries: int, options: AttackOptions) -> list[tuple[str, Attack]]:
-    """rapid's members in code order (MEMBERS): keyed APGD-CE, two keyed targeted APGDs, Square."""
+    """rapid's members in code order (MEMBERS): keyed APGD-CE, two keyed targeted APGDs, Square,
+    the extrapolated point."""
     apgd, apgdt = (KeyedAPGDCE, KeyedAPGDT) if norm == "linf" else (KeyedAPGDCEL2, KeyedAPGDTL2)
     native: AttackOptions = {k: v for k, v in options.items() if k != "seed"}  # type: ignore[assignment]
     square: Attack
@@ -189,7 +222,7 @@ def _members(model: nn.Module, norm: Norm, steps: int, square_queries: int, opti
         library = {"n_queries": square_queries, "n_restarts": 1, "p_init": 0.8}
         square = TorchattacksMember(model, "Square", norm, library, precision=options.get("precision", "fp32"))
     return [("apgd-ce", apgd(model, steps=steps, loss="ce", **native)), ("malt", apgdt(model, steps=steps, targets=1, **native)),
-            ("restart", apgdt(model, steps=steps, targets=1, **native)), ("square", square)]  # fmt: skip
+            ("restart", apgdt(model, steps=steps, targets=1, **native)), ("square", square), ("extrapolate", Extrapolate(model, norm, **native))]  # fmt: skip
 
 
 class _LossRange:
@@ -219,6 +252,15 @@ class _RapidState(_EnsembleState):
     gradients: torch.Tensor  # (B,) GRAD_* at the clean image, NOT_RANKED before it is measured
     distance: torch.Tensor  # (B, C) linearised distance to each class's boundary (inf: own class, or no gradient)
     logit_order: torch.Tensor  # (B, C) classes by clean logit, highest first
+    carry: torch.Tensor | None = None  # (B, ...) a survivor's perturbation at the last eps it was attacked at
+    carry_eps: torch.Tensor | None = None  # (B,) that eps (0: none)
+
+    def keep(self, ids: torch.Tensor, delta: torch.Tensor, eps: float) -> None:
+        """Remember the perturbations ``delta`` of the survivors ``ids``, found at ``eps``."""
+        if self.carry is None or self.carry_eps is None:
+            self.carry = torch.zeros((len(self.clean_pred), *delta.shape[1:]), device=delta.device, dtype=delta.dtype)
+            self.carry_eps = torch.zeros(len(self.clean_pred), device=delta.device)
+        self.carry[ids], self.carry_eps[ids] = delta.contiguous(), eps
 
     @classmethod
     def start(cls, clean_pred: torch.Tensor, clean_fooled: torch.Tensor, epsilons: Sequence[float], keys: list[bytes]) -> _RapidState:
@@ -244,6 +286,8 @@ class _Chain:
     last: torch.Tensor  # the member that last moved each sample (NOT_FOOLED: none)
     broken: torch.Tensor  # an APGD run reached a non-finite iterate
     square: torch.Tensor  # goes to the query-only member
+    best: torch.Tensor | None = None  # where kept (for extrapolation): each survivor's lowest-margin point so far
+    best_margin: torch.Tensor | None = None
 
     def take(self, pos: torch.Tensor) -> list[bytes]:
         return [self.keys[i] for i in pos.tolist()]
@@ -251,14 +295,16 @@ class _Chain:
 
 @register_attack("rapid", "native")
 class Rapid(Ensemble):
-    """rapid, L-inf: APGD-CE on every sample; for its survivors one targeted APGD run towards the
-    class nearest by linearised distance (MALT); ``restarts`` more targeted runs from new random
-    starts, towards untried classes (the clean logits' best first, then MALT's and the logits' in
-    turn), only where a survivor's point lies within ``restart_reach`` * eps of the boundary (first order); Square
-    (``square_queries``) only where gradients vanish, are not finite, or moved no loss. Parameters:
-    ``steps`` (100 per APGD run), ``restarts`` (1; 0: none), ``restart_reach`` (2.0),
-    ``square_queries`` (5,000). Untargeted; a worst-case sweep attacks only the survivors of
-    smaller eps. Design and measurements: docs/rapid.md."""
+    """rapid, L-inf: in a worst-case sweep, a survivor's point from the previous eps scaled up to
+    this one (one forward pass; ``extrapolate``); APGD-CE on every sample still standing; for its
+    survivors one targeted APGD run towards the class nearest by linearised distance (MALT); up to
+    ``restarts`` more targeted runs from new random starts, towards untried classes (the clean
+    logits' best first, then MALT's and the logits' in turn), restart r + 1 only where the last
+    run's point lies within ``restart_reach`` / 2^r * eps of the boundary (first order); Square
+    (``square_queries``) only where gradients vanish, are not finite, or moved no loss.
+    Parameters: ``steps`` (100 per APGD run), ``restarts`` (2; 0: none), ``restart_reach`` (2.0),
+    ``square_queries`` (5,000), ``extrapolate`` (true). Untargeted; a worst-case sweep attacks
+    only the survivors of smaller eps. Design and measurements: docs/rapid.md."""
 
     name = "rapid"
     norm: ClassVar[Norm] = "linf"
@@ -275,12 +321,15 @@ class Rapid(Ensemble):
         model: nn.Module,
         *,
         steps: int = 100,
-        restarts: int = 1,
+        restarts: int = 2,
         restart_reach: float = 2.0,
         square_queries: int = 5000,
+        extrapolate: bool = True,
         **options: Unpack[AttackOptions],
     ) -> None:
         positive_int(steps=steps, square_queries=square_queries)
+        if not isinstance(extrapolate, bool):
+            raise bad_param("extrapolate", f"extrapolate must be true or false, got {extrapolate!r}")
         if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
             raise bad_param("restarts", f"restarts must be an integer >= 0 (0: no extra runs), got {restarts!r}")
         if not isinstance(restart_reach, int | float) or isinstance(restart_reach, bool) or not restart_reach >= 0:
@@ -293,8 +342,9 @@ class Rapid(Ensemble):
             "restarts": restarts,
             "restart_reach": float(restart_reach),
             "square_queries": square_queries,
+            "extrapolate": extrapolate,
         }
-        self.restarts, self.restart_reach = restarts, float(restart_reach)
+        self.restarts, self.restart_reach, self.extrapolate = restarts, float(restart_reach), extrapolate
         self.categorical_columns = {"fooled_by": [*MEMBERS, "clean"], "decision": decision_names(restarts)}  # type: ignore[misc]
 
     def params(self) -> dict[str, Any]:
@@ -329,9 +379,17 @@ class Rapid(Ensemble):
         right = (~state.clean_fooled[ids]).nonzero().squeeze(1)
         if right.numel() == 0:
             return pred
-        adv, by, plan, last = self.run(state, ids[right], x[right], goal[right], eps)
+        scale = stop_early and self.extrapolate  # worst case: a survivor's point at a smaller eps seeds this one
+        carry = (
+            (state.carry[ids[right]], state.carry_eps[ids[right]])
+            if scale and state.carry is not None and state.carry_eps is not None
+            else None
+        )
+        adv, by, plan, last = self.run(state, ids[right], x[right], goal[right], eps, carry, keep_best=scale)
         pred[right] = self.predict(adv)
         fooled = pred[right] != goal[right]  # the prediction that counts is this one (a near-tie may round the other way here)
+        if scale:
+            state.keep(ids[right][~fooled], (adv - x[right])[~fooled], eps)
         by = torch.where(fooled, torch.where(by == NOT_FOOLED, last, by), torch.full_like(by, NOT_FOOLED))
         k = state.epsilons.index(eps)
         state.fooled_by[k, ids[right]], state.decision[k, ids[right]] = by, plan
@@ -360,11 +418,20 @@ class Rapid(Ensemble):
 
     # -- one eps ------------------------------------------------------------------------------
     def run(
-        self, state: _RapidState, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float
+        self,
+        state: _RapidState,
+        ids: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        carry: tuple[torch.Tensor, torch.Tensor] | None = None,
+        keep_best: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(adversarial images, member code that fooled each sample or NOT_FOOLED, decision code,
         member that last moved it) for the batch's samples ``ids`` (gathered into ``x``, ``y``), all
-        of them right on the clean image."""
+        of them right on the clean image; ``carry``: their perturbations from a smaller eps and
+        that eps (0: none), tried scaled up before anything else; ``keep_best``: a survivor's image
+        is its lowest-margin point over the runs (for the next eps to scale), not the last run's."""
         n = x.shape[0]
         if self.member(CE).channels_last:  # the members' layout (the ensemble's own images stay NCHW)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -372,8 +439,11 @@ class Rapid(Ensemble):
         flags = torch.zeros(n, dtype=torch.bool, device=x.device)
         codes = torch.full((n,), NOT_FOOLED, dtype=torch.long, device=x.device)
         c = _Chain(x, y, eps, keys, x.clone(), flags, codes, torch.full_like(codes, D_CE), codes.clone(), flags.clone(), flags.clone())
-        everyone = torch.arange(n, device=x.device)
-        self._apgd(c, CE, everyone, None, "apgd-ce")
+        if keep_best:
+            c.best, c.best_margin = x.clone(), torch.full((n,), math.inf, device=x.device)
+        todo = torch.arange(n, device=x.device) if carry is None else self._extrapolate(c, *carry)
+        if todo.numel():
+            self._apgd(c, CE, todo, None, "apgd-ce")
         left = (~c.fooled).nonzero().squeeze(1)
         if left.numel() == 0:
             return c.result, c.by, c.plan, c.last
@@ -385,7 +455,23 @@ class Rapid(Ensemble):
         if malt.numel():
             self._malt(c, malt, state.distance[ids[malt]], state.logit_order[ids[malt]])
         self._square(c, (~c.fooled & c.square).nonzero().squeeze(1))
+        if c.best is not None:  # a survivor's answer is its lowest-margin point (the next eps scales it)
+            alive = ~c.fooled
+            c.result[alive] = c.best[alive]
         return c.result, c.by, c.plan, c.last
+
+    def _extrapolate(self, c: _Chain, delta: torch.Tensor, found_at: torch.Tensor) -> torch.Tensor:
+        """Try each scaled-up perturbation (where the sample has one from a smaller eps); returns
+        the positions it did not fool."""
+        pos = ((found_at > 0) & (found_at < c.eps)).nonzero().squeeze(1)
+        if pos.numel():
+            member = self.member(EXTRAPOLATE)
+            assert isinstance(member, Extrapolate)
+            point = member.point(c.x[pos], delta[pos].to(c.x.dtype), c.eps / found_at[pos], c.eps)
+            hit = member.predict(point) != c.y[pos]
+            c.result[pos[hit]], c.fooled[pos[hit]], c.by[pos[hit]], c.plan[pos[hit]] = point[hit], True, EXTRAPOLATE, D_EXTRAPOLATE
+            c.last[pos] = EXTRAPOLATE
+        return (~c.fooled).nonzero().squeeze(1)
 
     def _apgd(self, c: _Chain, code: int, pos: torch.Tensor, target: torch.Tensor | None, salt: str) -> torch.Tensor:
         """One APGD run of member ``code`` on positions ``pos`` from keyed random starts; returns
@@ -406,7 +492,18 @@ class Rapid(Ensemble):
             c.broken[pos[bad]] = True
         new = fooled & ~c.fooled
         c.by[new], c.fooled, c.last[pos] = code, fooled, code
+        self._keep_best(c, member, pos[~fooled[pos]])
         return recorder.rose()[pos]
+
+    @staticmethod
+    def _keep_best(c: _Chain, member: Attack, pos: torch.Tensor) -> None:
+        """Where kept, each survivor's lowest-margin point over the runs (one forward pass each)."""
+        if c.best is None or c.best_margin is None or pos.numel() == 0:
+            return
+        with torch.inference_mode():
+            margin = member.margin(member.logits(c.result[pos]), c.y[pos])
+        better = margin < c.best_margin[pos]
+        c.best[pos[better]], c.best_margin[pos[better]] = c.result[pos[better]], margin[better]
 
     def _measure(self, state: _RapidState, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """MALT's linearised distances and the gradient check at the clean images of samples ``ids``
@@ -436,13 +533,17 @@ class Rapid(Ensemble):
         if open_.numel() == 0 or self.restarts == 0 or self.restart_reach == 0:
             return
         near = open_[self._closeness(c.result[pos[open_]], c.y[pos[open_]], c.eps) <= self.restart_reach]
-        c.plan[pos[near]] = D_MALT_RESTART
         untried = restart_order(logit_order[near], distance[near], c.y[pos[near]], nearest[near, None])
+        rows = torch.arange(len(near), device=near.device)  # rows of near (and of untried) still running
         for r in range(min(self.restarts, untried.shape[1])):
-            still = (~c.fooled[pos[near]]).nonzero().squeeze(1)
-            if still.numel() == 0:
+            rows = rows[~c.fooled[pos[near[rows]]]]
+            if r and rows.numel():  # restart r + 1 only where restart r's point lies within restart_reach / 2^r
+                at = pos[near[rows]]
+                rows = rows[self._closeness(c.result[at], c.y[at], c.eps) <= self.restart_reach / 2**r]
+            if rows.numel() == 0:
                 return
-            self._apgd(c, RESTART, pos[near[still]], untried[still, r], f"restart:{r}")
+            c.plan[pos[near[rows]]] = D_RESTART + r
+            self._apgd(c, RESTART, pos[near[rows]], untried[rows, r], f"restart:{r}")
 
     def _closeness(self, point: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         """First-order distance from ``point`` to the boundary, in units of eps (one forward and
