@@ -332,3 +332,18 @@ def test_every_user_error_is_a_robust_attn_error() -> None:
         assert issubclass(cls, RobustAttnError) and issubclass(cls, ValueError), name
     assert issubclass(errors.DataNotFound, FileNotFoundError) and issubclass(errors.RankFailed, RuntimeError)
     assert ra.CheckpointError is errors.CheckpointError and ra.RunDirError is errors.RunDirError
+
+
+@pytest.mark.parametrize("where", ["/proc/robust-attn-compare", "/proc/robust-attn/compare"])
+def test_compare_into_a_folder_that_cannot_be_written(where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`compare --out` where nothing can be written (here /proc, which refuses even root): one line
+    naming the folder, and the compared runs are untouched."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    runs = [ra.run_sweep(ra.load_spec(_spec(tmp_path / name, "")), tmp_path / name / "run", progress=False) for name in ("a", "b")]
+    before = [sorted(p.name for p in run.iterdir()) for run in runs]
+    assert main(["compare", *map(str, runs), "--out", where]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("robust-attn: error: "), err
+    assert "/proc" in err and ("choose a folder you can write" in err or "choose another --out" in err), err
+    assert [sorted(p.name for p in run.iterdir()) for run in runs] == before
