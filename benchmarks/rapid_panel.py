@@ -220,18 +220,25 @@ def verdict(rows: list[Row]) -> bool:
 
 
 def markdown(rows: list[Row]) -> str:
-    """The panel as a Markdown table (for docs/speed.md), totals last."""
-    lines = ["| model | eps | autoattack | rapid | only autoattack fooled | only rapid fooled | passes autoattack / rapid | seconds autoattack / rapid |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    """The panel as a Markdown table (for docs/speed.md), totals last; with an ablation column
+    (its correct images and passes ratio) where the rows have one."""
+    alt = all(r.ablation for r in rows)
+    head = "| model | eps | autoattack | rapid | only autoattack fooled | only rapid fooled | passes autoattack / rapid | seconds autoattack / rapid |"
+    lines = [head + (" ablation: correct, passes |" if alt else ""), "|---|---|---|---|---|---|---|---|" + ("---|" if alt else "")]
     for r in rows:
+        extra = f" {r.ablation['correct']}, 1/{r.aa_passes / max(r.ablation['passes'], 1):.1f} |" if alt and r.ablation else ""
         lines.append(f"| `{r.model}` | {r.eps * 255:.0f}/255 | {r.aa_correct / r.n:.0%} | {r.rapid_correct / r.n:.0%} | "
                      f"{', '.join(f'{i} ({m})' for i, m in r.aa_only) or '-'} | {', '.join(f'{i} ({m})' for i, m in r.rapid_only) or '-'} | "
                      f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
-                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}) |")  # fmt: skip
+                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}) |{extra}")  # fmt: skip
     aa, rp = sum(r.aa_passes for r in rows), sum(r.rapid_passes for r in rows)
     sa, sr = sum(r.aa_seconds for r in rows), sum(r.rapid_seconds for r in rows)
+    extra = ""
+    if alt:
+        ap = sum(r.ablation["passes"] for r in rows if r.ablation)
+        extra = f" {sum(r.ablation['correct'] for r in rows if r.ablation)} images, 1/{aa / max(ap, 1):.1f} |"
     lines.append(f"| **all** | | {sum(r.aa_correct for r in rows)} images | {sum(r.rapid_correct for r in rows)} images | | | "
-                 f"{aa:,} / {rp:,} (1/{aa / max(rp, 1):.1f}) | {sa:.0f} / {sr:.0f} (1/{sa / max(sr, 1e-9):.1f}) |")  # fmt: skip
+                 f"{aa:,} / {rp:,} (1/{aa / max(rp, 1):.1f}) | {sa:.0f} / {sr:.0f} (1/{sa / max(sr, 1e-9):.1f}) |{extra}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -26,6 +26,11 @@ def is_fragile(p: float, verdict: str) -> bool:
     return verdict != "inconclusive" and not pd.isna(p) and FRAGILE[0] <= float(p) < FRAGILE[1]
 
 
+def beyond_noise(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose confidence interval lies clear of 0 (an instance difference beyond noise)."""
+    return rows[(rows["ci_low"] > 0) | (rows["ci_high"] < 0)]
+
+
 def annotate(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims with ``fragile`` and ``label`` (the verdict, '(fragile)' appended where it is) columns."""
     if claims.empty:
@@ -73,7 +78,7 @@ def claim_sentences(claims: pd.DataFrame, seeds: int) -> list[tuple[str, str]]:
         return [*out, ("No claim tested", ": the run has no attention architecture with a baseline without attention trained the same "
                        "way (and the data to compare them), so the paper's claims cannot be tested here.")]  # fmt: skip
     if seeds < 2:
-        clear = claims[(claims["ci_low"] > 0) | (claims["ci_high"] < 0)]
+        clear = beyond_noise(claims)
         noise = claims.drop(clear.index)
         if len(clear):
             out.append(("Instance differences beyond noise", ": " + "; ".join(_item(r) for _, r in clear.iterrows()) + "."))
@@ -122,7 +127,7 @@ def headline_sentence(curve: pd.DataFrame) -> tuple[str, str] | None:
 
 def _comparisons(rows: pd.DataFrame) -> str:
     """'a vs b +5.1 [+0.4, +9.8] points (p = 0.039, fragile); inconclusive: c, d vs b'."""
-    clear = rows[(rows["ci_low"] > 0) | (rows["ci_high"] < 0)]
+    clear = beyond_noise(rows)
     parts = [f"{r['architecture']} vs {r['against']} {difference(r)} (p = {float(r['p_value']):.2g}"
              f"{', fragile' if is_fragile(r['p_value'], str(r['verdict'])) else ''})" for _, r in clear.iterrows()]  # fmt: skip
     rest = rows.drop(clear.index)
@@ -178,7 +183,7 @@ def terminal_summary(run: Run) -> list[str]:
     if claims.empty:
         lines.append("claims: none tested (no attention architecture with a baseline trained the same way)")
     elif seeds < 2:
-        clear = claims[(claims["ci_low"] > 0) | (claims["ci_high"] < 0)]
+        clear = beyond_noise(claims)
         lines.append(f"claims: instances only (one trained model per architecture; sweep seeds = [0, 1, 2] for verdicts); "
                      f"{len(clear)} of {len(claims)} instance differences beyond noise")  # fmt: skip
         lines += [f"  {_short(r)}" for _, r in clear.iterrows()]
