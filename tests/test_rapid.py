@@ -246,6 +246,9 @@ def test_extrapolating_the_smaller_eps_point_only_adds_fooled_samples_and_saves_
     forwards, backwards = on.member_costs()["extrapolate"]  # type: ignore[attr-defined]
     assert backwards == 0 and 0 < forwards <= int(with_.correct[:-1].sum()), "one forward pass per survivor of a smaller eps"
     assert passes(on) < passes(off), (passes(on), passes(off))
+    # the previous defaults (one restart, no extrapolation): every change since only adds tries
+    before = sweep(create_attack(name, model, seed=0, steps=30, restarts=1, extrapolate=False), x, y, eps, batch=32)
+    assert not (with_.correct & ~before.correct).any(), "a survivor of today's rapid survives the previous one"
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
