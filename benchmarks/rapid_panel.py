@@ -252,6 +252,21 @@ def summarise(paths: list[Path]) -> None:
     print(markdown(rows))
 
 
+def rerun_rapid(paths: list[Path], data: ra.ImageDataset, params: dict[str, Any], batch: int) -> None:
+    """rapid with ``params`` alone on the models of saved panel parts, against their saved
+    autoattack counts and passes (exact: the same weights, images and deterministic autoattack);
+    per model and eps its correct images and passes. Seconds are this run's, not side by side."""
+    saved = [r for path in paths for r in json.loads(path.read_text())]
+    for ref in dict.fromkeys(r["model"] for r in saved):
+        rows = [r for r in saved if r["model"] == ref]
+        eps = tuple(r["eps"] for r in rows)
+        sweep = run_sweep(create_attack("rapid", load(ref), channels_last=True, **params), data, eps, batch)
+        for k, r in enumerate(rows):
+            print(f"{ref} eps {r['eps'] * 255:.0f}/255: autoattack {r['aa_correct']}, rapid {params} {sum(sweep.correct[k])} "
+                  f"({sum(sweep.correct[k]) - r['aa_correct']:+d}); passes {r['aa_passes']:,} vs {sweep.passes[k]:,} "
+                  f"(1/{r['aa_passes'] / max(sweep.passes[k], 1):.1f}); {sweep.seconds[k]:.1f} s", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="first N built-in test images")
@@ -266,6 +281,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every row here (rewritten after each model)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is faster on a machine shared with other jobs)")
     parser.add_argument(
+        "--rerun-rapid", type=Path, nargs="+", metavar="JSON", help="rapid (--rapid-params) alone on the models of saved parts"
+    )
+    parser.add_argument(
         "--summarise", type=Path, nargs="+", metavar="JSON", help="only print the targets and a Markdown table of a saved panel (its parts)"
     )
     args = parser.parse_args()
@@ -278,6 +296,9 @@ def main() -> None:
     params = json.loads(args.rapid_params)
     print(f"rapid panel: {args.n} built-in test images, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"rapid {params or 'defaults'}, ablation {args.ablation or 'none'}", flush=True)  # fmt: skip
+    if args.rerun_rapid:
+        rerun_rapid(args.rerun_rapid, data, params, args.batch)
+        return
     rows: list[Row] = []
     for ref, eps, clean in panel(args.models):
         model = load(ref)

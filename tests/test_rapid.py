@@ -273,7 +273,7 @@ def test_restarts_only_where_a_survivor_came_close(reach: float) -> None:
     model = small_cnn()
     x = images(16, seed=2)
     y = labelled(model, x)
-    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20)
+    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2)
     out = rapid.sweep(x, y, [0.01])
     decision = paths(rapid, out.columns["decision"])[0]
     survivors = [s for s, right in zip(decision, out.correct[0]) if right]
@@ -396,7 +396,7 @@ def test_traits_registry_and_parameters() -> None:
     assert traits.ensemble and traits.iterative and not traits.minimum_norm and not traits.probe
     assert traits.norm == "linf" and create_attack("rapid-l2", model).traits().norm == "l2"
     assert 0 < traits.strength < AutoAttack.strength
-    assert rapid.params() == {"steps": 100, "restarts": 2, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True, "seed": 0}
+    assert rapid.params() == {"steps": 100, "restarts": 1, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True, "seed": 0}
     assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "extrapolate", "clean"]
     decisions = create_attack("rapid", model, restarts=3).categorical_columns["decision"]
     assert [d for d in decisions if "restart" in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in

@@ -302,7 +302,7 @@ class Rapid(Ensemble):
     logits' best first, then MALT's and the logits' in turn), restart r + 1 only where the last
     run's point lies within ``restart_reach`` / 2^r * eps of the boundary (first order); Square
     (``square_queries``) only where gradients vanish, are not finite, or moved no loss.
-    Parameters: ``steps`` (100 per APGD run), ``restarts`` (2; 0: none), ``restart_reach`` (2.0),
+    Parameters: ``steps`` (100 per APGD run), ``restarts`` (1; 0: none), ``restart_reach`` (2.0),
     ``square_queries`` (5,000), ``extrapolate`` (true). Untargeted; a worst-case sweep attacks
     only the survivors of smaller eps. Design and measurements: docs/rapid.md."""
 
@@ -321,7 +321,7 @@ class Rapid(Ensemble):
         model: nn.Module,
         *,
         steps: int = 100,
-        restarts: int = 2,
+        restarts: int = 1,
         restart_reach: float = 2.0,
         square_queries: int = 5000,
         extrapolate: bool = True,
