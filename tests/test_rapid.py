@@ -20,6 +20,7 @@ from robust_attn.attacks.rapid import (
     GRAD_NONFINITE,
     GRAD_OK,
     GRAD_VANISH,
+    Extrapolate,
     Rapid,
     keyed_start,
     linearised_distances,
@@ -215,7 +216,9 @@ def test_decisions_name_each_samples_path_and_agree_with_who_fooled_it() -> None
             elif f == "restart":
                 assert d.startswith("apgd-ce > malt nearest > restart x"), d
             elif f == "extrapolate":
-                assert k > 0 and d == "extrapolate (the smaller eps's point, scaled)", "only a survivor of a smaller eps has a point to scale"
+                assert k > 0 and d == "extrapolate (the smaller eps's point, scaled)", (
+                    "only a survivor of a smaller eps has a point to scale"
+                )
             if d == "apgd-ce":
                 assert f == "apgd-ce", "a survivor of APGD-CE always goes on to another member"
     flat = [d for row in decision for d in row]
@@ -253,8 +256,6 @@ def test_extrapolating_the_smaller_eps_point_only_adds_fooled_samples_and_saves_
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_the_scaled_point_lies_in_the_ball_and_the_box(norm: str) -> None:
-    from robust_attn.attacks.rapid import Extrapolate
-
     x = images(6)
     g = torch.Generator().manual_seed(9)
     delta = torch.randn(x.shape, generator=g)

@@ -136,6 +136,15 @@ def _norm(t: torch.Tensor, p: str) -> torch.Tensor:
     return n.view(-1, *([1] * (t.dim() - 1)))
 
 
+def project_ball(z: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """``z`` projected onto the eps-ball around ``x`` (L-inf; any other norm: L2) and the box [0, 1]."""
+    if norm == "linf":
+        return torch.clamp(torch.min(torch.max(z, x - eps), x + eps), 0.0, 1.0)
+    d = z - x
+    n = _norm(d, "l2")
+    return torch.clamp(x + d / (n + 1e-12) * torch.clamp(n, max=eps), 0.0, 1.0)
+
+
 @register_attack("apgd", "native")
 class APGD(Attack):
     """APGD with the cross-entropy (``loss="ce"``, APGD-CE) or DLR loss (``"dlr"``), L-inf.
@@ -233,11 +242,7 @@ class APGD(Attack):
         return (x + eps * t / (_norm(t, self.norm) + 1e-12)).clamp(0.0, 1.0)
 
     def _project(self, z: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-        if self.norm == "linf":
-            return torch.clamp(torch.min(torch.max(z, x - eps), x + eps), 0.0, 1.0)
-        d = z - x
-        n = _norm(d, "l2")
-        return torch.clamp(x + d / (n + 1e-12) * torch.clamp(n, max=eps), 0.0, 1.0)
+        return project_ball(z, x, eps, self.norm)
 
     def _ascend(self, s: _Active, eps: float, a: float) -> torch.Tensor:
         direction = torch.sign(s.grad) if self.norm == "linf" else s.grad / (_norm(s.grad, "l2") + 1e-12)

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Unpack
 import torch
 import torch.nn as nn
 
-from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2
+from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2, project_ball
 from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, positive_int
 from robust_attn.attacks.ensemble import NOT_FOOLED, Ensemble, TorchattacksMember, _EnsembleState
 from robust_attn.attacks.registry import register_attack
@@ -202,12 +202,7 @@ class Extrapolate(Attack):
     def point(self, x: torch.Tensor, delta: torch.Tensor, ratio: torch.Tensor, eps: float) -> torch.Tensor:
         """x + ratio * delta (ratio per sample: this eps over the eps delta was found at), inside
         the eps-ball around x (rounding may leave it a hair outside) and [0, 1]."""
-        z = x + ratio.view(-1, *([1] * (x.dim() - 1))) * delta
-        if self.norm == "linf":
-            return torch.min(torch.max(z, x - eps), x + eps).clamp(0.0, 1.0)
-        d = z - x
-        size = d.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
-        return (x + d * (eps / size.clamp_min(eps))).clamp(0.0, 1.0)
+        return project_ball(x + ratio.view(-1, *([1] * (x.dim() - 1))) * delta, x, eps, self.norm)
 
 
 def _members(model: nn.Module, norm: Norm, steps: int, square_queries: int, options: AttackOptions) -> list[tuple[str, Attack]]:
