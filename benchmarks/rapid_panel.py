@@ -59,12 +59,12 @@ def panel(names: list[str] | None) -> list[tuple[str, tuple[float, ...], bool]]:
     return [r for r in rows if names is None or r[0] in names]
 
 
-def load(ref: str) -> nn.Module:
-    if ref == EXTERNAL:
-        return LogitMean(
-            [ra.load_model(f"builtin/{arch}", "cpu", train_missing=False, progress=False)[0] for arch in ("vgg-at", "vgg-att3-pc-at")]
-        ).eval()
-    return ra.load_model(ref, "cpu", train_missing=False, progress=False)[0]
+def load(ref: str) -> tuple[nn.Module, str]:
+    """(model, the sha256 of its checkpoint's weights: of each member, joined by '+', for LogitMean)."""
+    refs = [f"builtin/{arch}" for arch in ("vgg-at", "vgg-att3-pc-at")] if ref == EXTERNAL else [ref]
+    loaded = [ra.load_model(r, "cpu", train_missing=False, progress=False) for r in refs]
+    weights = "+".join(str(meta["weights_sha256"]) for _, meta in loaded)
+    return (LogitMean([m for m, _ in loaded]).eval() if ref == EXTERNAL else loaded[0][0]), weights
 
 
 @dataclass
@@ -137,8 +137,8 @@ class Row:
     n: int
     aa_correct: int
     rapid_correct: int
-    aa_only: list[tuple[int, str | None]]  # images autoattack fooled and rapid did not, with the autoattack member that did
-    rapid_only: list[tuple[int, str | None]]  # images rapid fooled and autoattack did not, with the rapid member that did
+    aa_only: list[tuple[int, str | None]] | None  # images autoattack fooled and rapid did not, with the autoattack member that did
+    rapid_only: list[tuple[int, str | None]] | None  # images rapid fooled and autoattack did not, with the rapid member (None: not known)
     aa_passes: int
     rapid_passes: int
     aa_seconds: float
@@ -146,6 +146,10 @@ class Row:
     torchattacks_seconds: float | None = None
     torchattacks_accuracy: float | None = None
     ablation: dict[str, Any] | None = None  # the --ablation variant of rapid on the same images: correct, passes, seconds
+    weights: str | None = None  # sha256 of the checkpoint's weights (rows saved before it was recorded have None)
+    aa_survivors: list[int] | None = None  # images autoattack leaves correct (for a later --rerun-rapid)
+    aa_fooled_by: list[str | None] | None = None  # per image, the autoattack member that fooled it
+    reused: bool = False  # autoattack's side read from a saved run (--rerun-rapid): rapid's seconds not side by side
 
 
 def compare(
@@ -155,6 +159,7 @@ def compare(
     rapid: Sweep,
     library: tuple[list[float], list[float]] | None,
     ablation: Sweep | None = None,
+    weights: str | None = None,
 ) -> list[Row]:
     rows = []
     for k, e in enumerate(eps):
@@ -168,7 +173,7 @@ def compare(
             else {"correct": sum(ablation.correct[k]), "passes": ablation.passes[k], "seconds": ablation.seconds[k]}
         )
         rows.append(Row(ref, e, len(a), sum(a), sum(r), aa_only, rapid_only, aa.passes[k], rapid.passes[k], aa.seconds[k], rapid.seconds[k],
-                        lib_s, lib_acc, alt))  # fmt: skip
+                        lib_s, lib_acc, alt, weights, [i for i in range(len(a)) if a[i]], aa.fooled_by[k]))  # fmt: skip
     return rows
 
 
@@ -182,7 +187,12 @@ def show(row: Row) -> None:
           f"({row.rapid_correct}), rapid - autoattack {row.rapid_correct - row.aa_correct:+d}; passes {row.aa_passes:,} vs {row.rapid_passes:,} "
           f"(1/{row.aa_passes / max(row.rapid_passes, 1):.1f}); {row.aa_seconds:.1f} s vs {row.rapid_seconds:.1f} s "
           f"(1/{row.aa_seconds / max(row.rapid_seconds, 1e-9):.1f}){lib}", flush=True)  # fmt: skip
-    if row.aa_only or row.rapid_only:
+    if row.aa_only is None:
+        print(
+            "  (autoattack's side reused from a run that did not record its per-image outcome: which images differ is not known)",
+            flush=True,
+        )
+    elif row.aa_only or row.rapid_only:
         print(f"  only autoattack fooled {row.aa_only}; only rapid fooled {row.rapid_only}", flush=True)
     if row.ablation:
         a = row.ablation
@@ -195,15 +205,17 @@ def verdict(rows: list[Row]) -> bool:
     worst = max(r.rapid_correct - r.aa_correct for r in rows)
     total = sum(r.rapid_correct - r.aa_correct for r in rows)
     passes = [r.aa_passes / max(r.rapid_passes, 1) for r in rows]
-    seconds = [r.aa_seconds / max(r.rapid_seconds, 1e-9) for r in rows]
+    timed = [r for r in rows if not r.reused] or rows  # reused rows' seconds were not measured side by side
+    seconds = [r.aa_seconds / max(r.rapid_seconds, 1e-9) for r in timed]
     total_passes = sum(r.aa_passes for r in rows) / max(sum(r.rapid_passes for r in rows), 1)
-    total_seconds = sum(r.aa_seconds for r in rows) / max(sum(r.rapid_seconds for r in rows), 1e-9)
+    total_seconds = sum(r.aa_seconds for r in timed) / max(sum(r.rapid_seconds for r in timed), 1e-9)
     checks = [
         (f"rapid leaves at most 1 image more per model and eps (worst {worst:+d})", worst <= 1),
         (f"and no more images over the whole panel (total {total:+d})", total <= 0),
         (f"passes <= 1/10 of autoattack's per model and eps (worst 1/{min(passes):.1f}; total 1/{total_passes:.1f})", min(passes) >= 10),
         (
-            f"wall time <= 1/5 of autoattack's per model and eps (worst 1/{min(seconds):.1f}; total 1/{total_seconds:.1f})",
+            f"wall time <= 1/5 of autoattack's per model and eps (worst 1/{min(seconds):.1f}; total 1/{total_seconds:.1f};"
+            f" over the {len(timed)} rows timed side by side)",
             min(seconds) >= 5,
         ),
     ]
@@ -228,9 +240,9 @@ def markdown(rows: list[Row]) -> str:
     for r in rows:
         extra = f" {r.ablation['correct']}, 1/{r.aa_passes / max(r.ablation['passes'], 1):.1f} |" if alt and r.ablation else ""
         lines.append(f"| `{r.model}` | {r.eps * 255:.0f}/255 | {r.aa_correct / r.n:.0%} | {r.rapid_correct / r.n:.0%} | "
-                     f"{', '.join(f'{i} ({m})' for i, m in r.aa_only) or '-'} | {', '.join(f'{i} ({m})' for i, m in r.rapid_only) or '-'} | "
+                     f"{_images(r.aa_only)} | {_images(r.rapid_only)} | "
                      f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
-                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}) |{extra}")  # fmt: skip
+                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}){' *' if r.reused else ''} |{extra}")  # fmt: skip
     aa, rp = sum(r.aa_passes for r in rows), sum(r.rapid_passes for r in rows)
     sa, sr = sum(r.aa_seconds for r in rows), sum(r.rapid_seconds for r in rows)
     extra = ""
@@ -242,29 +254,58 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _images(found: list[tuple[int, str | None]] | None) -> str:
+    """Images with the member that fooled them, for a table cell."""
+    return "not recorded" if found is None else ", ".join(f"{i} ({m})" for i, m in found) or "-"
+
+
 def summarise(paths: list[Path]) -> None:
     """Targets and table of a panel saved with --json, in one or several parts (also parts
     stopped before their end)."""
-    rows = [Row(**{**r, "aa_only": [tuple(x) for x in r["aa_only"]], "rapid_only": [tuple(x) for x in r["rapid_only"]]})
+    rows = [Row(**{**r, **{k: None if r[k] is None else [tuple(x) for x in r[k]] for k in ("aa_only", "rapid_only")}})
             for path in paths for r in json.loads(path.read_text())]  # fmt: skip
     print(f"{len(rows)} panel rows from {', '.join(map(str, paths))}:")
     verdict(rows)
     print(markdown(rows))
 
 
-def rerun_rapid(paths: list[Path], data: ra.ImageDataset, params: dict[str, Any], batch: int) -> None:
+def rerun_rapid(paths: list[Path], data: ra.ImageDataset, params: dict[str, Any], batch: int, expected: dict[str, str]) -> list[Row]:
     """rapid with ``params`` alone on the models of saved panel parts, against their saved
-    autoattack counts and passes (exact: the same weights, images and deterministic autoattack);
-    per model and eps its correct images and passes. Seconds are this run's, not side by side."""
+    autoattack side. Exact only on the same weights, images and (deterministic) autoattack, so a
+    model whose weights differ from the rows' ``weights`` (for rows saved without them: from
+    ``expected``, reference -> sha256 prefix) is refused. Rows saved with autoattack's per-image
+    outcome get the disagreeing images; older ones only the counts (``aa_only`` None). Seconds
+    are this run's, not side by side with autoattack's."""
     saved = [r for path in paths for r in json.loads(path.read_text())]
+    rerun = []
     for ref in dict.fromkeys(r["model"] for r in saved):
         rows = [r for r in saved if r["model"] == ref]
+        model, weights = load(ref)
+        recorded = {r.get("weights") or expected.get(ref, "not recorded") for r in rows}
+        if not all(weights.startswith(w) for w in recorded):
+            raise SystemExit(f"{ref}: its weights ({weights[:12]}) are not the saved rows' ({', '.join(recorded)}); "
+                             "run the whole model instead (--models)")  # fmt: skip
         eps = tuple(r["eps"] for r in rows)
-        sweep = run_sweep(create_attack("rapid", load(ref), channels_last=True, **params), data, eps, batch)
+        sweep = run_sweep(create_attack("rapid", model, channels_last=True, **params), data, eps, batch)
         for k, r in enumerate(rows):
-            print(f"{ref} eps {r['eps'] * 255:.0f}/255: autoattack {r['aa_correct']}, rapid {params} {sum(sweep.correct[k])} "
-                  f"({sum(sweep.correct[k]) - r['aa_correct']:+d}); passes {r['aa_passes']:,} vs {sweep.passes[k]:,} "
-                  f"(1/{r['aa_passes'] / max(sweep.passes[k], 1):.1f}); {sweep.seconds[k]:.1f} s", flush=True)  # fmt: skip
+            rerun.append(_rerun_row(r, sweep, k, weights))
+            show(rerun[-1])
+    return rerun
+
+
+def _rerun_row(saved: dict[str, Any], sweep: Sweep, k: int, weights: str) -> Row:
+    """A panel row of a saved autoattack side and a new rapid sweep."""
+    aa_only: list[tuple[int, str | None]] | None = None
+    rapid_only: list[tuple[int, str | None]] | None = None
+    if saved.get("aa_fooled_by") is not None:
+        survivors, by = set(saved["aa_survivors"]), saved["aa_fooled_by"]
+        r = sweep.correct[k]
+        aa_only = [(i, by[i]) for i in range(len(r)) if r[i] and i not in survivors]
+        rapid_only = [(i, sweep.fooled_by[k][i]) for i in survivors if not r[i]]
+    return Row(saved["model"], saved["eps"], saved["n"], saved["aa_correct"], sum(sweep.correct[k]), aa_only, rapid_only,
+               saved["aa_passes"], sweep.passes[k], saved["aa_seconds"], sweep.seconds[k], saved.get("torchattacks_seconds"),
+               saved.get("torchattacks_accuracy"), None, weights, saved.get("aa_survivors"), saved.get("aa_fooled_by"),
+               reused=True)  # fmt: skip
 
 
 def main() -> None:
@@ -284,6 +325,12 @@ def main() -> None:
         "--rerun-rapid", type=Path, nargs="+", metavar="JSON", help="rapid (--rapid-params) alone on the models of saved parts"
     )
     parser.add_argument(
+        "--expect-weights",
+        default="{}",
+        metavar="JSON",
+        help="for --rerun-rapid of rows saved without weights: model -> sha256 (prefix) they were measured on",
+    )
+    parser.add_argument(
         "--summarise", type=Path, nargs="+", metavar="JSON", help="only print the targets and a Markdown table of a saved panel (its parts)"
     )
     args = parser.parse_args()
@@ -297,11 +344,15 @@ def main() -> None:
     print(f"rapid panel: {args.n} built-in test images, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"rapid {params or 'defaults'}, ablation {args.ablation or 'none'}", flush=True)  # fmt: skip
     if args.rerun_rapid:
-        rerun_rapid(args.rerun_rapid, data, params, args.batch)
+        rows = rerun_rapid(args.rerun_rapid, data, params, args.batch, json.loads(args.expect_weights))
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
+        print("targets:", flush=True)
+        verdict(rows)
         return
-    rows: list[Row] = []
+    rows = []
     for ref, eps, clean in panel(args.models):
-        model = load(ref)
+        model, weights = load(ref)
         aa = run_sweep(create_attack("autoattack", model, channels_last=True), data, eps, args.batch)
         rapid = run_sweep(create_attack("rapid", model, channels_last=True, **params), data, eps, args.batch)
         alt = (
@@ -311,7 +362,7 @@ def main() -> None:
         )
         timed = clean and not args.skip_torchattacks and (args.torchattacks_models is None or ref in args.torchattacks_models)
         library = torchattacks_seconds(model, data, eps, args.batch) if timed else None
-        for row in compare(ref, eps, aa, rapid, library, alt):
+        for row in compare(ref, eps, aa, rapid, library, alt, weights):
             show(row)
             rows.append(row)
         print(f"  members: autoattack {aa.members}; rapid {rapid.members}", flush=True)

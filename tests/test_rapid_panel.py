@@ -1,0 +1,89 @@
+"""The rapid panel benchmark's bookkeeping (benchmarks/rapid_panel.py): a row rebuilt from a saved
+autoattack side and a new rapid sweep names the same disagreeing images as a side-by-side row,
+reused rows are kept out of the wall-time target, and other weights are refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch.nn as nn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def panel():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("rapid_panel", ROOT / "benchmarks" / "rapid_panel.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rapid_panel"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sweeps(panel):  # type: ignore[no-untyped-def]
+    """autoattack and rapid on 6 images at 2 eps, with known outcomes."""
+    aa = panel.Sweep(
+        correct=[[True, True, False, False, True, False], [True, False, False, False, False, True]],
+        fooled_by=[[None, None, "apgd-ce", None, None, "apgd-t"], [None, "apgd-t", "apgd-ce", None, "square", None]],
+        passes=[900, 400],
+        seconds=[90.0, 40.0],
+    )
+    rapid = panel.Sweep(
+        correct=[[True, False, False, False, True, True], [True, False, False, False, True, False]],
+        fooled_by=[[None, "malt", "apgd-ce", None, None, None], [None, "malt", "apgd-ce", None, None, "apgd-ce"]],
+        passes=[60, 35],
+        seconds=[6.0, 4.0],
+    )
+    return aa, rapid
+
+
+def test_rerun_row_matches_side_by_side(panel) -> None:  # type: ignore[no-untyped-def]
+    aa, rapid = _sweeps(panel)
+    rows = panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc")
+    assert [r.aa_only for r in rows] == [[(5, "apgd-t")], [(4, "square")]]
+    assert [r.rapid_only for r in rows] == [[(1, "malt")], [(5, "apgd-ce")]]
+    saved = json.loads(json.dumps([asdict(r) for r in rows]))
+    rebuilt = [panel._rerun_row(s, rapid, k, "abc") for k, s in enumerate(saved)]
+    for a, b in zip(rows, rebuilt, strict=True):
+        assert (a.aa_correct, a.rapid_correct, a.aa_passes, a.rapid_passes) == (b.aa_correct, b.rapid_correct, b.aa_passes, b.rapid_passes)
+        assert [tuple(x) for x in a.aa_only] == b.aa_only and [tuple(x) for x in a.rapid_only] == b.rapid_only
+        assert b.reused and not a.reused
+
+
+def test_rows_saved_without_outcomes_say_so(panel) -> None:  # type: ignore[no-untyped-def]
+    aa, rapid = _sweeps(panel)
+    old = {k: v for k, v in asdict(panel.compare("m", (1.0, 2.0), aa, rapid, None)[0]).items() if k not in ("aa_survivors", "aa_fooled_by")}
+    row = panel._rerun_row(old, rapid, 0, "abc")
+    assert row.aa_only is None and row.rapid_only is None
+    assert "not recorded" in panel.markdown([row])
+
+
+def test_verdict_times_only_side_by_side_rows(panel, capsys) -> None:  # type: ignore[no-untyped-def]
+    aa, rapid = _sweeps(panel)
+    rows = panel.compare("m", (1.0, 2.0), aa, rapid, None)
+    slow = panel._rerun_row(asdict(rows[0]), panel.Sweep(rapid.correct, rapid.fooled_by, [60, 35], [80.0, 30.0]), 0, "abc")
+    assert panel.verdict([*rows, slow]) is True  # the reused row's 80 s is not a side-by-side time
+    out = capsys.readouterr().out
+    assert "worst 1/10.0; total 1/13.0; over the 2 rows timed side by side" in out
+    assert panel.verdict([rows[0], panel.compare("m", (1.0,), aa, panel.Sweep([[False] * 6], [[None] * 6], [95], [1.0]), None)[0]]) is False
+
+
+def test_rerun_refuses_other_weights(panel, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    aa, rapid = _sweeps(panel)
+    saved = tmp_path / "part.json"
+    saved.write_text(json.dumps([asdict(r) for r in panel.compare("builtin/vgg", (1.0, 2.0), aa, rapid, None, None, "aaaa1111")]))
+    monkeypatch.setattr(panel, "load", lambda ref: (nn.Identity(), "bbbb2222"))
+    with pytest.raises(SystemExit, match=r"builtin/vgg: its weights \(bbbb2222\) are not the saved rows' \(aaaa1111\)"):
+        panel.rerun_rapid([saved], None, {}, 250, {})
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps([{k: v for k, v in r.items() if k != "weights"} for r in json.loads(saved.read_text())]))
+    with pytest.raises(SystemExit, match=r"not the saved rows' \(not recorded\)"):
+        panel.rerun_rapid([old], None, {}, 250, {})
+    with pytest.raises(SystemExit, match=r"not the saved rows' \(aaaa\)"):
+        panel.rerun_rapid([old], None, {}, 250, {"builtin/vgg": "aaaa"})
