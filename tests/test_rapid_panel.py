@@ -9,6 +9,8 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 import torch.nn as nn
@@ -17,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def panel():  # type: ignore[no-untyped-def]
+def panel() -> ModuleType:
     spec = importlib.util.spec_from_file_location("rapid_panel", ROOT / "benchmarks" / "rapid_panel.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -26,7 +28,7 @@ def panel():  # type: ignore[no-untyped-def]
     return module
 
 
-def _sweeps(panel):  # type: ignore[no-untyped-def]
+def _sweeps(panel: ModuleType) -> tuple[Any, Any]:
     """autoattack and rapid on 6 images at 2 eps, with known outcomes."""
     aa = panel.Sweep(
         correct=[[True, True, False, False, True, False], [True, False, False, False, False, True]],
@@ -43,7 +45,7 @@ def _sweeps(panel):  # type: ignore[no-untyped-def]
     return aa, rapid
 
 
-def test_rerun_row_matches_side_by_side(panel) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_row_matches_side_by_side(panel: ModuleType) -> None:
     aa, rapid = _sweeps(panel)
     rows = panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc")
     assert [r.aa_only for r in rows] == [[(5, "apgd-t")], [(4, "square")]]
@@ -56,7 +58,7 @@ def test_rerun_row_matches_side_by_side(panel) -> None:  # type: ignore[no-untyp
         assert b.reused and not a.reused
 
 
-def test_rows_saved_without_outcomes_say_so(panel) -> None:  # type: ignore[no-untyped-def]
+def test_rows_saved_without_outcomes_say_so(panel: ModuleType) -> None:
     aa, rapid = _sweeps(panel)
     old = {k: v for k, v in asdict(panel.compare("m", (1.0, 2.0), aa, rapid, None)[0]).items() if k not in ("aa_survivors", "aa_fooled_by")}
     row = panel._rerun_row(old, rapid, 0, "abc")
@@ -64,7 +66,7 @@ def test_rows_saved_without_outcomes_say_so(panel) -> None:  # type: ignore[no-u
     assert "not recorded" in panel.markdown([row])
 
 
-def test_verdict_times_only_side_by_side_rows(panel, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_verdict_times_only_side_by_side_rows(panel: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     aa, rapid = _sweeps(panel)
     rows = panel.compare("m", (1.0, 2.0), aa, rapid, None)
     slow = panel._rerun_row(asdict(rows[0]), panel.Sweep(rapid.correct, rapid.fooled_by, [60, 35], [80.0, 30.0]), 0, "abc")
@@ -74,7 +76,7 @@ def test_verdict_times_only_side_by_side_rows(panel, capsys) -> None:  # type: i
     assert panel.verdict([rows[0], panel.compare("m", (1.0,), aa, panel.Sweep([[False] * 6], [[None] * 6], [95], [1.0]), None)[0]]) is False
 
 
-def test_rerun_refuses_other_weights(panel, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_refuses_other_weights(panel: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     aa, rapid = _sweeps(panel)
     saved = tmp_path / "part.json"
     saved.write_text(json.dumps([asdict(r) for r in panel.compare("builtin/vgg", (1.0, 2.0), aa, rapid, None, None, "aaaa1111")]))
