@@ -205,22 +205,22 @@ def verdict(rows: list[Row]) -> bool:
     worst = max(r.rapid_correct - r.aa_correct for r in rows)
     total = sum(r.rapid_correct - r.aa_correct for r in rows)
     passes = [r.aa_passes / max(r.rapid_passes, 1) for r in rows]
-    timed = [r for r in rows if not r.reused] or rows  # reused rows' seconds were not measured side by side
-    seconds = [r.aa_seconds / max(r.rapid_seconds, 1e-9) for r in timed]
+    timed = [r for r in rows if not r.reused]  # reused rows' seconds were not measured side by side
     total_passes = sum(r.aa_passes for r in rows) / max(sum(r.rapid_passes for r in rows), 1)
-    total_seconds = sum(r.aa_seconds for r in timed) / max(sum(r.rapid_seconds for r in timed), 1e-9)
     checks = [
         (f"rapid leaves at most 1 image more per model and eps (worst {worst:+d})", worst <= 1),
         (f"and no more images over the whole panel (total {total:+d})", total <= 0),
         (f"passes <= 1/10 of autoattack's per model and eps (worst 1/{min(passes):.1f}; total 1/{total_passes:.1f})", min(passes) >= 10),
-        (
-            f"wall time <= 1/5 of autoattack's per model and eps (worst 1/{min(seconds):.1f}; total 1/{total_seconds:.1f};"
-            f" over the {len(timed)} rows timed side by side)",
-            min(seconds) >= 5,
-        ),
     ]
+    if timed:
+        seconds = [r.aa_seconds / max(r.rapid_seconds, 1e-9) for r in timed]
+        total_seconds = sum(r.aa_seconds for r in timed) / max(sum(r.rapid_seconds for r in timed), 1e-9)
+        text = f"wall time <= 1/5 of autoattack's per model and eps (worst 1/{min(seconds):.1f}; total 1/{total_seconds:.1f};"
+        checks.append((f"{text} over the {len(timed)} rows timed side by side)", min(seconds) >= 5))
     for text, ok in checks:
         print(f"  [{'ok' if ok else 'MISSED'}] {text}", flush=True)
+    if not timed:
+        print("  [--] wall time: not measured side by side on these rows (autoattack's side reused)", flush=True)
     alt = [r for r in rows if r.ablation]
     if alt:
         passes_alt = sum(r.aa_passes for r in alt) / max(sum(r.ablation["passes"] for r in alt), 1)  # type: ignore[index]

@@ -73,6 +73,8 @@ def test_verdict_times_only_side_by_side_rows(panel: ModuleType, capsys: pytest.
     assert panel.verdict([*rows, slow]) is True  # the reused row's 80 s is not a side-by-side time
     out = capsys.readouterr().out
     assert "worst 1/10.0; total 1/13.0; over the 2 rows timed side by side" in out
+    assert panel.verdict([slow]) is True
+    assert "wall time: not measured side by side" in capsys.readouterr().out
     assert panel.verdict([rows[0], panel.compare("m", (1.0,), aa, panel.Sweep([[False] * 6], [[None] * 6], [95], [1.0]), None)[0]]) is False
 
 
