@@ -244,13 +244,14 @@ def markdown(rows: list[Row]) -> str:
                      f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
                      f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}){' *' if r.reused else ''} |{extra}")  # fmt: skip
     aa, rp = sum(r.aa_passes for r in rows), sum(r.rapid_passes for r in rows)
-    sa, sr = sum(r.aa_seconds for r in rows), sum(r.rapid_seconds for r in rows)
-    extra = ""
+    timed = [r for r in rows if not r.reused] or rows  # the total time only over rows timed side by side
+    sa, sr = sum(r.aa_seconds for r in timed), sum(r.rapid_seconds for r in timed)
+    extra, side = "", f" over the {len(timed)} rows without *" if len(timed) < len(rows) else ""
     if alt:
         ap = sum(r.ablation["passes"] for r in rows if r.ablation)
         extra = f" {sum(r.ablation['correct'] for r in rows if r.ablation)} images, 1/{aa / max(ap, 1):.1f} |"
     lines.append(f"| **all** | | {sum(r.aa_correct for r in rows)} images | {sum(r.rapid_correct for r in rows)} images | | | "
-                 f"{aa:,} / {rp:,} (1/{aa / max(rp, 1):.1f}) | {sa:.0f} / {sr:.0f} (1/{sa / max(sr, 1e-9):.1f}) |{extra}")  # fmt: skip
+                 f"{aa:,} / {rp:,} (1/{aa / max(rp, 1):.1f}) | {sa:.0f} / {sr:.0f} (1/{sa / max(sr, 1e-9):.1f}){side} |{extra}")  # fmt: skip
     return "\n".join(lines)
 
 
