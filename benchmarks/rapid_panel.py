@@ -164,8 +164,7 @@ def compare(
     rows = []
     for k, e in enumerate(eps):
         a, r = aa.correct[k], rapid.correct[k]
-        aa_only = [(i, aa.fooled_by[k][i]) for i in range(len(a)) if r[i] and not a[i]]
-        rapid_only = [(i, rapid.fooled_by[k][i]) for i in range(len(a)) if a[i] and not r[i]]
+        aa_only, rapid_only = _disagreements(a, aa.fooled_by[k], r, rapid.fooled_by[k])
         lib_s, lib_acc = (library[0][k], library[1][k]) if library else (None, None)
         alt = (
             None
@@ -175,6 +174,20 @@ def compare(
         rows.append(Row(ref, e, len(a), sum(a), sum(r), aa_only, rapid_only, aa.passes[k], rapid.passes[k], aa.seconds[k], rapid.seconds[k],
                         lib_s, lib_acc, alt, weights, [i for i in range(len(a)) if a[i]], aa.fooled_by[k]))  # fmt: skip
     return rows
+
+
+def _disagreements(
+    aa_correct: list[bool], aa_by: list[str | None], rapid_correct: list[bool], rapid_by: list[str | None]
+) -> tuple[list[tuple[int, str | None]], list[tuple[int, str | None]]]:
+    """(images only autoattack fooled, with its member that did; images only rapid fooled, with its member)."""
+    images = range(len(aa_correct))
+    return ([(i, aa_by[i]) for i in images if rapid_correct[i] and not aa_correct[i]],
+            [(i, rapid_by[i]) for i in images if aa_correct[i] and not rapid_correct[i]])  # fmt: skip
+
+
+def _side_by_side(rows: list[Row]) -> list[Row]:
+    """The rows whose seconds were measured side by side (not those with autoattack's side reused)."""
+    return [r for r in rows if not r.reused]
 
 
 def show(row: Row) -> None:
@@ -205,7 +218,7 @@ def verdict(rows: list[Row]) -> bool:
     worst = max(r.rapid_correct - r.aa_correct for r in rows)
     total = sum(r.rapid_correct - r.aa_correct for r in rows)
     passes = [r.aa_passes / max(r.rapid_passes, 1) for r in rows]
-    timed = [r for r in rows if not r.reused]  # reused rows' seconds were not measured side by side
+    timed = _side_by_side(rows)
     total_passes = sum(r.aa_passes for r in rows) / max(sum(r.rapid_passes for r in rows), 1)
     checks = [
         (f"rapid leaves at most 1 image more per model and eps (worst {worst:+d})", worst <= 1),
@@ -244,7 +257,7 @@ def markdown(rows: list[Row]) -> str:
                      f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
                      f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}){' *' if r.reused else ''} |{extra}")  # fmt: skip
     aa, rp = sum(r.aa_passes for r in rows), sum(r.rapid_passes for r in rows)
-    timed = [r for r in rows if not r.reused] or rows  # the total time only over rows timed side by side
+    timed = _side_by_side(rows) or rows
     sa, sr = sum(r.aa_seconds for r in timed), sum(r.rapid_seconds for r in timed)
     extra, side = "", f" over the {len(timed)} rows without *" if len(timed) < len(rows) else ""
     if alt:
@@ -299,10 +312,9 @@ def _rerun_row(saved: dict[str, Any], sweep: Sweep, k: int, weights: str) -> Row
     aa_only: list[tuple[int, str | None]] | None = None
     rapid_only: list[tuple[int, str | None]] | None = None
     if saved.get("aa_fooled_by") is not None:
-        survivors, by = set(saved["aa_survivors"]), saved["aa_fooled_by"]
-        r = sweep.correct[k]
-        aa_only = [(i, by[i]) for i in range(len(r)) if r[i] and i not in survivors]
-        rapid_only = [(i, sweep.fooled_by[k][i]) for i in survivors if not r[i]]
+        survivors = set(saved["aa_survivors"])
+        aa_correct = [i in survivors for i in range(saved["n"])]
+        aa_only, rapid_only = _disagreements(aa_correct, saved["aa_fooled_by"], sweep.correct[k], sweep.fooled_by[k])
     return Row(saved["model"], saved["eps"], saved["n"], saved["aa_correct"], sum(sweep.correct[k]), aa_only, rapid_only,
                saved["aa_passes"], sweep.passes[k], saved["aa_seconds"], sweep.seconds[k], saved.get("torchattacks_seconds"),
                saved.get("torchattacks_accuracy"), None, weights, saved.get("aa_survivors"), saved.get("aa_fooled_by"),
