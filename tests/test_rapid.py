@@ -20,7 +20,9 @@ from robust_attn.attacks.rapid import (
     GRAD_NONFINITE,
     GRAD_OK,
     GRAD_VANISH,
+    MALT,
     Extrapolate,
+    KeyedStarts,
     Rapid,
     keyed_start,
     linearised_distances,
@@ -269,12 +271,75 @@ def test_the_scaled_point_lies_in_the_ball_and_the_box(norm: str) -> None:
     assert torch.allclose(point[inside], (x + 2 * delta)[inside], atol=1e-6), "inside the box the point is x + ratio * delta"
 
 
+class Confident(nn.Module):
+    """A linear model whose logit for class 0 leads every other by about 10 on images in [0.3, 0.7]:
+    a small perturbation keeps each sample's targeted DLR loss near -1, far from fooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = linear()
+        self.bias = nn.Parameter(torch.tensor([10.0] + [0.0] * 9), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.1 * self.inner(x) + self.bias
+
+
+@pytest.mark.parametrize("abort", [-0.6, -math.inf])
+def test_a_targeted_run_nowhere_near_the_boundary_stops_at_its_first_checkpoint(abort: float) -> None:
+    """Its best targeted DLR loss stays near -1: with ``abort_loss`` -0.6 each sample stops after the
+    first checkpoint (its start and 22 of the 100 steps: 23 backward passes), with -inf it runs all
+    101; either way it is not fooled and its answer lies in the ball."""
+    model = Confident()
+    x = images(8, low=0.3, high=0.7)
+    y = labelled(model, x)
+    assert (y == 0).all()
+    member = create_attack("rapid", model, seed=0, abort_loss=abort).member(MALT)
+    assert isinstance(member, KeyedStarts) and member.abort_loss == abort
+    result, fooled = x.clone(), torch.zeros(8, dtype=torch.bool)
+    member.run_once(x, y, 0.01, torch.ones(8, dtype=torch.long), result, fooled, torch.arange(8))
+    assert not fooled.any() and float((result - x).abs().max()) <= 0.01 + 1e-7
+    assert member.cost[1] == 8 * (23 if abort > -math.inf else 101), member.cost
+
+
+def test_a_sample_s_decision_counts_its_stopped_targeted_runs() -> None:
+    """On the confident model every sample survives APGD-CE and its MALT run stops at the first
+    checkpoint: the decision says so, and with -inf no decision mentions a stop."""
+    model = Confident()
+    x = images(8, low=0.3, high=0.7)
+    y = labelled(model, x)
+    for abort, want in ((-0.6, "; 1 targeted run stopped at the first checkpoint"), (-math.inf, "")):
+        rapid = create_attack("rapid", model, seed=0, abort_loss=abort, restarts=0)
+        decision = paths(rapid, rapid.sweep(x, y, [0.01]).columns["decision"])[0]
+        assert decision == [f"apgd-ce > malt nearest{want}"] * 8, decision
+    names = create_attack("rapid", model, restarts=1).categorical_columns["decision"]
+    assert (
+        len(names) == 8 * 3
+        and names[8 + 7] == "apgd-ce > malt nearest > restart x1 (logit order); 1 targeted run stopped at the first checkpoint"
+    )
+    assert names[16 + 7].endswith("; 2 targeted runs stopped at the first checkpoint")
+
+
+def test_stopping_hopeless_targeted_runs_keeps_every_fooled_sample_of_a_linear_model() -> None:
+    """The stops cost no strength where the answer is known (the linear model's exact robust
+    accuracy at three eps) and save passes."""
+    model = linear()
+    x = images(64, low=0.3, high=0.7)
+    y = labelled(model, x)
+    distances = linf_distances(model, x, y)
+    eps = eps_between(distances)
+    exact = [int((distances > e).sum()) for e in eps]
+    stop, run_on = (create_attack("rapid", model, seed=0, abort_loss=a) for a in (-0.6, -math.inf))
+    assert sweep(stop, x, y, eps, batch=64).correct.sum(1).tolist() == exact
+    assert sweep(run_on, x, y, eps, batch=64).correct.sum(1).tolist() == exact
+    assert passes(stop) < passes(run_on), (passes(stop), passes(run_on))
+
+
 @pytest.mark.parametrize("reach", [0.0, 1e9])
 def test_restarts_only_where_a_survivor_came_close(reach: float) -> None:
     model = small_cnn()
     x = images(16, seed=2)
     y = labelled(model, x)
-    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2)
+    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2, abort_loss=-math.inf)  # every run to the end
     out = rapid.sweep(x, y, [0.01])
     decision = paths(rapid, out.columns["decision"])[0]
     survivors = [s for s, right in zip(decision, out.correct[0]) if right]
@@ -397,14 +462,16 @@ def test_traits_registry_and_parameters() -> None:
     assert traits.ensemble and traits.iterative and not traits.minimum_norm and not traits.probe
     assert traits.norm == "linf" and create_attack("rapid-l2", model).traits().norm == "l2"
     assert 0 < traits.strength < AutoAttack.strength
-    assert rapid.params() == {"steps": 100, "restarts": 1, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True, "seed": 0}
+    assert rapid.params() == {"steps": 100, "restarts": 3, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True,
+                              "abort_loss": -0.6, "seed": 0}  # fmt: skip
     assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "extrapolate", "clean"]
     decisions = create_attack("rapid", model, restarts=3).categorical_columns["decision"]
-    assert [d for d in decisions if "restart" in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
+    assert [d for d in decisions if "restart" in d and "stopped" not in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
                                                          ((1, "logit"), (2, "logit, malt"), (3, "logit, malt, logit"))]  # fmt: skip
     for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"),
                        ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted"),
-                       ({"extrapolate": "yes"}, "extrapolate")):  # fmt: skip
+                       ({"extrapolate": "yes"}, "extrapolate"), ({"abort_loss": 0.5}, "abort_loss"), ({"abort_loss": math.nan}, "abort_loss"),
+                       ({"abort_loss": "low"}, "abort_loss")):  # fmt: skip
         with pytest.raises(AttackParameterError) as err:
             create_attack("rapid", model, **bad)
         assert err.value.param == param and "\n" not in str(err.value)

@@ -370,10 +370,17 @@ class APGD(Attack):
                 else:
                     k = self._check_step(s, i, k)
                 since_check = 0
+                if final:
+                    self._after_checkpoint(s, i + 1, result)
         if not final:
             return s.best
         result[s.ids[~s.hit]] = s.best[~s.hit]
         return None
+
+    def _after_checkpoint(self, s: _Active, done: int, result: torch.Tensor) -> None:
+        """A hook after each checkpoint (``done`` steps so far) of a final run: a subclass may stop
+        samples there, their highest-loss iterate going into ``result``; APGD runs every sample
+        to the end."""
 
     def _drop_fooled(self, s: _Active, logits: torch.Tensor, loss: torch.Tensor, result: torch.Tensor, fooled: torch.Tensor) -> None:
         hit = self._fooled_by(logits, s.y)

@@ -23,9 +23,14 @@ Per eps, on the samples no smaller eps has fooled:
    first: where the linear estimate picks a class that cannot be reached, the logits often name
    one that can) and MALT's. More runs only where a sample is likely to fall, after A3 (Liu et
    al., 2022); the others are left alone.
+5. Every targeted run (3 and 4) stops a sample at APGD's first checkpoint (22% of its steps)
+   where its best targeted DLR loss so far is below ``abort_loss`` (-0.6): it has come nowhere
+   near the boundary, and its best point so far is its answer. A3's discarding of samples
+   unlikely to fall, with a per-sample threshold: on the benchmark panel every run that fooled
+   after the checkpoint had a best loss of -0.44 or more there (docs/rapid.md).
 
 Every per-sample choice is recorded: the sweep column ``decision`` names the path a sample took
-(``categorical_columns["decision"]``), ``fooled_by`` the member that fooled it first. Random starts
+and how many of its targeted runs step 5 stopped (``categorical_columns["decision"]``), ``fooled_by`` the member that fooled it first. Random starts
 and Square's stripes are keyed by (seed, the image's bytes, eps, stage), not drawn from the batch's
 stream, so a sample's outcome does not depend on the batch it is in or its position there.
 """
@@ -41,7 +46,7 @@ from typing import Any, ClassVar, Unpack
 import torch
 import torch.nn as nn
 
-from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2, project_ball
+from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2, _Active, project_ball
 from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, positive_int
 from robust_attn.attacks.ensemble import NOT_FOOLED, Ensemble, TorchattacksMember, _EnsembleState
 from robust_attn.attacks.registry import register_attack
@@ -59,12 +64,15 @@ NOT_RANKED = -1
 
 def decision_names(restarts: int) -> list[str]:
     """The paths a sample can take, by decision code (one per number of restarts that ran; the
-    restarts' target orders take turns, the clean logits' first)."""
+    restarts' target orders take turns, the clean logits' first), then the same paths with 1, 2,
+    ... targeted runs stopped at their first checkpoint: code = path + len(paths) * stopped."""
     malt = "apgd-ce > malt nearest"
     orders = lambda r: ", ".join(("logit", "malt")[i % 2] for i in range(r))
-    return ["apgd-ce", f"apgd-ce > square ({VANISH})", f"apgd-ce > square ({NONFINITE})", malt, f"{malt} > square ({FLAT})", "clean",
-            "extrapolate (the smaller eps's point, scaled)",
-            *[f"{malt} > restart x{r} ({orders(r)} order)" for r in range(1, restarts + 1)]]  # fmt: skip
+    paths = ["apgd-ce", f"apgd-ce > square ({VANISH})", f"apgd-ce > square ({NONFINITE})", malt, f"{malt} > square ({FLAT})", "clean",
+             "extrapolate (the smaller eps's point, scaled)",
+             *[f"{malt} > restart x{r} ({orders(r)} order)" for r in range(1, restarts + 1)]]  # fmt: skip
+    stops = lambda k: f"; {k} targeted run{'s' if k > 1 else ''} stopped at the first checkpoint"
+    return [*paths, *[p + stops(k) for k in range(1, restarts + 2) for p in paths]]
 
 
 # -- keyed randomness: per sample, independent of the batch ------------------------------------
@@ -156,6 +164,20 @@ class KeyedStarts(APGD):
 
     start_keys: Sequence[bytes] | None = None
     start_salt: str = ""
+    abort_loss: float = -math.inf  # a run stops at its first checkpoint where its best loss is below this
+    stopped: torch.Tensor | None = None  # where set (per position of the result): +1 where a run was stopped
+
+    def _after_checkpoint(self, s: _Active, done: int, result: torch.Tensor) -> None:
+        """At the first checkpoint, stop the samples whose best loss so far is below
+        ``abort_loss``: they have come nowhere near the boundary (their best point is the answer)."""
+        if done != self.first_interval or not self.abort_loss > -math.inf:
+            return
+        hopeless = (s.loss_best < self.abort_loss) & ~s.hit
+        if hopeless.any():
+            result[s.ids[hopeless]] = s.best[hopeless]
+            if self.stopped is not None:
+                self.stopped[s.ids[hopeless]] += 1
+            s.keep(~hopeless)
 
     def keyed(self, keys: Sequence[bytes], salt: str) -> KeyedStarts:
         self.start_keys, self.start_salt = keys, salt
@@ -281,6 +303,7 @@ class _Chain:
     last: torch.Tensor  # the member that last moved each sample (NOT_FOOLED: none)
     broken: torch.Tensor  # an APGD run reached a non-finite iterate
     square: torch.Tensor  # goes to the query-only member
+    stopped: torch.Tensor  # targeted runs stopped at their first checkpoint (abort_loss)
     best: torch.Tensor | None = None  # where kept (for extrapolation): each survivor's lowest-margin point so far
     best_margin: torch.Tensor | None = None
 
@@ -297,9 +320,11 @@ class Rapid(Ensemble):
     logits' best first, then MALT's and the logits' in turn), restart r + 1 only where the last
     run's point lies within ``restart_reach`` / 2^r * eps of the boundary (first order); Square
     (``square_queries``) only where gradients vanish, are not finite, or moved no loss.
-    Parameters: ``steps`` (100 per APGD run), ``restarts`` (1; 0: none), ``restart_reach`` (2.0),
-    ``square_queries`` (5,000), ``extrapolate`` (true). Untargeted; a worst-case sweep attacks
-    only the survivors of smaller eps. Design and measurements: docs/rapid.md."""
+    A targeted run stops a sample at its first checkpoint where its best targeted DLR loss is
+    below ``abort_loss``.
+    Parameters: ``steps`` (100 per APGD run), ``restarts`` (3; 0: none), ``restart_reach`` (2.0),
+    ``square_queries`` (5,000), ``extrapolate`` (true), ``abort_loss`` (-0.6; -inf: never).
+    Untargeted; a worst-case sweep attacks only the survivors of smaller eps. Design and measurements: docs/rapid.md."""
 
     name = "rapid"
     norm: ClassVar[Norm] = "linf"
@@ -316,13 +341,18 @@ class Rapid(Ensemble):
         model: nn.Module,
         *,
         steps: int = 100,
-        restarts: int = 1,
+        restarts: int = 3,
         restart_reach: float = 2.0,
         square_queries: int = 5000,
         extrapolate: bool = True,
+        abort_loss: float = -0.6,
         **options: Unpack[AttackOptions],
     ) -> None:
         positive_int(steps=steps, square_queries=square_queries)
+        if not isinstance(abort_loss, int | float) or isinstance(abort_loss, bool) or math.isnan(abort_loss) or abort_loss > 0:
+            raise bad_param(
+                "abort_loss", f"abort_loss must be a number <= 0 (a targeted DLR loss; -inf: never stop a run), got {abort_loss!r}"
+            )
         if not isinstance(extrapolate, bool):
             raise bad_param("extrapolate", f"extrapolate must be true or false, got {extrapolate!r}")
         if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
@@ -338,7 +368,12 @@ class Rapid(Ensemble):
             "restart_reach": float(restart_reach),
             "square_queries": square_queries,
             "extrapolate": extrapolate,
+            "abort_loss": float(abort_loss),
         }
+        for code in (MALT, RESTART):
+            targeted = self.member(code)
+            assert isinstance(targeted, KeyedStarts)
+            targeted.abort_loss = float(abort_loss)
         self.restarts, self.restart_reach, self.extrapolate = restarts, float(restart_reach), extrapolate
         self.categorical_columns = {"fooled_by": [*MEMBERS, "clean"], "decision": decision_names(restarts)}  # type: ignore[misc]
 
@@ -422,8 +457,8 @@ class Rapid(Ensemble):
         carry: tuple[torch.Tensor, torch.Tensor] | None = None,
         keep_best: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(adversarial images, member code that fooled each sample or NOT_FOOLED, decision code,
-        member that last moved it) for the batch's samples ``ids`` (gathered into ``x``, ``y``), all
+        """(adversarial images, member code that fooled each sample or NOT_FOOLED, decision code
+        (with its stopped runs), member that last moved it) for the batch's samples ``ids`` (gathered into ``x``, ``y``), all
         of them right on the clean image; ``carry``: their perturbations from a smaller eps and
         that eps (0: none), tried scaled up before anything else; ``keep_best``: a survivor's image
         is its lowest-margin point over the runs (for the next eps to scale), not the last run's."""
@@ -433,7 +468,8 @@ class Rapid(Ensemble):
         keys = [state.keys[i] for i in ids.tolist()]
         flags = torch.zeros(n, dtype=torch.bool, device=x.device)
         codes = torch.full((n,), NOT_FOOLED, dtype=torch.long, device=x.device)
-        c = _Chain(x, y, eps, keys, x.clone(), flags, codes, torch.full_like(codes, D_CE), codes.clone(), flags.clone(), flags.clone())
+        c = _Chain(x, y, eps, keys, x.clone(), flags, codes, torch.full_like(codes, D_CE), codes.clone(), flags.clone(), flags.clone(),
+                   torch.zeros_like(codes))  # fmt: skip
         if keep_best:
             c.best, c.best_margin = x.clone(), torch.full((n,), math.inf, device=x.device)
         todo = torch.arange(n, device=x.device) if carry is None else self._extrapolate(c, *carry)
@@ -453,7 +489,7 @@ class Rapid(Ensemble):
         if c.best is not None:  # a survivor's answer is its lowest-margin point (the next eps scales it)
             alive = ~c.fooled
             c.result[alive] = c.best[alive]
-        return c.result, c.by, c.plan, c.last
+        return c.result, c.by, c.plan + (D_RESTART + self.restarts) * c.stopped, c.last  # decision_names' code
 
     def _extrapolate(self, c: _Chain, delta: torch.Tensor, found_at: torch.Tensor) -> torch.Tensor:
         """Try each scaled-up perturbation (where the sample has one from a smaller eps); returns
@@ -475,11 +511,12 @@ class Rapid(Ensemble):
         assert isinstance(member, KeyedStarts)
         recorder = _LossRange(len(c.x), c.x.device)
         member.keyed(c.take(pos), f"{salt}:{c.eps!r}").trace = recorder
+        member.stopped = c.stopped
         fooled = c.fooled.clone()
         try:
             member.run_once(c.x[pos], c.y[pos], c.eps, target, c.result, fooled, pos)
         finally:
-            member.trace, member.start_keys = None, None
+            member.trace, member.start_keys, member.stopped = None, None, None
         bad = ~torch.isfinite(c.result[pos]).flatten(1).all(1)
         if bad.any():  # a NaN image is no adversarial example
             c.result[pos[bad]] = c.x[pos[bad]]
