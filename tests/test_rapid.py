@@ -392,7 +392,8 @@ def test_a_loss_that_never_rises_sends_survivors_to_square() -> None:
     rapid = create_attack("rapid", model, seed=0, steps=10, square_queries=50)
     out = sweep(rapid, x, y, [0.05], batch=12)
     decision = paths(rapid, out.columns["decision"])[0]
-    assert decision == ["apgd-ce > malt nearest > square (loss did not rise)"] * 12, decision
+    flat = "apgd-ce > malt nearest > square (loss did not rise)"  # a run far from the boundary also stopped early: still Square
+    assert all(d in (flat, f"{flat}; 1 targeted run stopped at the first checkpoint") for d in decision), decision
     assert out.correct.all() and rapid.member_costs()["square"][0] > 0  # type: ignore[attr-defined]
     distance, gradients, _ = linearised_distances(rapid.members[0][1], x, y, "linf")  # type: ignore[attr-defined]
     assert (gradients == GRAD_OK).all() and torch.isfinite(distance).any(1).all()
