@@ -30,8 +30,8 @@ Per eps, on the samples no smaller eps has fooled:
    after the checkpoint had a best loss of -0.44 or more there (docs/rapid.md).
 
 Every per-sample choice is recorded: the sweep column ``decision`` names the path a sample took
-and how many of its targeted runs step 5 stopped (``categorical_columns["decision"]``), ``fooled_by`` the member that fooled it first. Random starts
-and Square's stripes are keyed by (seed, the image's bytes, eps, stage), not drawn from the batch's
+and how many of its targeted runs step 5 stopped (``categorical_columns["decision"]``),
+``fooled_by`` the member that fooled it first. Random starts and Square's stripes are keyed by (seed, the image's bytes, eps, stage), not drawn from the batch's
 stream, so a sample's outcome does not depend on the batch it is in or its position there.
 """
 
@@ -73,6 +73,16 @@ def decision_names(restarts: int) -> list[str]:
              *[f"{malt} > restart x{r} ({orders(r)} order)" for r in range(1, restarts + 1)]]  # fmt: skip
     stops = lambda k: f"; {k} targeted run{'s' if k > 1 else ''} stopped at the first checkpoint"
     return [*paths, *[p + stops(k) for k in range(1, restarts + 2) for p in paths]]
+
+
+def decision_code(path: torch.Tensor, stopped: torch.Tensor, restarts: int) -> torch.Tensor:
+    """The code in :func:`decision_names` of each ``path`` (D_*) with ``stopped`` targeted runs stopped."""
+    return path + (D_RESTART + restarts) * stopped
+
+
+def _number(value: object) -> bool:
+    """An int or a float, not a bool (TOML and keyword parameters)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # -- keyed randomness: per sample, independent of the batch ------------------------------------
@@ -170,7 +180,7 @@ class KeyedStarts(APGD):
     def _after_checkpoint(self, s: _Active, done: int, result: torch.Tensor) -> None:
         """At the first checkpoint, stop the samples whose best loss so far is below
         ``abort_loss``: they have come nowhere near the boundary (their best point is the answer)."""
-        if done != self.first_interval or not self.abort_loss > -math.inf:
+        if done != self.first_interval or self.abort_loss == -math.inf:
             return
         hopeless = (s.loss_best < self.abort_loss) & ~s.hit
         if hopeless.any():
@@ -324,7 +334,8 @@ class Rapid(Ensemble):
     below ``abort_loss``.
     Parameters: ``steps`` (100 per APGD run), ``restarts`` (3; 0: none), ``restart_reach`` (2.0),
     ``square_queries`` (5,000), ``extrapolate`` (true), ``abort_loss`` (-0.6; -inf: never).
-    Untargeted; a worst-case sweep attacks only the survivors of smaller eps. Design and measurements: docs/rapid.md."""
+    Untargeted; a worst-case sweep attacks only the survivors of smaller eps. Design and
+    measurements: docs/rapid.md."""
 
     name = "rapid"
     norm: ClassVar[Norm] = "linf"
@@ -349,7 +360,7 @@ class Rapid(Ensemble):
         **options: Unpack[AttackOptions],
     ) -> None:
         positive_int(steps=steps, square_queries=square_queries)
-        if not isinstance(abort_loss, int | float) or isinstance(abort_loss, bool) or math.isnan(abort_loss) or abort_loss > 0:
+        if not _number(abort_loss) or math.isnan(abort_loss) or abort_loss > 0:
             raise bad_param(
                 "abort_loss", f"abort_loss must be a number <= 0 (a targeted DLR loss; -inf: never stop a run), got {abort_loss!r}"
             )
@@ -357,7 +368,7 @@ class Rapid(Ensemble):
             raise bad_param("extrapolate", f"extrapolate must be true or false, got {extrapolate!r}")
         if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
             raise bad_param("restarts", f"restarts must be an integer >= 0 (0: no extra runs), got {restarts!r}")
-        if not isinstance(restart_reach, int | float) or isinstance(restart_reach, bool) or not restart_reach >= 0:
+        if not _number(restart_reach) or not restart_reach >= 0:
             raise bad_param("restart_reach", f"restart_reach must be a number >= 0 (in units of eps), got {restart_reach!r}")
         if options.get("targeted"):
             raise bad_param("targeted", f"{self.name} is untargeted; for a given target use apgd with targeted = true")
@@ -458,8 +469,8 @@ class Rapid(Ensemble):
         keep_best: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(adversarial images, member code that fooled each sample or NOT_FOOLED, decision code
-        (with its stopped runs), member that last moved it) for the batch's samples ``ids`` (gathered into ``x``, ``y``), all
-        of them right on the clean image; ``carry``: their perturbations from a smaller eps and
+        (with its stopped runs), member that last moved it) for the batch's samples ``ids``
+        (gathered into ``x``, ``y``), all of them right on the clean image; ``carry``: their perturbations from a smaller eps and
         that eps (0: none), tried scaled up before anything else; ``keep_best``: a survivor's image
         is its lowest-margin point over the runs (for the next eps to scale), not the last run's."""
         n = x.shape[0]
@@ -489,7 +500,7 @@ class Rapid(Ensemble):
         if c.best is not None:  # a survivor's answer is its lowest-margin point (the next eps scales it)
             alive = ~c.fooled
             c.result[alive] = c.best[alive]
-        return c.result, c.by, c.plan + (D_RESTART + self.restarts) * c.stopped, c.last  # decision_names' code
+        return c.result, c.by, decision_code(c.plan, c.stopped, self.restarts), c.last
 
     def _extrapolate(self, c: _Chain, delta: torch.Tensor, found_at: torch.Tensor) -> torch.Tensor:
         """Try each scaled-up perturbation (where the sample has one from a smaller eps); returns
