@@ -3,7 +3,6 @@ metadata."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 
@@ -12,32 +11,67 @@ import torch
 
 import robust_attn as ra
 from robust_attn.training import trainer
+from robust_attn.training.adversarial import adversarial_batch
 
 pytestmark = pytest.mark.slow  # subprocesses and training: the full tier only
 
 
-def _pgd_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
-    attack = ra.create_attack("pgd", model, steps=10, random_start=False)
-    return float(attack.sweep(x, y, [eps], mode="independent").correct.float().mean())
+def _linear(d: int, gen: torch.Generator) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A two-class linear model whose cross-entropy gradient has the sign of W[1 - y] - W[y] at
+    every point (its softmax weights are positive): the steepest-ascent direction is known."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.randn(2, d, generator=gen))
+        model[1].bias.zero_()
+    return model, (model[1].weight[1] - model[1].weight[0]).sign().detach()
 
 
 @pytest.mark.parametrize("recipe", ["fgsm-at", "pgd-at"])
-def test_adversarial_training_raises_robust_accuracy_on_its_batches(trained, recipe: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A few adversarial epochs from the clean model: PGD accuracy on the training images rises above
-    the clean-trained model's. The gain measured over fixture seeds 0-2 on two CPUs was 0.086-0.19
-    (1,024 images, 3 epochs); with 512 images and 2 epochs it fell to 0 on some weights."""
-    clean = trained[0]
-    train = ra.load_dataset("builtin", "train", n=1024, seed=3)
-    test = ra.load_dataset("builtin", "test", n=64)
-    _, x, y = next(train.batches(1024))
-    model = copy.deepcopy(clean)
-    fine = dataclasses.replace(
-        ra.get_recipe(recipe), lr=0.02, warmup_fraction=0.0, guard_samples=0, attack_steps=3 if recipe == "pgd-at" else 1
-    )
-    ra.train_model(model, train, test, fine, epochs=3, seed=0, out=tmp_path / "m.safetensors", progress=False)
-    eps = fine.train_eps
-    before, after = _pgd_accuracy(clean.eval(), x, y, eps), _pgd_accuracy(model.eval(), x, y, eps)
-    assert after > before + 0.05, (before, after)
+def test_adversarial_points_are_the_known_steepest_ascent_steps(recipe: str) -> None:
+    """On a linear model the training points are known in closed form: PGD (3 steps of 2.5 eps / 3
+    from a uniform start) ends on the corner x + eps * s, s the sign of the loss gradient; FGSM-RS
+    is the uniform start plus 1.25 eps * s, clipped to the ball (Wong et al., 2020)."""
+    gen = torch.Generator().manual_seed(0)
+    model, s = _linear(3 * 8 * 8, gen)
+    x = 0.2 + 0.6 * torch.rand(16, 3, 8, 8, generator=gen)  # inside the box by more than eps: no clipping at 0 or 1
+    y = torch.arange(16) % 2
+    fine = dataclasses.replace(ra.get_recipe(recipe), attack_steps=3)
+    eps, sign = fine.train_eps, torch.where(y[:, None] == 0, s, -s).view(16, 3, 8, 8)
+    points = adversarial_batch(model, x, y, fine, torch.Generator().manual_seed(7))
+    start = (torch.rand(x.shape, generator=torch.Generator().manual_seed(7)) * 2 - 1) * eps
+    expected = x + (eps * sign if recipe == "pgd-at" else (start + 1.25 * eps * sign).clamp(-eps, eps))
+    torch.testing.assert_close(points, expected, rtol=0, atol=1e-6)
+    assert float((points - x).abs().amax()) <= eps + 1e-6
+    assert bool(((points - x) * sign >= 0.25 * eps - 1e-6).all()), "every coordinate moved up the gradient"
+
+
+@pytest.mark.parametrize("recipe", ["fgsm-at", "pgd-at"])
+def test_training_steps_on_the_adversarial_points(recipe: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train_model feeds the optimiser the adversarial batch (not the clean one) at every step, and the
+    recipe round-trips through the checkpoint."""
+    made: list[tuple[torch.Tensor, torch.Tensor]] = []  # (clean, adversarial) per step
+    inside = [False]
+
+    def recording(model, x, y, recipe, generator):  # type: ignore[no-untyped-def]
+        inside[0] = True
+        try:
+            made.append((x.clone(), adversarial_batch(model, x, y, recipe, generator)))
+        finally:
+            inside[0] = False
+        return made[-1][1]
+
+    monkeypatch.setattr(trainer, "adversarial_batch", recording)
+    torch.manual_seed(0)
+    model = ra.create_model("vgg", width=0.0625, layout="compact", dropout=0.0)
+    seen: list[torch.Tensor] = []
+    model.register_forward_pre_hook(lambda m, a: None if inside[0] or not m.training else seen.append(a[0].detach().clone()))
+    train, test = ra.load_dataset("builtin", "train", n=64), ra.load_dataset("builtin", "test", n=16)
+    fine = dataclasses.replace(ra.get_recipe(recipe), batch_size=32, guard_samples=0, attack_steps=2)
+    ra.train_model(model, train, test, fine, epochs=1, seed=0, out=tmp_path / "m.safetensors", progress=False)
+    assert len(made) == len(seen) == 2
+    for (clean, point), fed in zip(made, seen, strict=True):
+        assert torch.equal(point, fed), "the optimiser's batch is the adversarial one"
+        assert 0 < float((point - clean).abs().amax()) <= fine.train_eps + 1e-6
     meta = ra.read_metadata(tmp_path / "m.safetensors")
     assert meta["recipe"]["adversarial"] == recipe.split("-")[0] and meta["recipe"]["train_eps"] == pytest.approx(4 / 255)
     assert ra.Recipe(**meta["recipe"]) == fine  # the recipe round-trips through the checkpoint
