@@ -5,6 +5,7 @@ Markdown of a real (small) run and of the committed compare study (page 1 is the
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -464,3 +465,20 @@ def test_a_heading_never_stands_alone_on_a_page() -> None:
     assert kinds == [["text", "heading", "text"], ["plot"]], "the heading and its note together, the figure on the next page"
     alone = paginate(pieces_of(blocks[1:]))  # at the top of a page: heading, note and figure do not fit one page either
     assert [len(page) for page in alone] == [2, 1]
+
+
+def test_a_plots_image_holds_only_the_plot_not_the_tables_around_it() -> None:
+    """The Markdown/HTML image of a plot is cut from its PDF page: the tables above and below it on
+    that page must not land in the cut (they did: the page's text is placed in inches, which the
+    crop does not move). An empty plot between two tables gives a white image."""
+    from PIL import Image
+
+    from robust_attn.reports.blocks import Plot
+    from robust_attn.reports.pdf import render_pdf
+
+    rows = pd.DataFrame({"check": [f"check number {i}" for i in range(12)], "detail": ["a long detail text"] * 12})
+    blocks = [Table(rows, title="above"), Plot("empty", "nothing drawn", lambda canvas: None, 2.5), Table(rows, title="below")]
+    _, images, pages = render_pdf(blocks, "t")
+    assert pages == 1, "the three blocks share a page"
+    pixels = np.asarray(Image.open(io.BytesIO(images["empty"])).convert("L"))
+    assert pixels.min() == 255, f"{int((pixels < 255).sum())} non-white pixels in an empty plot's image"

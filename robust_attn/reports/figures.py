@@ -10,6 +10,7 @@ so making a report changes neither the user's backend nor their plotting theme.
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import ScaledTranslation, blended_transform_factory
@@ -80,8 +82,12 @@ def _accuracy_axis(ax: Axes, relative: bool = False) -> None:
 
 
 def _legend(canvas: Canvas, handles: list, labels: list[str], *, right: float, title: str | None = None) -> None:
-    """A legend in the right margin (``right`` inches wide), outside every panel."""
+    """A legend in the right margin (``right`` inches wide), outside every panel; a label too long
+    for the margin wraps at its spaces."""
     if handles:
+        points = FontProperties(size=mpl.rcParams["legend.fontsize"]).get_size_in_points()
+        chars = max(int((right - 0.55) * 72 / (0.6 * points)), 8)  # the marker and its gap take ~0.45 in
+        labels = [textwrap.fill(label, chars, break_long_words=False, break_on_hyphens=False) for label in labels]
         canvas.fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1 - canvas.x(right - 0.1), 0.5), frameon=False,
                           title=title, title_fontsize=7.5, borderaxespad=0)  # fmt: skip
 

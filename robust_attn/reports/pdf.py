@@ -280,14 +280,29 @@ def render_pdf(blocks: list[Block], title: str) -> tuple[bytes, dict[str, bytes]
                 else:
                     piece.draw(page, LEFT, TOP + top)
             for name, box in crops:
-                png = io.BytesIO()
-                page.savefig(png, format="png", dpi=PNG_DPI, bbox_inches=box)
-                images[name] = png.getvalue()
+                images[name] = _crop(page, box)
             foot: dict[str, Any] = {"transform": page.dpi_scale_trans, "fontsize": 7, "color": "grey", "parse_math": False}
             page.text(PAGE[0] - LEFT, 0.22, f"{n + 1}/{len(pages)}", ha="right", **foot)
             page.text(LEFT, 0.22, title, ha="left", **foot)
             pdf.savefig(page)
     return buf.getvalue(), images, len(pages)
+
+
+def _crop(page: Figure, box: Bbox) -> bytes:
+    """PNG of one plot's region of ``page``. The page's own text and fills (tables, paragraphs) are
+    placed in inches from the page's corner, which a crop does not move: left visible, they would
+    land on the plot; only the subfigures (the plots) are drawn."""
+    own = [*page.texts, *page.patches, *page.lines, *page.artists, *page.images]
+    shown = [a.get_visible() for a in own]
+    for a in own:
+        a.set_visible(False)
+    try:
+        png = io.BytesIO()
+        page.savefig(png, format="png", dpi=PNG_DPI, bbox_inches=box)
+        return png.getvalue()
+    finally:
+        for a, visible in zip(own, shown, strict=True):
+            a.set_visible(visible)
 
 
 def height_of(blocks: list[Block]) -> float:
