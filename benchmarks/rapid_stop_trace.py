@@ -4,9 +4,10 @@ best targeted DLR loss at APGD's first checkpoint, the losses of its first steps
 sample; then how many runs a rule would stop, and how many of those would have fooled.
 
     python benchmarks/rapid_stop_trace.py trace reports/adversarial-rapid runs.jsonl   # about 20 min on 2 cores
-    python benchmarks/rapid_stop_trace.py analyse runs.jsonl
+    python benchmarks/rapid_stop_trace.py analyse runs.jsonl   # or the committed benchmarks/results_rapid_stop_trace_xeon.jsonl.gz
 """
 
+import gzip
 import json
 import math
 import sys
@@ -43,14 +44,20 @@ def trace(run_dir: Path, out_path: Path) -> None:
         for cell in cells:
             ref = cell["model"]["ref"]
 
-            def run(self, xs, ys, eps, target, result, fooled, ids):  # type: ignore[no-untyped-def]
+            def run(self, xs, ys, eps, target, result, fooled, ids, ref=ref):  # type: ignore[no-untyped-def]
                 at_checkpoint.clear()
                 before = fooled.clone()
                 run_once(self, xs, ys, eps, target, result, fooled, ids)
                 if self.start_salt.split(":")[0] in TARGETED:
                     for i in ids.tolist():
-                        row = {"model": ref, "eps255": round(eps * 255, 3), "salt": self.start_salt.rsplit(":", 1)[0], "pos": i,
-                               "fooled": bool(fooled[i] and not before[i]), "reached_checkpoint": i in at_checkpoint}
+                        row = {
+                            "model": ref,
+                            "eps255": round(eps * 255, 3),
+                            "salt": self.start_salt.rsplit(":", 1)[0],
+                            "pos": i,
+                            "fooled": bool(fooled[i] and not before[i]),
+                            "reached_checkpoint": i in at_checkpoint,
+                        }
                         out.write(json.dumps({**row, **at_checkpoint.get(i, {})}) + "\n")
 
             R.KeyedStarts._after_checkpoint, R.KeyedStarts.run_once = record, run
@@ -63,20 +70,27 @@ def trace(run_dir: Path, out_path: Path) -> None:
 
 
 def analyse(path: Path) -> None:
-    rows = [json.loads(line) for line in open(path)]
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
     runs = [r for r in rows if r["reached_checkpoint"]]
     print(f"{len(rows)} targeted runs, {len(runs)} reached the first checkpoint, {sum(r['fooled'] for r in runs)} fooled after it")
     for r in sorted((r for r in runs if r["fooled"] and r["l22"] < -0.3), key=lambda r: r["l22"]):
         rise = r["l22"] - max(r["steps"][:11])
-        print(f"  fooled late: {r['model']} {r['eps255']}/255 {r['salt']}: best loss {r['l22']:.3f} at the checkpoint, rise over steps 12-22 {rise:.3f}")
+        print(
+            f"  fooled late: {r['model']} {r['eps255']}/255 {r['salt']}: best loss {r['l22']:.3f} at the checkpoint, rise over steps 12-22 {rise:.3f}"
+        )
     for eps in sorted({r["eps255"] for r in runs}):
         at = [r for r in runs if r["eps255"] == eps]
         for th in (-0.6, -0.8, -1.0):
             stop = [r for r in at if r["l22"] < th]
-            print(f"{eps}/255, abort_loss {th}: stops {len(stop)} of {len(at)} ({len(stop) / len(at):.0%}); {sum(r['fooled'] for r in stop)} of them would have fooled")
+            print(
+                f"{eps}/255, abort_loss {th}: stops {len(stop)} of {len(at)} ({len(stop) / len(at):.0%}); {sum(r['fooled'] for r in stop)} of them would have fooled"
+            )
     for rise in (math.inf, 0.05, 0.02):
         stop = [r for r in runs if r["l22"] < -0.6 and r["l22"] - max(r["steps"][:11]) < rise]
-        print(f"abort_loss -0.6 and a rise over steps 12-22 below {rise}: stops {len(stop)} of {len(runs)}; {sum(r['fooled'] for r in stop)} would have fooled")
+        print(
+            f"abort_loss -0.6 and a rise over steps 12-22 below {rise}: stops {len(stop)} of {len(runs)}; {sum(r['fooled'] for r in stop)} would have fooled"
+        )
 
 
 if __name__ == "__main__":
