@@ -353,3 +353,23 @@ def test_ensemble_runs_a_minimum_norm_member_once_per_sample(trained, batch) -> 
     answers.ask(fab, x, y, ids, large)  # type: ignore[arg-type]
     again = _correct(model, answers.ask(fab, x, y, ids, small), y)  # type: ignore[arg-type]
     assert torch.equal(again, at_small)
+
+
+def test_apgd_takes_an_expanded_input_gradient_without_writing_into_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose logits ignore its input (``0 * x.sum()``) has an expanded input gradient
+    (stride 0); APGD's checkpoints write rows of the gradient in place, so it is copied first: no
+    warning, and the model keeps every sample (nothing can move its output)."""
+    import warnings
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "constructed"))
+    from memory_models import Constant
+
+    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.full((8,), 5)
+    attack = create_attack("apgd", Constant().eval(), steps=30, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adv = attack.perturb(x, y, 8 / 255)
+    assert float((adv - x).abs().amax()) <= 8 / 255 + 1e-6
+    assert bool((Constant()(adv).argmax(1) == 5).all())

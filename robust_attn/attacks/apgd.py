@@ -227,6 +227,9 @@ class APGD(Attack):
                 loss = self.sample_loss(logits, y, target)
                 grad = grad + torch.autograd.grad(loss.sum(), adv)[0]
             grad = grad / float(self.eot)
+        # an expanded gradient (stride 0: a model whose output ignores or pools its input): the checkpoints write rows into it
+        if any(st == 0 and n > 1 for st, n in zip(grad.stride(), grad.shape, strict=True)):
+            grad = grad.clone(memory_format=torch.contiguous_format)
         return loss.detach(), grad.detach(), logits.detach()
 
     # -- geometry ---------------------------------------------------------------------------
