@@ -24,6 +24,11 @@ from robust_attn.sweeps.plan import batch_seed
 TARGETED = ("malt", "restart")
 
 
+def _targeted(member: R.KeyedStarts) -> bool:
+    """Whether ``member``'s current run is one of rapid's targeted runs (its start salt says which)."""
+    return member.start_salt.split(":")[0] in TARGETED
+
+
 def trace(run_dir: Path, out_path: Path) -> None:
     torch.set_num_threads(2)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -34,7 +39,7 @@ def trace(run_dir: Path, out_path: Path) -> None:
     after_checkpoint, run_once = R.KeyedStarts._after_checkpoint, R.KeyedStarts.run_once
 
     def record(self, s, done, result):  # type: ignore[no-untyped-def]
-        if done == self.first_interval and self.start_salt.split(":")[0] in TARGETED:
+        if done == self.first_interval and _targeted(self):
             for j, i in enumerate(s.ids.tolist()):
                 at_checkpoint[i] = {"l22": float(s.loss_best[j]), "steps": [round(float(v), 4) for v in s.loss_steps[:done, j]]}
         return after_checkpoint(self, s, done, result)
@@ -48,7 +53,7 @@ def trace(run_dir: Path, out_path: Path) -> None:
                 at_checkpoint.clear()
                 before = fooled.clone()
                 run_once(self, xs, ys, eps, target, result, fooled, ids)
-                if self.start_salt.split(":")[0] in TARGETED:
+                if _targeted(self):
                     for i in ids.tolist():
                         row = {
                             "model": ref,

@@ -74,6 +74,11 @@ def positive_int(**values: object) -> None:
             raise AttackParameterError(name, f"{name} must be an integer >= 1, got {value!r}")
 
 
+def is_number(value: object) -> bool:
+    """An int or a float, not a bool (TOML and keyword parameters)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def finite_logits(logits: torch.Tensor) -> torch.Tensor:
     """``logits``, after checking that every row is finite: a NaN row's argmax is a class like
     any other and would be counted as a prediction."""

@@ -10,7 +10,7 @@ import types
 import typing
 from typing import Annotated, Any, Literal, Union, Unpack, get_args, get_origin
 
-from robust_attn.attacks.base import EPS_VALUE, Attack, AttackOptions
+from robust_attn.attacks.base import EPS_VALUE, Attack, AttackOptions, is_number
 from robust_attn.epsilon import parse_eps
 from robust_attn.errors import AttackParameterError
 
@@ -79,7 +79,7 @@ def _convert(hint: Any, value: Any) -> Any:
             return value
         raise TypeError(value)
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_number(value):
             return float(value)
         raise TypeError(value)
     if hint is str:

@@ -31,8 +31,9 @@ Per eps, on the samples no smaller eps has fooled:
 
 Every per-sample choice is recorded: the sweep column ``decision`` names the path a sample took
 and how many of its targeted runs step 5 stopped (``categorical_columns["decision"]``),
-``fooled_by`` the member that fooled it first. Random starts and Square's stripes are keyed by (seed, the image's bytes, eps, stage), not drawn from the batch's
-stream, so a sample's outcome does not depend on the batch it is in or its position there.
+``fooled_by`` the member that fooled it first. Random starts and Square's stripes are keyed by
+(seed, the image's bytes, eps, stage), not drawn from the batch's stream, so a sample's outcome
+does not depend on the batch it is in or its position there.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2, _Active, project_ball
-from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, positive_int
+from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, is_number, positive_int
 from robust_attn.attacks.ensemble import NOT_FOOLED, Ensemble, TorchattacksMember, _EnsembleState
 from robust_attn.attacks.registry import register_attack
 from robust_attn.attacks.square import Square, p_selection
@@ -78,11 +79,6 @@ def decision_names(restarts: int) -> list[str]:
 def decision_code(path: torch.Tensor, stopped: torch.Tensor, restarts: int) -> torch.Tensor:
     """The code in :func:`decision_names` of each ``path`` (D_*) with ``stopped`` targeted runs stopped."""
     return path + (D_RESTART + restarts) * stopped
-
-
-def _number(value: object) -> bool:
-    """An int or a float, not a bool (TOML and keyword parameters)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # -- keyed randomness: per sample, independent of the batch ------------------------------------
@@ -360,7 +356,7 @@ class Rapid(Ensemble):
         **options: Unpack[AttackOptions],
     ) -> None:
         positive_int(steps=steps, square_queries=square_queries)
-        if not _number(abort_loss) or math.isnan(abort_loss) or abort_loss > 0:
+        if not is_number(abort_loss) or math.isnan(abort_loss) or abort_loss > 0:
             raise bad_param(
                 "abort_loss", f"abort_loss must be a number <= 0 (a targeted DLR loss; -inf: never stop a run), got {abort_loss!r}"
             )
@@ -368,7 +364,7 @@ class Rapid(Ensemble):
             raise bad_param("extrapolate", f"extrapolate must be true or false, got {extrapolate!r}")
         if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
             raise bad_param("restarts", f"restarts must be an integer >= 0 (0: no extra runs), got {restarts!r}")
-        if not _number(restart_reach) or not restart_reach >= 0:
+        if not is_number(restart_reach) or not restart_reach >= 0:
             raise bad_param("restart_reach", f"restart_reach must be a number >= 0 (in units of eps), got {restart_reach!r}")
         if options.get("targeted"):
             raise bad_param("targeted", f"{self.name} is untargeted; for a given target use apgd with targeted = true")
@@ -470,9 +466,10 @@ class Rapid(Ensemble):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(adversarial images, member code that fooled each sample or NOT_FOOLED, decision code
         (with its stopped runs), member that last moved it) for the batch's samples ``ids``
-        (gathered into ``x``, ``y``), all of them right on the clean image; ``carry``: their perturbations from a smaller eps and
-        that eps (0: none), tried scaled up before anything else; ``keep_best``: a survivor's image
-        is its lowest-margin point over the runs (for the next eps to scale), not the last run's."""
+        (gathered into ``x``, ``y``), all of them right on the clean image; ``carry``: their
+        perturbations from a smaller eps and that eps (0: none), tried scaled up before anything
+        else; ``keep_best``: a survivor's image is its lowest-margin point over the runs (for the
+        next eps to scale), not the last run's."""
         n = x.shape[0]
         if self.member(CE).channels_last:  # the members' layout (the ensemble's own images stay NCHW)
             x = x.contiguous(memory_format=torch.channels_last)
