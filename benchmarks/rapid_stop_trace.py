@@ -21,7 +21,7 @@ from robust_attn.attacks import create_attack
 from robust_attn.attacks import rapid as R
 from robust_attn.sweeps.plan import batch_seed
 
-TARGETED = ("malt", "restart")
+TARGETED = ("malt", "restart", "retry")
 
 
 def _targeted(member: R.KeyedStarts) -> bool:

@@ -20,10 +20,14 @@ from robust_attn.attacks.rapid import (
     GRAD_NONFINITE,
     GRAD_OK,
     GRAD_VANISH,
+    D_MALT,
+    D_RESTART,
     MALT,
+    RETRY,
     Extrapolate,
     KeyedStarts,
     Rapid,
+    decision_code,
     keyed_start,
     linearised_distances,
     restart_order,
@@ -194,7 +198,7 @@ def test_rapid_matches_autoattack_on_a_small_cnn_at_a_tenth_of_its_passes() -> N
     assert (rapid_correct <= apgd_correct).all() and (rapid_correct < apgd_correct).any(), (rapid_correct.tolist(), apgd_correct.tolist())
     assert passes(rapid) * 5 <= passes(aa), (passes(rapid), passes(aa))
     members = rapid.member_costs()  # type: ignore[attr-defined]
-    assert list(members) == ["apgd-ce", "malt", "restart", "square", "extrapolate"] and members["malt"][1] > 0
+    assert list(members) == ["apgd-ce", "malt", "restart", "square", "extrapolate", "retry"] and members["malt"][1] > 0
     assert sum(f + b for f, b in members.values()) <= passes(rapid)
 
 
@@ -216,7 +220,9 @@ def test_decisions_name_each_samples_path_and_agree_with_who_fooled_it() -> None
             elif f == "malt":
                 assert d == "apgd-ce > malt nearest", d
             elif f == "restart":
-                assert d.startswith("apgd-ce > malt nearest > restart x"), d
+                assert d.startswith("apgd-ce > malt nearest > restart x") and "retry" not in d, d
+            elif f == "retry":
+                assert d.startswith("apgd-ce > malt nearest") and "> retry closest x" in d, d
             elif f == "extrapolate":
                 assert k > 0 and d == "extrapolate (the smaller eps's point, scaled)", (
                     "only a survivor of a smaller eps has a point to scale"
@@ -252,7 +258,7 @@ def test_extrapolating_the_smaller_eps_point_only_adds_fooled_samples_and_saves_
     assert backwards == 0 and 0 < forwards <= int(with_.correct[:-1].sum()), "one forward pass per survivor of a smaller eps"
     assert passes(on) < passes(off), (passes(on), passes(off))
     # the previous defaults (one restart, no extrapolation): every change since only adds tries
-    before = sweep(create_attack(name, model, seed=0, steps=30, restarts=1, extrapolate=False), x, y, eps, batch=32)
+    before = sweep(create_attack(name, model, seed=0, steps=30, restarts=1, extrapolate=False, retries=0), x, y, eps, batch=32)
     assert not (with_.correct & ~before.correct).any(), "a survivor of today's rapid survives the previous one"
 
 
@@ -311,12 +317,18 @@ def test_a_sample_s_decision_counts_its_stopped_targeted_runs() -> None:
         rapid = create_attack("rapid", model, seed=0, abort_loss=abort, restarts=0)
         decision = paths(rapid, rapid.sweep(x, y, [0.01]).columns["decision"])[0]
         assert decision == [f"apgd-ce > malt nearest{want}"] * 8, decision
-    names = create_attack("rapid", model, restarts=1).categorical_columns["decision"]
+    names = create_attack("rapid", model, restarts=1, retries=0).categorical_columns["decision"]
     assert (
         len(names) == 8 * 3
         and names[8 + 7] == "apgd-ce > malt nearest > restart x1 (logit order); 1 targeted run stopped at the first checkpoint"
     )
     assert names[16 + 7].endswith("; 2 targeted runs stopped at the first checkpoint")
+    names = create_attack("rapid", model, restarts=1, retries=2).categorical_columns["decision"]  # 8 paths, 2 x 2 retried; up to 4 stops
+    code = decision_code(torch.tensor([D_RESTART, D_MALT]), torch.tensor([2, 1]), torch.tensor([3, 0]), 1, 2)
+    assert len(names) == 12 * 5 and [names[int(c)] for c in code] == [
+        "apgd-ce > malt nearest > restart x1 (logit order) > retry closest x2; 3 targeted runs stopped at the first checkpoint",
+        "apgd-ce > malt nearest > retry closest x1",
+    ]
 
 
 def test_stopping_hopeless_targeted_runs_keeps_every_fooled_sample_of_a_linear_model() -> None:
@@ -339,7 +351,7 @@ def test_restarts_only_where_a_survivor_came_close(reach: float) -> None:
     model = small_cnn()
     x = images(16, seed=2)
     y = labelled(model, x)
-    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2, abort_loss=-math.inf)  # every run to the end
+    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2, abort_loss=-math.inf, retries=0)  # every run to the end
     out = rapid.sweep(x, y, [0.01])
     decision = paths(rapid, out.columns["decision"])[0]
     survivors = [s for s, right in zip(decision, out.correct[0]) if right]
@@ -359,6 +371,50 @@ def test_restarts_alternate_logit_order_and_linearised_distance_over_untried_cla
     distance = torch.tensor([[0.5, 9.0, 0.1, 0.2, 0.3, 0.4], [9.0, 8.0, 7.0, 6.0, 5.0, 0.1]])
     got = restart_order(logits, distance, torch.tensor([1, 0]), torch.tensor([[2, -1], [3, 1]]))
     assert got.tolist() == [[5, 3, 0], [2, 5, 4]]
+
+
+def test_retries_only_add_fooled_samples_and_run_only_where_a_run_came_close() -> None:
+    """The retries come after every other run (keyed starts), so at every eps the survivors with
+    them are a subset of those without; where some run is retried the retry member spends passes,
+    with ``retry_reach`` 0 it spends none, and with an unbounded reach every survivor of the
+    targeted runs takes all its retries (and says so in its decision)."""
+    model = small_cnn()
+    x = images(32, seed=8)
+    y = labelled(model, x, wrong=2)
+    eps = [0.004, 0.008, 0.016]
+    make = lambda **kw: create_attack("rapid", model, seed=0, steps=30, **kw)
+    on, off, none, every = make(), make(retries=0), make(retry_reach=0.0), make(retry_reach=1e9, retries=2, abort_loss=-math.inf)
+    with_, without, near_none, all_ = (sweep(a, x, y, eps, batch=32) for a in (on, off, none, every))
+    assert not (with_.correct & ~without.correct).any() and torch.equal(near_none.correct, without.correct)
+    assert off.member_costs()["retry"] == (0, 0) and none.member_costs()["retry"] == (0, 0)  # type: ignore[attr-defined]
+    decision = paths(every, all_.columns["decision"])
+    targeted = [d for k in range(3) for d, right in zip(decision[k], all_.correct[k]) if right and "malt nearest" in d and "square" not in d]
+    assert targeted and all("> retry closest x2" in d for d in targeted), targeted
+    assert every.member_costs()["retry"][1] >= 2 * 30 * len(targeted)  # type: ignore[attr-defined]
+
+
+def test_a_retry_goes_to_the_class_whose_run_came_closest() -> None:
+    """With no restarts the only targeted run is MALT's, towards the nearest class by linearised
+    distance; every retry (unbounded reach) goes to that same class, from a new random start."""
+    model = small_cnn()
+    x = images(16, seed=2)
+    y = labelled(model, x)
+    rapid = create_attack("rapid", model, seed=0, steps=20, restarts=0, retries=1, retry_reach=1e9, abort_loss=-math.inf)
+    targets: dict[int, list[int]] = {MALT: [], RETRY: []}
+    for code in targets:
+        member = rapid.member(code)  # type: ignore[attr-defined]
+        run_once = member.run_once
+
+        def record(*args: object, _run: object = run_once, _code: int = code) -> None:
+            targets[_code].extend(cast(torch.Tensor, args[3]).tolist())
+            _run(*args)  # type: ignore[operator]
+
+        member.run_once = record
+    out = rapid.sweep(x, y, [0.01])
+    retried = [i for i, d in enumerate(paths(rapid, out.columns["decision"])[0]) if "retry closest x1" in d]
+    assert retried and len(targets[RETRY]) == len(retried)
+    distance, _, _ = linearised_distances(rapid.member(MALT), x, y, "linf")  # type: ignore[attr-defined]
+    assert targets[RETRY] == distance.argmin(1)[retried].tolist()
 
 
 def test_vanishing_gradients_send_survivors_to_square_with_that_reason() -> None:
@@ -464,12 +520,12 @@ def test_traits_registry_and_parameters() -> None:
     assert traits.norm == "linf" and create_attack("rapid-l2", model).traits().norm == "l2"
     assert 0 < traits.strength < AutoAttack.strength
     assert rapid.params() == {"steps": 100, "restarts": 3, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True,
-                              "abort_loss": -0.6, "seed": 0}  # fmt: skip
-    assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "extrapolate", "clean"]
+                              "abort_loss": -0.6, "retries": 3, "retry_reach": 0.1, "seed": 0}  # fmt: skip
+    assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "extrapolate", "retry", "clean"]
     decisions = create_attack("rapid", model, restarts=3).categorical_columns["decision"]
-    assert [d for d in decisions if "restart" in d and "stopped" not in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
+    assert [d for d in decisions if "restart" in d and "stopped" not in d and "retry" not in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
                                                          ((1, "logit"), (2, "logit, malt"), (3, "logit, malt, logit"))]  # fmt: skip
-    for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"),
+    for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"), ({"retries": 1.5}, "retries"), ({"retry_reach": -1}, "retry_reach"),
                        ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted"),
                        ({"extrapolate": "yes"}, "extrapolate"), ({"abort_loss": 0.5}, "abort_loss"), ({"abort_loss": math.nan}, "abort_loss"),
                        ({"abort_loss": "low"}, "abort_loss")):  # fmt: skip

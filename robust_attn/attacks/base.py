@@ -69,9 +69,18 @@ def model_device(model: nn.Module) -> torch.device:
 
 def positive_int(**values: object) -> None:
     """Raise a one-line error naming the first parameter that is not an integer >= 1."""
+    _int_at_least(1, "", values)
+
+
+def nonnegative_int(**values: object) -> None:
+    """Raise a one-line error naming the first count that is not an integer >= 0 (0: none)."""
+    _int_at_least(0, " (0: none)", values)
+
+
+def _int_at_least(low: int, note: str, values: dict[str, object]) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise AttackParameterError(name, f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise AttackParameterError(name, f"{name} must be an integer >= {low}{note}, got {value!r}")
 
 
 def is_number(value: object) -> bool:

@@ -23,14 +23,20 @@ Per eps, on the samples no smaller eps has fooled:
    first: where the linear estimate picks a class that cannot be reached, the logits often name
    one that can) and MALT's. More runs only where a sample is likely to fall, after A3 (Liu et
    al., 2022); the others are left alone.
-5. Every targeted run (3 and 4) stops a sample at APGD's first checkpoint (22% of its steps)
+5. A survivor whose closest targeted run ended within ``retry_reach`` (0.1) * eps of the
+   boundary, to first order, gets a **retry**: a targeted run from a new random start towards
+   that run's class; up to ``retries`` (3), retry k only within ``retry_reach`` / 2^(k - 1). A
+   sample that nearly fell is a lottery over random starts, and the closer it came the more
+   tickets it gets (on the benchmark panel the images AutoAttack's APGD-T fooled and ``rapid``
+   did not had mostly come within 0.02 eps of falling to one class: docs/rapid.md).
+6. Every targeted run (3 to 5) stops a sample at APGD's first checkpoint (22% of its steps)
    where its best targeted DLR loss so far is below ``abort_loss`` (-0.6): it has come nowhere
    near the boundary, and its best point so far is its answer. A3's discarding of samples
    unlikely to fall, with a per-sample threshold: on the benchmark panel every run that fooled
    after the checkpoint had a best loss of -0.44 or more there (docs/rapid.md).
 
 Every per-sample choice is recorded: the sweep column ``decision`` names the path a sample took
-and how many of its targeted runs step 5 stopped (``categorical_columns["decision"]``),
+and how many of its targeted runs step 6 stopped (``categorical_columns["decision"]``),
 ``fooled_by`` the member that fooled it first. Random starts and Square's stripes are keyed by
 (seed, the image's bytes, eps, stage), not drawn from the batch's stream, so a sample's outcome
 does not depend on the batch it is in or its position there.
@@ -48,37 +54,44 @@ import torch
 import torch.nn as nn
 
 from robust_attn.attacks.apgd import APGD, APGDL2, APGDT, APGDTL2, _Active, project_ball
-from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, is_number, positive_int
+from robust_attn.attacks.base import Attack, AttackOptions, Norm, bad_param, is_number, nonnegative_int, positive_int
 from robust_attn.attacks.ensemble import NOT_FOOLED, Ensemble, TorchattacksMember, _EnsembleState
 from robust_attn.attacks.registry import register_attack
 from robust_attn.attacks.square import Square, p_selection
 from robust_attn.errors import ModelError
 
-MEMBERS = ("apgd-ce", "malt", "restart", "square", "extrapolate")
-CE, MALT, RESTART, SQUARE, EXTRAPOLATE = range(5)
+MEMBERS = ("apgd-ce", "malt", "restart", "square", "extrapolate", "retry")
+CE, MALT, RESTART, SQUARE, EXTRAPOLATE, RETRY = range(6)
 VANISH, NONFINITE, FLAT = "gradients vanish", "gradients not finite", "loss did not rise"
 GRAD_OK, GRAD_VANISH, GRAD_NONFINITE = 0, 1, 2
-# decision codes, in the order of decision_names(); D_RESTART + r - 1: r restarts ran
+# decision paths, in the order of decision_names(); D_RESTART + r - 1: r restarts ran; then the
+# retried paths (see decision_code)
 D_CE, D_SQ_VANISH, D_SQ_NONFINITE, D_MALT, D_MALT_SQUARE, D_CLEAN, D_EXTRAPOLATE, D_RESTART = range(8)
 NOT_RANKED = -1
 
 
-def decision_names(restarts: int) -> list[str]:
-    """The paths a sample can take, by decision code (one per number of restarts that ran; the
-    restarts' target orders take turns, the clean logits' first), then the same paths with 1, 2,
-    ... targeted runs stopped at their first checkpoint: code = path + len(paths) * stopped."""
+def decision_names(restarts: int, retries: int = 0) -> list[str]:
+    """The paths a sample can take, by decision code: one per number of restarts that ran (the
+    restarts' target orders take turns, the clean logits' first), then the MALT and restart paths
+    followed by 1 .. ``retries`` retries of the closest class, then all of these with 1, 2, ...
+    targeted runs stopped at their first checkpoint (see :func:`decision_code`)."""
     malt = "apgd-ce > malt nearest"
     orders = lambda r: ", ".join(("logit", "malt")[i % 2] for i in range(r))
+    targeted = [malt, *[f"{malt} > restart x{r} ({orders(r)} order)" for r in range(1, restarts + 1)]]
     paths = ["apgd-ce", f"apgd-ce > square ({VANISH})", f"apgd-ce > square ({NONFINITE})", malt, f"{malt} > square ({FLAT})", "clean",
-             "extrapolate (the smaller eps's point, scaled)",
-             *[f"{malt} > restart x{r} ({orders(r)} order)" for r in range(1, restarts + 1)]]  # fmt: skip
+             "extrapolate (the smaller eps's point, scaled)", *targeted[1:],
+             *[f"{t} > retry closest x{k}" for t in targeted for k in range(1, retries + 1)]]  # fmt: skip
     stops = lambda k: f"; {k} targeted run{'s' if k > 1 else ''} stopped at the first checkpoint"
-    return [*paths, *[p + stops(k) for k in range(1, restarts + 2) for p in paths]]
+    return [*paths, *[p + stops(k) for k in range(1, restarts + retries + 2) for p in paths]]
 
 
-def decision_code(path: torch.Tensor, stopped: torch.Tensor, restarts: int) -> torch.Tensor:
-    """The code in :func:`decision_names` of each ``path`` (D_*) with ``stopped`` targeted runs stopped."""
-    return path + (D_RESTART + restarts) * stopped
+def decision_code(path: torch.Tensor, retried: torch.Tensor, stopped: torch.Tensor, restarts: int, retries: int) -> torch.Tensor:
+    """The code in :func:`decision_names` of each ``path`` (D_*) after ``retried`` retries (0 or
+    more; only on the MALT and restart paths) with ``stopped`` targeted runs stopped."""
+    ran = torch.where(path == D_MALT, 0, path - D_RESTART + 1)  # restarts that ran, on the targeted paths
+    again = D_RESTART + restarts + ran * retries + retried - 1
+    path = torch.where(retried > 0, again, path)
+    return path + (D_RESTART + restarts + (restarts + 1) * retries) * stopped
 
 
 # -- keyed randomness: per sample, independent of the batch ------------------------------------
@@ -234,8 +247,8 @@ class Extrapolate(Attack):
 
 
 def _members(model: nn.Module, norm: Norm, steps: int, square_queries: int, options: AttackOptions) -> list[tuple[str, Attack]]:
-    """rapid's members in code order (MEMBERS): keyed APGD-CE, two keyed targeted APGDs, Square,
-    the extrapolated point."""
+    """rapid's members in code order (MEMBERS): keyed APGD-CE, two keyed targeted APGDs (MALT's
+    run, the restarts), Square, the extrapolated point, and a third keyed targeted APGD (the retries)."""
     apgd, apgdt = (KeyedAPGDCE, KeyedAPGDT) if norm == "linf" else (KeyedAPGDCEL2, KeyedAPGDTL2)
     native: AttackOptions = {k: v for k, v in options.items() if k != "seed"}  # type: ignore[assignment]
     square: Attack
@@ -245,7 +258,8 @@ def _members(model: nn.Module, norm: Norm, steps: int, square_queries: int, opti
         library = {"n_queries": square_queries, "n_restarts": 1, "p_init": 0.8}
         square = TorchattacksMember(model, "Square", norm, library, precision=options.get("precision", "fp32"))
     return [("apgd-ce", apgd(model, steps=steps, loss="ce", **native)), ("malt", apgdt(model, steps=steps, targets=1, **native)),
-            ("restart", apgdt(model, steps=steps, targets=1, **native)), ("square", square), ("extrapolate", Extrapolate(model, norm, **native))]  # fmt: skip
+            ("restart", apgdt(model, steps=steps, targets=1, **native)), ("square", square), ("extrapolate", Extrapolate(model, norm, **native)),
+            ("retry", apgdt(model, steps=steps, targets=1, **native))]  # fmt: skip
 
 
 class _LossRange:
@@ -310,6 +324,9 @@ class _Chain:
     broken: torch.Tensor  # an APGD run reached a non-finite iterate
     square: torch.Tensor  # goes to the query-only member
     stopped: torch.Tensor  # targeted runs stopped at their first checkpoint (abort_loss)
+    retried: torch.Tensor  # retries of the closest class that ran
+    closest: torch.Tensor  # first-order distance to the boundary of the closest targeted run's point, in eps (inf: none measured)
+    closest_to: torch.Tensor  # that run's target class
     best: torch.Tensor | None = None  # where kept (for extrapolation): each survivor's lowest-margin point so far
     best_margin: torch.Tensor | None = None
 
@@ -324,12 +341,14 @@ class Rapid(Ensemble):
     survivors one targeted APGD run towards the class nearest by linearised distance (MALT); up to
     ``restarts`` more targeted runs from new random starts, towards untried classes (the clean
     logits' best first, then MALT's and the logits' in turn), restart r + 1 only where the last
-    run's point lies within ``restart_reach`` / 2^r * eps of the boundary (first order); Square
-    (``square_queries``) only where gradients vanish, are not finite, or moved no loss.
-    A targeted run stops a sample at its first checkpoint where its best targeted DLR loss is
-    below ``abort_loss``.
+    run's point lies within ``restart_reach`` / 2^r * eps of the boundary (first order); up to
+    ``retries`` more towards the class whose run came closest, retry k only where that run's
+    point lies within ``retry_reach`` / 2^(k - 1) * eps; Square (``square_queries``) only where
+    gradients vanish, are not finite, or moved no loss. A targeted run stops a sample at its
+    first checkpoint where its best targeted DLR loss is below ``abort_loss``.
     Parameters: ``steps`` (100 per APGD run), ``restarts`` (3; 0: none), ``restart_reach`` (2.0),
-    ``square_queries`` (5,000), ``extrapolate`` (true), ``abort_loss`` (-0.6; -inf: never).
+    ``retries`` (3; 0: none), ``retry_reach`` (0.1), ``square_queries`` (5,000),
+    ``extrapolate`` (true), ``abort_loss`` (-0.6; -inf: never).
     Untargeted; a worst-case sweep attacks only the survivors of smaller eps. Design and
     measurements: docs/rapid.md."""
 
@@ -353,19 +372,21 @@ class Rapid(Ensemble):
         square_queries: int = 5000,
         extrapolate: bool = True,
         abort_loss: float = -0.6,
+        retries: int = 3,
+        retry_reach: float = 0.1,
         **options: Unpack[AttackOptions],
     ) -> None:
         positive_int(steps=steps, square_queries=square_queries)
+        nonnegative_int(restarts=restarts, retries=retries)
         if not is_number(abort_loss) or math.isnan(abort_loss) or abort_loss > 0:
             raise bad_param(
                 "abort_loss", f"abort_loss must be a number <= 0 (a targeted DLR loss; -inf: never stop a run), got {abort_loss!r}"
             )
         if not isinstance(extrapolate, bool):
             raise bad_param("extrapolate", f"extrapolate must be true or false, got {extrapolate!r}")
-        if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
-            raise bad_param("restarts", f"restarts must be an integer >= 0 (0: no extra runs), got {restarts!r}")
-        if not is_number(restart_reach) or not restart_reach >= 0:
-            raise bad_param("restart_reach", f"restart_reach must be a number >= 0 (in units of eps), got {restart_reach!r}")
+        for name, reach in (("restart_reach", restart_reach), ("retry_reach", retry_reach)):
+            if not is_number(reach) or not reach >= 0:
+                raise bad_param(name, f"{name} must be a number >= 0 (in units of eps), got {reach!r}")
         if options.get("targeted"):
             raise bad_param("targeted", f"{self.name} is untargeted; for a given target use apgd with targeted = true")
         super().__init__(model, _members(model, self.norm, steps, square_queries, options), **options)
@@ -376,13 +397,16 @@ class Rapid(Ensemble):
             "square_queries": square_queries,
             "extrapolate": extrapolate,
             "abort_loss": float(abort_loss),
+            "retries": retries,
+            "retry_reach": float(retry_reach),
         }
-        for code in (MALT, RESTART):
+        for code in (MALT, RESTART, RETRY):
             targeted = self.member(code)
             assert isinstance(targeted, KeyedStarts)
             targeted.abort_loss = float(abort_loss)
         self.restarts, self.restart_reach, self.extrapolate = restarts, float(restart_reach), extrapolate
-        self.categorical_columns = {"fooled_by": [*MEMBERS, "clean"], "decision": decision_names(restarts)}  # type: ignore[misc]
+        self.retries, self.retry_reach = retries, float(retry_reach)
+        self.categorical_columns = {"fooled_by": [*MEMBERS, "clean"], "decision": decision_names(restarts, retries)}  # type: ignore[misc]
 
     def params(self) -> dict[str, Any]:
         return {**self.settings, "seed": self.seed}
@@ -477,7 +501,7 @@ class Rapid(Ensemble):
         flags = torch.zeros(n, dtype=torch.bool, device=x.device)
         codes = torch.full((n,), NOT_FOOLED, dtype=torch.long, device=x.device)
         c = _Chain(x, y, eps, keys, x.clone(), flags, codes, torch.full_like(codes, D_CE), codes.clone(), flags.clone(), flags.clone(),
-                   torch.zeros_like(codes))  # fmt: skip
+                   torch.zeros_like(codes), torch.zeros_like(codes), torch.full((n,), math.inf, device=x.device), codes.clone())  # fmt: skip
         if keep_best:
             c.best, c.best_margin = x.clone(), torch.full((n,), math.inf, device=x.device)
         todo = torch.arange(n, device=x.device) if carry is None else self._extrapolate(c, *carry)
@@ -497,7 +521,7 @@ class Rapid(Ensemble):
         if c.best is not None:  # a survivor's answer is its lowest-margin point (the next eps scales it)
             alive = ~c.fooled
             c.result[alive] = c.best[alive]
-        return c.result, c.by, decision_code(c.plan, c.stopped, self.restarts), c.last
+        return c.result, c.by, decision_code(c.plan, c.retried, c.stopped, self.restarts, self.retries), c.last
 
     def _extrapolate(self, c: _Chain, delta: torch.Tensor, found_at: torch.Tensor) -> torch.Tensor:
         """Try each scaled-up perturbation (where the sample has one from a smaller eps); returns
@@ -561,8 +585,9 @@ class Rapid(Ensemble):
 
     def _malt(self, c: _Chain, pos: torch.Tensor, distance: torch.Tensor, logit_order: torch.Tensor) -> None:
         """On positions ``pos`` (their rows of ``distance`` and ``logit_order``): one targeted run
-        towards the nearest class; then Square where its loss did not rise, and restarts where the
-        survivor came within ``restart_reach`` * eps of the boundary."""
+        towards the nearest class; then Square where its loss did not rise, restarts where the
+        survivor came within ``restart_reach`` * eps of the boundary, and retries of the class whose
+        run came closest where that run ended within ``retry_reach`` * eps."""
         nearest = distance.argmin(dim=1)
         c.plan[pos] = D_MALT
         rose = self._apgd(c, MALT, pos, nearest, "malt")
@@ -570,20 +595,50 @@ class Rapid(Ensemble):
         flat = pos[open_[~rose[open_]]]
         c.plan[flat], c.square[flat] = D_MALT_SQUARE, True
         open_ = open_[rose[open_]]
-        if open_.numel() == 0 or self.restarts == 0 or self.restart_reach == 0:
+        restarts = self.restarts > 0 and self.restart_reach > 0
+        if open_.numel() == 0 or not (restarts or self.retries):
             return
-        near = open_[self._closeness(c.result[pos[open_]], c.y[pos[open_]], c.eps) <= self.restart_reach]
-        untried = restart_order(logit_order[near], distance[near], c.y[pos[near]], nearest[near, None])
-        rows = torch.arange(len(near), device=near.device)  # rows of near (and of untried) still running
-        for r in range(min(self.restarts, untried.shape[1])):
-            rows = rows[~c.fooled[pos[near[rows]]]]
-            if r and rows.numel():  # restart r + 1 only where restart r's point lies within restart_reach / 2^r
-                at = pos[near[rows]]
-                rows = rows[self._closeness(c.result[at], c.y[at], c.eps) <= self.restart_reach / 2**r]
-            if rows.numel() == 0:
+        close = self._note_closeness(c, pos[open_], nearest[open_])
+        if restarts:
+            near = open_[close <= self.restart_reach]
+            self._restart(c, pos[near], restart_order(logit_order[near], distance[near], c.y[pos[near]], nearest[near, None]))
+        self._retry(c, pos[open_])
+
+    def _restart(self, c: _Chain, at: torch.Tensor, untried: torch.Tensor) -> None:
+        """Targeted runs from new random starts on positions ``at`` towards their rows of ``untried``
+        in turn, restart r + 1 only where restart r's point lies within restart_reach / 2^r."""
+        rows = torch.arange(len(at), device=at.device)  # rows of at (and of untried) still running
+        last = min(self.restarts, untried.shape[1])
+        for r in range(last + 1):
+            rows = rows[~c.fooled[at[rows]]]
+            if r and rows.numel() and (r < last or self.retries):  # the last one's point only matters for a retry
+                rows = rows[self._note_closeness(c, at[rows], untried[rows, r - 1]) <= self.restart_reach / 2**r]
+            if rows.numel() == 0 or r == last:
                 return
-            c.plan[pos[near[rows]]] = D_RESTART + r
-            self._apgd(c, RESTART, pos[near[rows]], untried[rows, r], f"restart:{r}")
+            c.plan[at[rows]] = D_RESTART + r
+            self._apgd(c, RESTART, at[rows], untried[rows, r], f"restart:{r}")
+
+    def _retry(self, c: _Chain, at: torch.Tensor) -> None:
+        """Up to ``retries`` targeted runs from new random starts towards the class whose run came
+        closest, retry k only where that closest point lies within retry_reach / 2^(k - 1): a
+        sample that nearly fell is a lottery, and the closer it came the more tickets it gets."""
+        for k in range(self.retries):
+            at = at[~c.fooled[at]]
+            if k and at.numel():  # the last retry's point may be closer still
+                self._note_closeness(c, at, c.closest_to[at])
+            at = at[torch.isfinite(c.closest[at]) & (c.closest[at] <= self.retry_reach / 2**k)]
+            if at.numel() == 0:
+                return
+            c.retried[at] = k + 1
+            self._apgd(c, RETRY, at, c.closest_to[at], f"retry:{k}")
+
+    def _note_closeness(self, c: _Chain, at: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The closeness of the points of the runs towards ``target`` on positions ``at``; each
+        position's closest run so far is kept (``c.closest``, ``c.closest_to``)."""
+        close = self._closeness(c.result[at], c.y[at], c.eps)
+        closer = close < c.closest[at]
+        c.closest[at[closer]], c.closest_to[at[closer]] = close[closer], target[closer]
+        return close
 
     def _closeness(self, point: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         """First-order distance from ``point`` to the boundary, in units of eps (one forward and
