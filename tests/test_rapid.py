@@ -17,11 +17,11 @@ from robust_attn.attacks import create_attack
 from robust_attn.attacks.base import Attack, SweepBatch
 from robust_attn.attacks.ensemble import AutoAttack
 from robust_attn.attacks.rapid import (
+    D_MALT,
+    D_RESTART,
     GRAD_NONFINITE,
     GRAD_OK,
     GRAD_VANISH,
-    D_MALT,
-    D_RESTART,
     MALT,
     RETRY,
     Extrapolate,
@@ -351,7 +351,9 @@ def test_restarts_only_where_a_survivor_came_close(reach: float) -> None:
     model = small_cnn()
     x = images(16, seed=2)
     y = labelled(model, x)
-    rapid = create_attack("rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2, abort_loss=-math.inf, retries=0)  # every run to the end
+    rapid = create_attack(
+        "rapid", model, seed=0, restart_reach=reach, steps=20, restarts=2, abort_loss=-math.inf, retries=0
+    )  # every run to the end
     out = rapid.sweep(x, y, [0.01])
     decision = paths(rapid, out.columns["decision"])[0]
     survivors = [s for s, right in zip(decision, out.correct[0]) if right]
@@ -388,7 +390,9 @@ def test_retries_only_add_fooled_samples_and_run_only_where_a_run_came_close() -
     assert not (with_.correct & ~without.correct).any() and torch.equal(near_none.correct, without.correct)
     assert off.member_costs()["retry"] == (0, 0) and none.member_costs()["retry"] == (0, 0)  # type: ignore[attr-defined]
     decision = paths(every, all_.columns["decision"])
-    targeted = [d for k in range(3) for d, right in zip(decision[k], all_.correct[k]) if right and "malt nearest" in d and "square" not in d]
+    targeted = [
+        d for k in range(3) for d, right in zip(decision[k], all_.correct[k]) if right and "malt nearest" in d and "square" not in d
+    ]
     assert targeted and all("> retry closest x2" in d for d in targeted), targeted
     assert every.member_costs()["retry"][1] >= 2 * 30 * len(targeted)  # type: ignore[attr-defined]
 
