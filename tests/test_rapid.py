@@ -389,6 +389,7 @@ def test_retries_only_add_fooled_samples_and_run_only_where_a_run_came_close() -
     with_, without, near_none, all_ = (sweep(a, x, y, eps, batch=32) for a in (on, off, none, every))
     assert not (with_.correct & ~without.correct).any() and torch.equal(near_none.correct, without.correct)
     assert off.member_costs()["retry"] == (0, 0) and none.member_costs()["retry"] == (0, 0)  # type: ignore[attr-defined]
+    assert passes(none) == passes(off), "a reach of 0 is no retries: not even the closeness of the last restart's point"
     decision = paths(every, all_.columns["decision"])
     targeted = [
         d for k in range(3) for d, right in zip(decision[k], all_.correct[k]) if right and "malt nearest" in d and "square" not in d
@@ -529,8 +530,8 @@ def test_traits_registry_and_parameters() -> None:
     decisions = create_attack("rapid", model, restarts=3).categorical_columns["decision"]
     assert [d for d in decisions if "restart" in d and "stopped" not in d and "retry" not in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
                                                          ((1, "logit"), (2, "logit, malt"), (3, "logit, malt, logit"))]  # fmt: skip
-    for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"), ({"retries": 1.5}, "retries"), ({"retry_reach": -1}, "retry_reach"),
-                       ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted"),
+    for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"),
+                       ({"retries": 1.5}, "retries"), ({"retry_reach": -1}, "retry_reach"), ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted"),
                        ({"extrapolate": "yes"}, "extrapolate"), ({"abort_loss": 0.5}, "abort_loss"), ({"abort_loss": math.nan}, "abort_loss"),
                        ({"abort_loss": "low"}, "abort_loss")):  # fmt: skip
         with pytest.raises(AttackParameterError) as err:

@@ -595,14 +595,15 @@ class Rapid(Ensemble):
         flat = pos[open_[~rose[open_]]]
         c.plan[flat], c.square[flat] = D_MALT_SQUARE, True
         open_ = open_[rose[open_]]
-        restarts = self.restarts > 0 and self.restart_reach > 0
-        if open_.numel() == 0 or not (restarts or self.retries):
+        restarts, retries = self.restarts > 0 and self.restart_reach > 0, self._retrying
+        if open_.numel() == 0 or not (restarts or retries):
             return
         close = self._note_closeness(c, pos[open_], nearest[open_])
         if restarts:
             near = open_[close <= self.restart_reach]
             self._restart(c, pos[near], restart_order(logit_order[near], distance[near], c.y[pos[near]], nearest[near, None]))
-        self._retry(c, pos[open_])
+        if retries:
+            self._retry(c, pos[open_])
 
     def _restart(self, c: _Chain, at: torch.Tensor, untried: torch.Tensor) -> None:
         """Targeted runs from new random starts on positions ``at`` towards their rows of ``untried``
@@ -611,12 +612,17 @@ class Rapid(Ensemble):
         last = min(self.restarts, untried.shape[1])
         for r in range(last + 1):
             rows = rows[~c.fooled[at[rows]]]
-            if r and rows.numel() and (r < last or self.retries):  # the last one's point only matters for a retry
+            if r and rows.numel() and (r < last or self._retrying):  # the last one's point only matters for a retry
                 rows = rows[self._note_closeness(c, at[rows], untried[rows, r - 1]) <= self.restart_reach / 2**r]
             if rows.numel() == 0 or r == last:
                 return
             c.plan[at[rows]] = D_RESTART + r
             self._apgd(c, RESTART, at[rows], untried[rows, r], f"restart:{r}")
+
+    @property
+    def _retrying(self) -> bool:
+        """Whether any survivor can get a retry (a survivor's closeness is always above 0)."""
+        return self.retries > 0 and self.retry_reach > 0
 
     def _retry(self, c: _Chain, at: torch.Tensor) -> None:
         """Up to ``retries`` targeted runs from new random starts towards the class whose run came
