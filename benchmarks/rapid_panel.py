@@ -5,6 +5,7 @@ MultiAttack (APGD, APGD-T, FAB, Square: AutoAttack's standard version) time per 
 
     python benchmarks/rapid_panel.py                     # the full panel, 200 images: 1-2 hours on 2 cores
     python benchmarks/rapid_panel.py --models builtin/vgg-at --n 50 --skip-torchattacks   # a quick look
+    python benchmarks/rapid_panel.py --n 100 --offset 100 --skip-torchattacks   # out of sample: images 100-199
 
 Panel: builtin/vgg-at and builtin/vgg-att3-pc-at, seeds 0-2, at 2/255 and 4/255; clean builtin/vgg,
 seeds 0-2, at 1/255 and 2/255; and a model defined here, outside the package (``LogitMean``: the
@@ -150,6 +151,7 @@ class Row:
     aa_survivors: list[int] | None = None  # images autoattack leaves correct (for a later --rerun-rapid)
     aa_fooled_by: list[str | None] | None = None  # per image, the autoattack member that fooled it
     reused: bool = False  # autoattack's side read from a saved run (--rerun-rapid): rapid's seconds not side by side
+    offset: int = 0  # the panel's images start at this built-in test image (--offset); image numbers above are absolute
 
 
 def compare(
@@ -160,11 +162,12 @@ def compare(
     library: tuple[list[float], list[float]] | None,
     ablation: Sweep | None = None,
     weights: str | None = None,
+    offset: int = 0,
 ) -> list[Row]:
     rows = []
     for k, e in enumerate(eps):
         a, r = aa.correct[k], rapid.correct[k]
-        aa_only, rapid_only = _disagreements(a, aa.fooled_by[k], r, rapid.fooled_by[k])
+        aa_only, rapid_only = _disagreements(a, aa.fooled_by[k], r, rapid.fooled_by[k], offset)
         lib_s, lib_acc = (library[0][k], library[1][k]) if library else (None, None)
         alt = (
             None
@@ -172,17 +175,19 @@ def compare(
             else {"correct": sum(ablation.correct[k]), "passes": ablation.passes[k], "seconds": ablation.seconds[k]}
         )
         rows.append(Row(ref, e, len(a), sum(a), sum(r), aa_only, rapid_only, aa.passes[k], rapid.passes[k], aa.seconds[k], rapid.seconds[k],
-                        lib_s, lib_acc, alt, weights, [i for i in range(len(a)) if a[i]], aa.fooled_by[k]))  # fmt: skip
+                        lib_s, lib_acc, alt, weights, [offset + i for i in range(len(a)) if a[i]], aa.fooled_by[k],
+                        offset=offset))  # fmt: skip
     return rows
 
 
 def _disagreements(
-    aa_correct: list[bool], aa_by: list[str | None], rapid_correct: list[bool], rapid_by: list[str | None]
+    aa_correct: list[bool], aa_by: list[str | None], rapid_correct: list[bool], rapid_by: list[str | None], offset: int = 0
 ) -> tuple[list[tuple[int, str | None]], list[tuple[int, str | None]]]:
-    """(images only autoattack fooled, with its member that did; images only rapid fooled, with its member)."""
+    """(images only autoattack fooled, with its member that did; images only rapid fooled, with its member),
+    numbered from the first built-in test image (``offset`` is the panel's first)."""
     images = range(len(aa_correct))
-    return ([(i, aa_by[i]) for i in images if rapid_correct[i] and not aa_correct[i]],
-            [(i, rapid_by[i]) for i in images if aa_correct[i] and not rapid_correct[i]])  # fmt: skip
+    return ([(offset + i, aa_by[i]) for i in images if rapid_correct[i] and not aa_correct[i]],
+            [(offset + i, rapid_by[i]) for i in images if aa_correct[i] and not rapid_correct[i]])  # fmt: skip
 
 
 def _side_by_side(rows: list[Row]) -> list[Row]:
@@ -283,7 +288,9 @@ def summarise(paths: list[Path]) -> None:
     print(markdown(rows))
 
 
-def rerun_rapid(paths: list[Path], data: ra.ImageDataset, params: dict[str, Any], batch: int, expected: dict[str, str]) -> list[Row]:
+def rerun_rapid(
+    paths: list[Path], data: ra.ImageDataset, params: dict[str, Any], batch: int, expected: dict[str, str], offset: int = 0
+) -> list[Row]:
     """rapid with ``params`` alone on the models of saved panel parts, against their saved
     autoattack side. Exact only on the same weights, images and (deterministic) autoattack, so a
     model whose weights differ from the rows' ``weights`` (for rows saved without them: from
@@ -291,6 +298,8 @@ def rerun_rapid(paths: list[Path], data: ra.ImageDataset, params: dict[str, Any]
     outcome get the disagreeing images; older ones only the counts (``aa_only`` None). Seconds
     are this run's, not side by side with autoattack's."""
     saved = [r for path in paths for r in json.loads(path.read_text())]
+    if any(r.get("offset", 0) != offset or r["n"] != len(data) for r in saved):
+        raise SystemExit(f"the saved rows are not of {len(data)} images from image {offset}: pass their --n and --offset")
     rerun = []
     for ref in dict.fromkeys(r["model"] for r in saved):
         rows = [r for r in saved if r["model"] == ref]
@@ -311,19 +320,21 @@ def _rerun_row(saved: dict[str, Any], sweep: Sweep, k: int, weights: str) -> Row
     """A panel row of a saved autoattack side and a new rapid sweep."""
     aa_only: list[tuple[int, str | None]] | None = None
     rapid_only: list[tuple[int, str | None]] | None = None
+    offset = saved.get("offset", 0)
     if saved.get("aa_fooled_by") is not None:
         survivors = set(saved["aa_survivors"])
-        aa_correct = [i in survivors for i in range(saved["n"])]
-        aa_only, rapid_only = _disagreements(aa_correct, saved["aa_fooled_by"], sweep.correct[k], sweep.fooled_by[k])
+        aa_correct = [offset + i in survivors for i in range(saved["n"])]
+        aa_only, rapid_only = _disagreements(aa_correct, saved["aa_fooled_by"], sweep.correct[k], sweep.fooled_by[k], offset)
     return Row(saved["model"], saved["eps"], saved["n"], saved["aa_correct"], sum(sweep.correct[k]), aa_only, rapid_only,
                saved["aa_passes"], sweep.passes[k], saved["aa_seconds"], sweep.seconds[k], saved.get("torchattacks_seconds"),
                saved.get("torchattacks_accuracy"), None, weights, saved.get("aa_survivors"), saved.get("aa_fooled_by"),
-               reused=True)  # fmt: skip
+               reused=True, offset=offset)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="first N built-in test images")
+    parser.add_argument("--offset", type=int, default=0, help="start at this built-in test image (e.g. 100: an out-of-sample panel)")
     parser.add_argument("--batch", type=int, default=250, help="images per batch (the sweep's default)")
     parser.add_argument("--models", nargs="*", help="only these panel entries (default: all)")
     parser.add_argument("--rapid-params", default="{}", help="rapid parameters as JSON, e.g. '{\"restarts\": 1}'")
@@ -352,12 +363,12 @@ def main() -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = ra.load_dataset("builtin", "test", n=args.n)
+    data = ra.load_dataset("builtin", "test", n=args.offset + args.n).subset(args.n, args.offset)
     params = json.loads(args.rapid_params)
-    print(f"rapid panel: {args.n} built-in test images, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"rapid panel: {args.n} built-in test images from image {args.offset}, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"rapid {params or 'defaults'}, ablation {args.ablation or 'none'}", flush=True)  # fmt: skip
     if args.rerun_rapid:
-        rows = rerun_rapid(args.rerun_rapid, data, params, args.batch, json.loads(args.expect_weights))
+        rows = rerun_rapid(args.rerun_rapid, data, params, args.batch, json.loads(args.expect_weights), args.offset)
         if args.json:
             args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
         print("targets:", flush=True)
@@ -375,7 +386,7 @@ def main() -> None:
         )
         timed = clean and not args.skip_torchattacks and (args.torchattacks_models is None or ref in args.torchattacks_models)
         library = torchattacks_seconds(model, data, eps, args.batch) if timed else None
-        for row in compare(ref, eps, aa, rapid, library, alt, weights):
+        for row in compare(ref, eps, aa, rapid, library, alt, weights, args.offset):
             show(row)
             rows.append(row)
         print(f"  members: autoattack {aa.members}; rapid {rapid.members}", flush=True)

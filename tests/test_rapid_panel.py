@@ -58,6 +58,30 @@ def test_rerun_row_matches_side_by_side(panel: ModuleType) -> None:
         assert b.reused and not a.reused
 
 
+def test_an_offset_panel_numbers_images_from_the_first_test_image(panel: ModuleType) -> None:
+    """--offset 100 (an out-of-sample panel): the disagreeing images and autoattack's survivors are
+    named by their built-in test image, and a rerun of the saved rows finds the same ones."""
+    aa, rapid = _sweeps(panel)
+    rows = panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc", 100)
+    assert [r.aa_only for r in rows] == [[(105, "apgd-t")], [(104, "square")]]
+    assert [r.rapid_only for r in rows] == [[(101, "malt")], [(105, "apgd-ce")]]
+    assert rows[0].aa_survivors == [100, 101, 104]
+    saved = json.loads(json.dumps([asdict(r) for r in rows]))
+    rebuilt = [panel._rerun_row(s, rapid, k, "abc") for k, s in enumerate(saved)]
+    assert [b.aa_only for b in rebuilt] == [[(105, "apgd-t")], [(104, "square")]]
+    assert [b.rapid_only for b in rebuilt] == [[(101, "malt")], [(105, "apgd-ce")]]
+
+
+def test_rerun_refuses_other_images(panel: ModuleType, tmp_path: Path) -> None:
+    aa, rapid = _sweeps(panel)
+    saved = tmp_path / "part.json"
+    saved.write_text(json.dumps([asdict(r) for r in panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc", 100)]))
+    with pytest.raises(SystemExit, match=r"not of 6 images from image 0: pass their --n and --offset"):
+        panel.rerun_rapid([saved], range(6), {}, 250, {})
+    with pytest.raises(SystemExit, match=r"not of 5 images from image 100"):
+        panel.rerun_rapid([saved], range(5), {}, 250, {}, 100)
+
+
 def test_rows_saved_without_outcomes_say_so(panel: ModuleType) -> None:
     aa, rapid = _sweeps(panel)
     old = {k: v for k, v in asdict(panel.compare("m", (1.0, 2.0), aa, rapid, None)[0]).items() if k not in ("aa_survivors", "aa_fooled_by")}
@@ -84,10 +108,10 @@ def test_rerun_refuses_other_weights(panel: ModuleType, monkeypatch: pytest.Monk
     saved.write_text(json.dumps([asdict(r) for r in panel.compare("builtin/vgg", (1.0, 2.0), aa, rapid, None, None, "aaaa1111")]))
     monkeypatch.setattr(panel, "load", lambda ref: (nn.Identity(), "bbbb2222"))
     with pytest.raises(SystemExit, match=r"builtin/vgg: its weights \(bbbb2222\) are not the saved rows' \(aaaa1111\)"):
-        panel.rerun_rapid([saved], None, {}, 250, {})
+        panel.rerun_rapid([saved], range(6), {}, 250, {})
     old = tmp_path / "old.json"
     old.write_text(json.dumps([{k: v for k, v in r.items() if k != "weights"} for r in json.loads(saved.read_text())]))
     with pytest.raises(SystemExit, match=r"not the saved rows' \(not recorded\)"):
-        panel.rerun_rapid([old], None, {}, 250, {})
+        panel.rerun_rapid([old], range(6), {}, 250, {})
     with pytest.raises(SystemExit, match=r"not the saved rows' \(aaaa\)"):
-        panel.rerun_rapid([old], None, {}, 250, {"builtin/vgg": "aaaa"})
+        panel.rerun_rapid([old], range(6), {}, 250, {"builtin/vgg": "aaaa"})
