@@ -92,6 +92,8 @@ def test_ddp_training_runs_and_writes_one_checkpoint(tmp_path: Path) -> None:
 
 
 def test_the_workers_option_is_a_front_for_local_ranks(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    """workers = 2 splits batches over two 1-thread local ranks: every per-sample outcome and
+    prediction (random starts included), and the summed pass counts, equal one process's."""
     spec, one = one_process
     two = run_sweep(ra.load_spec(spec).with_overrides(workers=2), tmp_path / "workers", progress=False)
     assert json.loads((two / "manifest.json").read_text())["world_size"] == 2

@@ -121,6 +121,21 @@ def test_import_is_light_and_has_no_side_effects() -> None:
     assert json.loads(out.stdout) == [[], [], True]
 
 
+def test_a_sweep_on_the_builtin_data_imports_no_plotting_and_no_torchvision() -> None:
+    """What `robust-attn sweep` runs and prints on the built-in data needs neither torchvision
+    (its import loads torch's compiler: about 3 s) nor the plotting libraries (about 1 s)."""
+    code = (
+        "import sys, json\n"
+        "from robust_attn.sweeps import parse_spec, run_sweep\n"
+        "from robust_attn.reports import terminal_summary\n"
+        "import robust_attn as ra\n"
+        "ra.load_dataset('builtin', 'test', n=8)\n"
+        "print(json.dumps(sorted(m for m in ('torchvision', 'seaborn', 'matplotlib.pyplot') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == []
+
+
 def test_report_leaves_plotting_state_alone(odd_run: tuple[Path, str]) -> None:
     import matplotlib
 

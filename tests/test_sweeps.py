@@ -160,21 +160,6 @@ def test_retrained_identical_weights_give_identical_results(trained, tmp_path: P
     assert results[0] == results[1]
 
 
-@pytest.mark.slow
-def test_worker_processes_give_the_same_numbers(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """workers = 2 splits batches over two 1-thread processes: every per-sample outcome and
-    prediction (random starts included) equals the one-process run's."""
-    raw = _spec(
-        trained[1],
-        attacks=[{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"], "random_start": True}],
-    )
-    one = run_sweep(parse_spec(raw), tmp_path / "one", progress=False)
-    two = run_sweep(parse_spec({**raw, "workers": 2}), tmp_path / "two", progress=False)
-    assert _rows(one / "results.csv", drop_counts=True) == _rows(two / "results.csv", drop_counts=True)
-    assert pd.read_parquet(one / "samples.parquet").equals(pd.read_parquet(two / "samples.parquet"))
-    assert json.loads((two / "manifest.json").read_text())["spec"]["workers"] == 2
-
-
 def test_resume_redoes_only_unfinished_cells(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     spec = parse_spec(_spec(trained[1]))
     reference = run_sweep(spec, tmp_path / "ref", progress=False)

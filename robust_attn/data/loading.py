@@ -152,7 +152,7 @@ register_dataset(
     )
 )
 for _name, _spec in TORCHVISION_SETS.items():
-    register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.cls.__name__}, read from data_dir"))
+    register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.class_name}, read from data_dir"))
 for _name in ("cifar10c", "cifar100c"):
     register_dataset(
         DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir")

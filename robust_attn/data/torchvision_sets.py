@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.datasets as tvd
 
 from robust_attn.data.dataset import ImageDataset
 from robust_attn.errors import DataError, DataNotFound
@@ -17,14 +16,22 @@ from robust_attn.errors import DataError, DataNotFound
 
 @dataclass(frozen=True)
 class TorchvisionSpec:
-    """How to build and unpack one torchvision data set."""
+    """How to build and unpack one torchvision data set. The class is named, not imported:
+    importing torchvision costs seconds (it loads torch's compiler), which every run on the
+    built-in data would pay for nothing."""
 
-    cls: type
+    class_name: str  # in torchvision.datasets
     folder: str  # what torchvision creates under the root, for error messages
     mean: tuple[float, ...]
     std: tuple[float, ...]
     split_kwargs: Callable[[str], dict[str, Any]]
     class_names: Callable[[Any], tuple[str, ...]]
+
+    @property
+    def cls(self) -> type:
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.class_name)
 
 
 def _train_flag(split: str) -> dict[str, Any]:
@@ -36,11 +43,11 @@ def _svhn_split(split: str) -> dict[str, Any]:
 
 
 TORCHVISION_SETS: dict[str, TorchvisionSpec] = {
-    "cifar10": TorchvisionSpec(tvd.CIFAR10, "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), _train_flag, lambda d: tuple(d.classes)),
-    "cifar100": TorchvisionSpec(tvd.CIFAR100, "cifar-100-python", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), _train_flag, lambda d: tuple(d.classes)),
-    "svhn": TorchvisionSpec(tvd.SVHN, "train_32x32.mat / test_32x32.mat", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), _svhn_split, lambda d: tuple(str(i) for i in range(10))),
-    "mnist": TorchvisionSpec(tvd.MNIST, "MNIST/raw", (0.1307,), (0.3081,), _train_flag, lambda d: tuple(d.classes)),
-    "fashionmnist": TorchvisionSpec(tvd.FashionMNIST, "FashionMNIST/raw", (0.2860,), (0.3530,), _train_flag, lambda d: tuple(d.classes)),
+    "cifar10": TorchvisionSpec("CIFAR10", "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), _train_flag, lambda d: tuple(d.classes)),
+    "cifar100": TorchvisionSpec("CIFAR100", "cifar-100-python", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), _train_flag, lambda d: tuple(d.classes)),
+    "svhn": TorchvisionSpec("SVHN", "train_32x32.mat / test_32x32.mat", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), _svhn_split, lambda d: tuple(str(i) for i in range(10))),
+    "mnist": TorchvisionSpec("MNIST", "MNIST/raw", (0.1307,), (0.3081,), _train_flag, lambda d: tuple(d.classes)),
+    "fashionmnist": TorchvisionSpec("FashionMNIST", "FashionMNIST/raw", (0.2860,), (0.3530,), _train_flag, lambda d: tuple(d.classes)),
 }  # fmt: skip
 
 
