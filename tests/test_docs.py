@@ -5,7 +5,9 @@ builds it offline, with no resource fetched from the web when a page is viewed."
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -114,8 +116,13 @@ def test_api_pages_name_every_public_export(pages: dict[str, str]) -> None:
 
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    """The site builds with --strict (a broken link fails) and shows what it should. CI builds the
+    site only here, so under CI a missing docs package fails instead of skipping."""
     for module in ("mkdocs", "material", "mkdocstrings", "mkdocs_gen_files"):
-        pytest.importorskip(module, reason="the docs extra is not installed (pip install -e '.[docs]')")
+        if os.environ.get("CI"):
+            importlib.import_module(module)
+        else:
+            pytest.importorskip(module, reason="the docs extra is not installed (pip install -e '.[docs]')")
     site = tmp_path / "site"
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
                             cwd=ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
