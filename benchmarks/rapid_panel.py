@@ -152,6 +152,7 @@ class Row:
     aa_fooled_by: list[str | None] | None = None  # per image, the autoattack member that fooled it
     reused: bool = False  # autoattack's side read from a saved run (--rerun-rapid): rapid's seconds not side by side
     offset: int = 0  # the panel's images start at this built-in test image (--offset); image numbers above are absolute
+    timed_n: int | None = None  # images the seconds were measured on, where fewer than n (a --join of a reused and a timed part)
 
 
 def compare(
@@ -260,7 +261,7 @@ def markdown(rows: list[Row]) -> str:
         lines.append(f"| `{r.model}` | {r.eps * 255:.0f}/255 | {r.aa_correct / r.n:.0%} | {r.rapid_correct / r.n:.0%} | "
                      f"{_images(r.aa_only)} | {_images(r.rapid_only)} | "
                      f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
-                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}){' *' if r.reused else ''} |{extra}")  # fmt: skip
+                     f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}){_timing(r)} |{extra}")  # fmt: skip
     aa, rp = sum(r.aa_passes for r in rows), sum(r.rapid_passes for r in rows)
     timed = _side_by_side(rows) or rows
     sa, sr = sum(r.aa_seconds for r in timed), sum(r.rapid_seconds for r in timed)
@@ -273,19 +274,67 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _timing(row: Row) -> str:
+    """How a row's seconds were measured, for its table cell: * not side by side, or on fewer images."""
+    return " *" if row.reused else f" on {row.timed_n} images" if row.timed_n else ""
+
+
 def _images(found: list[tuple[int, str | None]] | None) -> str:
     """Images with the member that fooled them, for a table cell."""
     return "not recorded" if found is None else ", ".join(f"{i} ({m})" for i, m in found) or "-"
 
 
-def summarise(paths: list[Path]) -> None:
+def summarise(paths: list[Path], join_parts: bool = False) -> None:
     """Targets and table of a panel saved with --json, in one or several parts (also parts
-    stopped before their end)."""
+    stopped before their end); with ``join_parts`` the parts of other images are joined first."""
     rows = [Row(**{**r, **{k: None if r[k] is None else [tuple(x) for x in r[k]] for k in ("aa_only", "rapid_only")}})
             for path in paths for r in json.loads(path.read_text())]  # fmt: skip
+    if join_parts:
+        rows = join(rows)
     print(f"{len(rows)} panel rows from {', '.join(map(str, paths))}:")
     verdict(rows)
     print(markdown(rows))
+
+
+def join(rows: list[Row]) -> list[Row]:
+    """One row per model and eps from parts on adjacent images (images 0-99 and 100-199 as one
+    200-image panel): images, disagreements and passes add up; seconds add up over the parts
+    timed side by side only (``timed_n`` says on how many images), so a reused part's seconds
+    never enter the wall-time target. Parts that overlap, leave a gap or differ in weights are refused."""
+    groups: dict[tuple[str, float], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.model, r.eps), []).append(r)
+    return [_join(sorted(parts, key=lambda r: r.offset)) for parts in groups.values()]
+
+
+def _join(parts: list[Row]) -> Row:
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    where = f"{first.model} at {first.eps * 255:.0f}/255"
+    for a, b in zip(parts, parts[1:]):
+        if a.offset + a.n != b.offset:
+            raise SystemExit(f"{where}: a part of images {a.offset}-{a.offset + a.n - 1} is followed by one from image {b.offset}; "
+                             "join only parts of adjacent images (their --offset and --n)")  # fmt: skip
+    if len({p.weights for p in parts}) > 1:
+        raise SystemExit(f"{where}: the parts were measured on other weights ({', '.join(str(p.weights)[:12] for p in parts)}); join only one model's")
+    timed = _side_by_side(parts) or parts
+    library = all(p.torchattacks_seconds is not None for p in timed)
+    n = sum(p.n for p in parts)
+    return Row(first.model, first.eps, n, sum(p.aa_correct for p in parts), sum(p.rapid_correct for p in parts),
+               _concat([p.aa_only for p in parts]), _concat([p.rapid_only for p in parts]),
+               sum(p.aa_passes for p in parts), sum(p.rapid_passes for p in parts),
+               sum(p.aa_seconds for p in timed), sum(p.rapid_seconds for p in timed),
+               sum(p.torchattacks_seconds or 0.0 for p in timed) if library else None,
+               sum((p.torchattacks_accuracy or 0.0) * p.n for p in timed) / sum(p.n for p in timed) if library else None,
+               None, first.weights, _concat([p.aa_survivors for p in parts]), _concat([p.aa_fooled_by for p in parts]),
+               reused=all(p.reused for p in parts), offset=first.offset,
+               timed_n=None if len(timed) == len(parts) else sum(p.n for p in timed))  # fmt: skip
+
+
+def _concat(values: list[list[Any] | None]) -> list[Any] | None:
+    """The parts' lists end to end; None when a part did not record its own."""
+    return None if any(v is None for v in values) else [x for v in values for x in v]  # type: ignore[union-attr]
 
 
 def rerun_rapid(
@@ -357,9 +406,10 @@ def main() -> None:
     parser.add_argument(
         "--summarise", type=Path, nargs="+", metavar="JSON", help="only print the targets and a Markdown table of a saved panel (its parts)"
     )
+    parser.add_argument("--join", action="store_true", help="with --summarise: join parts of adjacent images (--offset) into one row per model and eps")
     args = parser.parse_args()
     if args.summarise:
-        summarise(args.summarise)
+        summarise(args.summarise, args.join)
         return
     if args.threads:
         torch.set_num_threads(args.threads)

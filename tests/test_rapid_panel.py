@@ -115,3 +115,28 @@ def test_rerun_refuses_other_weights(panel: ModuleType, monkeypatch: pytest.Monk
         panel.rerun_rapid([old], range(6), {}, 250, {})
     with pytest.raises(SystemExit, match=r"not the saved rows' \(aaaa\)"):
         panel.rerun_rapid([old], range(6), {}, 250, {"builtin/vgg": "aaaa"})
+
+
+def test_join_adds_adjacent_parts_and_times_only_the_side_by_side_one(panel: ModuleType) -> None:
+    """Images 0-5 (a reused autoattack side) and 6-11 (side by side) as one 12-image panel: images,
+    disagreements and passes add up, numbered from the first image; seconds only from the timed part."""
+    aa, rapid = _sweeps(panel)
+    timed = panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc", 6)
+    reused = [panel._rerun_row(asdict(r), rapid, k, "abc") for k, r in enumerate(panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc"))]
+    joined = panel.join([*timed, *reused])
+    assert [(r.n, r.aa_correct, r.rapid_correct) for r in joined] == [(12, 6, 6), (12, 4, 4)]
+    assert joined[0].aa_only == [(5, "apgd-t"), (11, "apgd-t")] and joined[1].rapid_only == [(5, "apgd-ce"), (11, "apgd-ce")]
+    assert joined[0].aa_survivors == [0, 1, 4, 6, 7, 10] and len(joined[0].aa_fooled_by) == 12
+    assert (joined[0].aa_passes, joined[0].rapid_passes) == (1800, 120)
+    assert (joined[0].aa_seconds, joined[0].rapid_seconds, joined[0].timed_n, joined[0].reused) == (90.0, 6.0, 6, False)
+    assert "90 / 6 (1/15.0) on 6 images" in panel.markdown(joined)
+
+
+def test_join_refuses_gaps_and_other_weights(panel: ModuleType) -> None:
+    aa, rapid = _sweeps(panel)
+    first = panel.compare("m", (1.0,), aa, rapid, None, None, "abc")
+    with pytest.raises(SystemExit, match=r"images 0-5 is followed by one from image 7; join only parts of adjacent images"):
+        panel.join([*first, *panel.compare("m", (1.0,), aa, rapid, None, None, "abc", 7)])
+    with pytest.raises(SystemExit, match=r"measured on other weights \(abc, xyz\)"):
+        panel.join([*first, *panel.compare("m", (1.0,), aa, rapid, None, None, "xyz", 6)])
+    assert panel.join(first) == first
