@@ -20,6 +20,7 @@ wall time at most 1/5 (each per model and eps, and in total).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -312,7 +313,7 @@ def _join(parts: list[Row]) -> Row:
     if len(parts) == 1:
         return first
     where = f"{first.model} at {first.eps * 255:.0f}/255"
-    for a, b in zip(parts, parts[1:]):
+    for a, b in itertools.pairwise(parts):
         if a.offset + a.n != b.offset:
             raise SystemExit(f"{where}: a part of images {a.offset}-{a.offset + a.n - 1} is followed by one from image {b.offset}; "
                              "join only parts of adjacent images (their --offset and --n)")  # fmt: skip
