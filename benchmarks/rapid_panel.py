@@ -318,7 +318,9 @@ def _join(parts: list[Row]) -> Row:
             raise SystemExit(f"{where}: a part of images {a.offset}-{a.offset + a.n - 1} is followed by one from image {b.offset}; "
                              "join only parts of adjacent images (their --offset and --n)")  # fmt: skip
     if len({p.weights for p in parts}) > 1:
-        raise SystemExit(f"{where}: the parts were measured on other weights ({', '.join(str(p.weights)[:12] for p in parts)}); join only one model's")
+        raise SystemExit(
+            f"{where}: the parts were measured on other weights ({', '.join(str(p.weights)[:12] for p in parts)}); join only one model's"
+        )
     timed = _side_by_side(parts) or parts
     library = all(p.torchattacks_seconds is not None for p in timed)
     n = sum(p.n for p in parts)
@@ -407,7 +409,9 @@ def main() -> None:
     parser.add_argument(
         "--summarise", type=Path, nargs="+", metavar="JSON", help="only print the targets and a Markdown table of a saved panel (its parts)"
     )
-    parser.add_argument("--join", action="store_true", help="with --summarise: join parts of adjacent images (--offset) into one row per model and eps")
+    parser.add_argument(
+        "--join", action="store_true", help="with --summarise: join parts of adjacent images (--offset) into one row per model and eps"
+    )
     args = parser.parse_args()
     if args.summarise:
         summarise(args.summarise, args.join)

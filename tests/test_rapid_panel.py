@@ -122,7 +122,9 @@ def test_join_adds_adjacent_parts_and_times_only_the_side_by_side_one(panel: Mod
     disagreements and passes add up, numbered from the first image; seconds only from the timed part."""
     aa, rapid = _sweeps(panel)
     timed = panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc", 6)
-    reused = [panel._rerun_row(asdict(r), rapid, k, "abc") for k, r in enumerate(panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc"))]
+    reused = [
+        panel._rerun_row(asdict(r), rapid, k, "abc") for k, r in enumerate(panel.compare("m", (1.0, 2.0), aa, rapid, None, None, "abc"))
+    ]
     joined = panel.join([*timed, *reused])
     assert [(r.n, r.aa_correct, r.rapid_correct) for r in joined] == [(12, 6, 6), (12, 4, 4)]
     assert joined[0].aa_only == [(5, "apgd-t"), (11, "apgd-t")] and joined[1].rapid_only == [(5, "apgd-ce"), (11, "apgd-ce")]
