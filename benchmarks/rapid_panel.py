@@ -259,7 +259,7 @@ def markdown(rows: list[Row]) -> str:
     lines = [head + (" ablation: correct, passes |" if alt else ""), "|---|---|---|---|---|---|---|---|" + ("---|" if alt else "")]
     for r in rows:
         extra = f" {r.ablation['correct']}, 1/{r.aa_passes / max(r.ablation['passes'], 1):.1f} |" if alt and r.ablation else ""
-        lines.append(f"| `{r.model}` | {r.eps * 255:.0f}/255 | {r.aa_correct / r.n:.0%} | {r.rapid_correct / r.n:.0%} | "
+        lines.append(f"| `{r.model}` | {r.eps * 255:.0f}/255 | {r.aa_correct / r.n:.1%} | {r.rapid_correct / r.n:.1%} | "
                      f"{_images(r.aa_only)} | {_images(r.rapid_only)} | "
                      f"{r.aa_passes:,} / {r.rapid_passes:,} (1/{r.aa_passes / max(r.rapid_passes, 1):.1f}) | "
                      f"{r.aa_seconds:.0f} / {r.rapid_seconds:.0f} (1/{r.aa_seconds / max(r.rapid_seconds, 1e-9):.1f}){_timing(r)} |{extra}")  # fmt: skip
