@@ -301,11 +301,27 @@ def join(rows: list[Row]) -> list[Row]:
     """One row per model and eps from parts on adjacent images (images 0-99 and 100-199 as one
     200-image panel): images, disagreements and passes add up; seconds add up over the parts
     timed side by side only (``timed_n`` says on how many images), so a reused part's seconds
-    never enter the wall-time target. Parts that overlap, leave a gap or differ in weights are refused."""
-    groups: dict[tuple[str, float], list[Row]] = {}
+    never enter the wall-time target. Repeat runs of the same images keep one (``_repeat``);
+    parts that overlap otherwise, leave a gap or differ in weights are refused."""
+    groups: dict[tuple[str, float], dict[tuple[int, int], Row]] = {}
     for r in rows:
-        groups.setdefault((r.model, r.eps), []).append(r)
-    return [_join(sorted(parts, key=lambda r: r.offset)) for parts in groups.values()]
+        same = groups.setdefault((r.model, r.eps), {})
+        key = (r.offset, r.n)
+        same[key] = _repeat(same[key], r) if key in same else r
+    return [_join(sorted(parts.values(), key=lambda r: r.offset)) for parts in groups.values()]
+
+
+def _repeat(a: Row, b: Row) -> Row:
+    """One of two runs of the same model, eps and images (a rerun that records autoattack's
+    per-image outcome where the first did not): both attacks are deterministic on the same
+    weights, so counts and passes must be equal; the run with the per-image outcome is kept,
+    else the one timed side by side, else the first."""
+    where = f"{a.model} at {a.eps * 255:.0f}/255 on images {a.offset}-{a.offset + a.n - 1}"
+    fields = ("weights", "aa_correct", "rapid_correct", "aa_passes", "rapid_passes")
+    if any(getattr(a, f) != getattr(b, f) for f in fields):
+        differ = ", ".join(f"{f} {getattr(a, f)} vs {getattr(b, f)}" for f in fields if getattr(a, f) != getattr(b, f))
+        raise SystemExit(f"{where}: two runs of the same images differ ({differ}); summarise them apart, or join only one")
+    return max((a, b), key=lambda r: (r.aa_only is not None, not r.reused))
 
 
 def _join(parts: list[Row]) -> Row:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -142,3 +142,18 @@ def test_join_refuses_gaps_and_other_weights(panel: ModuleType) -> None:
     with pytest.raises(SystemExit, match=r"measured on other weights \(abc, xyz\)"):
         panel.join([*first, *panel.compare("m", (1.0,), aa, rapid, None, None, "xyz", 6)])
     assert panel.join(first) == first
+
+
+def test_join_keeps_the_recorded_one_of_repeat_runs_and_refuses_ones_that_differ(panel: ModuleType) -> None:
+    """A rerun of images 0-5 that records autoattack's per-image outcome replaces the saved row
+    that did not; a rerun with other counts is not the same measurement and is refused."""
+    aa, rapid = _sweeps(panel)
+    recorded = panel.compare("m", (1.0,), aa, rapid, None, None, "abc")
+    unrecorded = [replace(r, aa_only=None, rapid_only=None, aa_survivors=None, aa_fooled_by=None, reused=True) for r in recorded]
+    later = panel.compare("m", (1.0,), aa, rapid, None, None, "abc", 6)
+    for order in ([*unrecorded, *recorded, *later], [*recorded, *later, *unrecorded]):
+        joined = panel.join(order)
+        assert len(joined) == 1 and joined[0].n == 12 and joined[0].aa_only is not None and joined[0].timed_n is None
+    other = [replace(r, rapid_correct=r.rapid_correct + 1) for r in unrecorded]
+    with pytest.raises(SystemExit, match=r"m at 255/255 on images 0-5: two runs of the same images differ \(rapid_correct 3 vs 4\)"):
+        panel.join([*recorded, *other])
