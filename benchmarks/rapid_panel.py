@@ -316,19 +316,24 @@ def _repeat(a: Row, b: Row) -> Row:
     per-image outcome where the first did not): both attacks are deterministic on the same
     weights, so counts and passes must be equal; the run with the per-image outcome is kept,
     else the one timed side by side, else the first."""
-    where = f"{a.model} at {a.eps * 255:.0f}/255 on images {a.offset}-{a.offset + a.n - 1}"
     fields = ("weights", "aa_correct", "rapid_correct", "aa_passes", "rapid_passes")
-    if any(getattr(a, f) != getattr(b, f) for f in fields):
-        differ = ", ".join(f"{f} {getattr(a, f)} vs {getattr(b, f)}" for f in fields if getattr(a, f) != getattr(b, f))
-        raise SystemExit(f"{where}: two runs of the same images differ ({differ}); summarise them apart, or join only one")
+    differ = [f"{f} {getattr(a, f)} vs {getattr(b, f)}" for f in fields if getattr(a, f) != getattr(b, f)]
+    if differ:
+        raise SystemExit(f"{_where(a)} on images {a.offset}-{a.offset + a.n - 1}: two runs of the same images differ "
+                         f"({', '.join(differ)}); summarise them apart, or join only one")  # fmt: skip
     return max((a, b), key=lambda r: (r.aa_only is not None, not r.reused))
+
+
+def _where(row: Row) -> str:
+    """The model and eps of a row, for an error."""
+    return f"{row.model} at {row.eps * 255:.0f}/255"
 
 
 def _join(parts: list[Row]) -> Row:
     first = parts[0]
     if len(parts) == 1:
         return first
-    where = f"{first.model} at {first.eps * 255:.0f}/255"
+    where = _where(first)
     for a, b in itertools.pairwise(parts):
         if a.offset + a.n != b.offset:
             raise SystemExit(f"{where}: a part of images {a.offset}-{a.offset + a.n - 1} is followed by one from image {b.offset}; "
