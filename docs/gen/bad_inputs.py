@@ -1,5 +1,5 @@
-"""The bad-inputs page, read from ``tests/test_bad_inputs.py`` without running it: each row of its
-``CASES`` table (what the user gave and the pattern the one error line must match) and each of
+"""The bad-inputs page, read from ``tests/test_bad_inputs.py`` and ``tests/bad_input_cases/*.py``
+without running them: each row of their ``CASES`` tables (what the user gave and the pattern the one error line must match) and each of
 its other tests (a documented behaviour). The test file is parsed, not imported, so the docs
 build does not depend on pytest; ``tests/test_docs.py`` imports it and checks that every case is here."""
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 from md import code, rst_to_md, table
 
-TEST_FILE = Path(__file__).resolve().parents[2] / "tests" / "test_bad_inputs.py"
+TESTS = Path(__file__).resolve().parents[2] / "tests"
+TEST_FILE = TESTS / "test_bad_inputs.py"
+CASE_FILES = [TEST_FILE, *sorted((TESTS / "bad_input_cases").glob("[!_]*.py"))]  # the table's rows, in the order the test runs them
 TABLE_TEST = "test_bad_input_is_one_line_and_exit_2"  # the test that runs every row of CASES
 
 
@@ -74,7 +76,11 @@ def _spec_part(key: str, value: str) -> str:
     return f"{key} = {text}" if key == "models" else (f"[[attacks]] {text}" if key == "attacks" else text)
 
 
-def _given(body: ast.expr) -> str:
+def _given(body: ast.expr, docs: dict[str, str] | None = None) -> str:
+    """What the user gave, from an argv builder's body; a builder that calls a function of the case
+    file (a setup too long for a lambda) is described by that function's docstring."""
+    if isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id in (docs or {}):
+        return rst_to_md(" ".join((docs or {})[body.func.id].split()))
     setup = None
     if isinstance(body, ast.Subscript) and isinstance(body.value, ast.Tuple):  # (side effect, argv)[1]
         setup, body = body.value.elts[0], body.value.elts[1]
@@ -96,9 +102,16 @@ def _module(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def cases(path: Path = TEST_FILE) -> list[Case]:
-    """The rows of the test file's ``CASES`` table."""
-    for node in _module(path).body:
+def cases() -> list[Case]:
+    """The rows of every ``CASES`` table of the bad-input test."""
+    return [row for path in CASE_FILES for row in file_cases(path)]
+
+
+def file_cases(path: Path) -> list[Case]:
+    """The rows of one file's ``CASES`` table."""
+    module = _module(path)
+    docs = {n.name: ast.get_docstring(n) or "" for n in module.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("test_")}
+    for node in module.body:
         if not isinstance(node, (ast.Assign, ast.AnnAssign)) or not isinstance(node.value, ast.List):
             continue
         target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
@@ -108,7 +121,7 @@ def cases(path: Path = TEST_FILE) -> list[Case]:
                 assert isinstance(row, ast.Tuple), ast.dump(row)
                 name, build, pattern = row.elts
                 assert isinstance(name, ast.Constant) and isinstance(pattern, ast.Constant) and isinstance(build, ast.Lambda)
-                rows.append(Case(str(name.value), _given(build.body), readable(str(pattern.value))))
+                rows.append(Case(str(name.value), _given(build.body, docs), readable(str(pattern.value))))
             return rows
     raise RuntimeError(f"{path}: no CASES table found")
 
