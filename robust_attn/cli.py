@@ -116,8 +116,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         root = run_sweep(spec, args.out, force=args.force, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print("stopped; finished cells are saved; run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        _print_stopped(err)
         return 130
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
         from robust_attn.rundir import RunDir, load_run
@@ -127,6 +127,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(summary_table(run))
         _print_answer(run)
     return 0
+
+
+def _print_stopped(err: KeyboardInterrupt) -> None:
+    """What Ctrl-C left: the sweep's own account when it had started its units."""
+    summary = getattr(err, "summary", None)
+    print(summary or "stopped before the sweep's first unit: nothing was written to the run directory (trained zoo models "
+          "stay in the cache); run the same command again to resume", file=sys.stderr)  # fmt: skip
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -159,8 +166,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
     try:
         report = quickstart(args.out, device=args.device, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print("stopped; trained models and finished cells are saved; run again to resume", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        _print_stopped(err)
         return 130
     _print_report(report)
     return 0
@@ -262,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run an epsilon sweep spec (attacks/*.toml); resumes unfinished cells")
     p.add_argument("spec", help="TOML sweep spec, e.g. attacks/quickstart.toml")
-    p.add_argument("--out", default=None, help="run directory (default: reports/<spec name>)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<spec name>)")
     p.add_argument("--models", nargs="+", default=None, help="override the spec's models (zoo names, .safetensors, pkg.mod:factory)")
     p.add_argument("-n", type=int, default=None, help="override the number of samples")
     p.add_argument("--batch-size", type=int, default=None)
@@ -284,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write report.pdf, report.md and summary.csv for a sweep's run directory")
-    p.add_argument("run_dir", help="run directory written by robust-attn sweep (e.g. reports/quickstart)")
+    p.add_argument("run_dir", help="run directory written by robust-attn sweep (e.g. runs/quickstart)")
     p.add_argument("--no-attention", action="store_true", help="leave out the attention and segmentation pages")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_report)
@@ -294,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_upgrade)
 
     p = sub.add_parser("quickstart", help="train the quick zoo if needed, run attacks/quickstart.toml, write the report")
-    p.add_argument("--out", default="reports/quickstart", help="run directory (default: reports/quickstart)")
+    p.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
     p.add_argument("--quiet", action="store_true")
     _add_device(p)
     p.set_defaults(func=cmd_quickstart)

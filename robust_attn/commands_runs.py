@@ -1,5 +1,6 @@
-"""The commands that read several run directories: ``robust-attn compare`` (one report over runs
-swept apart) and ``robust-attn leaderboard`` (models and architectures ranked across runs)."""
+"""The commands over run directories as wholes: ``robust-attn compare`` (one report over runs
+swept apart), ``robust-attn leaderboard`` (models and architectures ranked across runs) and
+``robust-attn seal`` (a finished study that no sweep may write again)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,21 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seal(args: argparse.Namespace) -> int:
+    """Seal (or unseal) finished run directories: a sealed one refuses every sweep, --force included."""
+    from robust_attn.rundir import RunWriter
+    from robust_attn.rundir.lock import RunLock
+
+    for root in args.run_dirs:
+        with RunLock(root, "seal"):
+            changed = RunWriter(root).seal(args.note, undo=args.undo)
+        state = "unsealed" if args.undo else "sealed"
+        print(f"{root}: {state}" if changed else f"{root}: already {state}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
-    """Add ``compare`` and ``leaderboard`` to the CLI's subcommands (``sub``: argparse's subparsers)."""
+    """Add ``compare``, ``leaderboard`` and ``seal`` to the CLI's subcommands (``sub``: argparse's subparsers)."""
     p = sub.add_parser("compare", help="combine run directories swept apart (same data, attacks) into one run and write its report")
     p.add_argument(
         "run_dirs", nargs="*", metavar="RUN_DIR", help="run directories of the same data set, split, samples and attack settings"
@@ -60,3 +74,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--title", default=None, help="page title (default: Robustness leaderboard: DATASET SPLIT)")
     p.add_argument("--top", type=int, default=5, help="rows of each table to print (default: 5)")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("seal", help="seal finished run directories (committed studies): no sweep may write them, --force included")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (e.g. reports/compare)")
+    p.add_argument("--undo", action="store_true", help="unseal them (to rerun or extend a study on purpose)")
+    p.add_argument("--note", default="", help="why, kept in the manifest and shown when a sweep is refused")
+    p.set_defaults(func=cmd_seal)

@@ -18,7 +18,7 @@ def quickstart_spec_path() -> Path:
     return local if local.is_file() else PACKAGED_SPEC
 
 
-def quickstart(out: str | Path = "reports/quickstart", *, device: str = "auto", progress: bool = True) -> Report:
+def quickstart(out: str | Path = "runs/quickstart", *, device: str = "auto", progress: bool = True) -> Report:
     """Train missing quick-zoo models, run the quickstart sweep (resuming) and write the report."""
     t0 = time.perf_counter()
     spec_path = quickstart_spec_path()

@@ -22,6 +22,7 @@ from robust_attn.errors import RunDirError, UsageError
 from robust_attn.reports.tables import architectures, paired_comparisons
 from robust_attn.rundir import FORMAT_VERSION
 from robust_attn.rundir.combine import combine_runs
+from robust_attn.rundir.integrity import file_record
 
 CONSTRUCTED = Path(__file__).parent / "constructed"  # memory_models.py: models with known answers
 
@@ -157,6 +158,12 @@ def test_unrecorded_weights_are_told_apart_by_clean_predictions(runs: dict[str, 
     samples = pd.read_parquet(other / "samples.parquet")
     samples.loc[(samples["model"] == const) & (samples["sample"] == 3), "clean_pred"] = 0
     samples.to_parquet(other / "samples.parquet")
+    with pytest.raises(RunDirError) as err:
+        combine_runs([runs["study"], other], tmp_path / "out")
+    _one_line(err, "samples.parquet differ from the record in manifest.json")  # an edited table is found first
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["files"]["samples.parquet"] = file_record(other / "samples.parquet")  # as if another sweep had written it so
+    (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RunDirError) as err:
         combine_runs([runs["study"], other], tmp_path / "out")
     _one_line(err, f"model '{const}' makes different clean predictions", "(1 of 24 samples)")

@@ -12,6 +12,7 @@ import pytest
 from conftest import FIXTURE_SEED
 
 from robust_attn.cli import main
+from robust_attn.rundir import load_run
 from robust_attn.stats import wilson_interval
 from robust_attn.sweeps import SpecError, load_spec, parse_spec, run_sweep
 from robust_attn.sweeps import runner as runner_mod
@@ -173,9 +174,11 @@ def test_resume_redoes_only_unfinished_cells(trained, tmp_path: Path, monkeypatc
         return real(attack, data, cell, *rest)
 
     monkeypatch.setattr(runner_mod, "run_cell", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=r"stopped: 2 of 6 units are finished and saved in .*cells \(2 by this run\); no tables"):
         run_sweep(spec, tmp_path / "run", progress=False)
-    assert len(_rows(tmp_path / "run" / "results.csv")) == 3 + 3  # two finished fgsm cells
+    assert not (tmp_path / "run" / "results.csv").exists(), "tables are written when every unit is done"
+    partial = load_run(tmp_path / "run")  # read from the finished units, the rest named
+    assert len(partial.results) == 3 + 3 and len(partial.missing) == 4  # two finished fgsm cells; two pgd cells and two probes to go
     assert not list((tmp_path / "run").rglob("*.tmp")), "no half-written files"
     calls.clear()
     monkeypatch.setattr(runner_mod, "run_cell", lambda *a: (calls.append(a[2].slug), real(*a))[1])

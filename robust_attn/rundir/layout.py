@@ -43,6 +43,11 @@ class RunDir:
     def cells(self) -> Path:
         return self.root / schema.CELLS
 
+    @property
+    def plan(self) -> Path:
+        """The plan of a sweep in progress (its would-be manifest, every unit it will compute)."""
+        return self.cells / schema.PLAN
+
     def unit_meta(self, slug: str) -> Path:
         return self.cells / f"{slug}.json"
 

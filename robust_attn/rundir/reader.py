@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from robust_attn.errors import RunDirError
+from robust_attn.rundir import manifest as manifest_file
 from robust_attn.rundir import schema
 from robust_attn.rundir.aggregate import results_table
+from robust_attn.rundir.integrity import check_files
 from robust_attn.rundir.layout import RunDir
 from robust_attn.rundir.store import PROBE_TABLES, Assembled, assemble, finished_records
 
@@ -159,22 +161,12 @@ def _need(root: Path, name: str) -> Path:
 
 
 def read_manifest(root: str | Path) -> dict[str, Any]:
-    """The manifest, refusing another format version with both versions named."""
+    """The manifest, refusing another format version with both versions named, and a missing
+    field or one of the wrong type in one line naming it (:func:`robust_attn.rundir.manifest.read`)."""
     root = Path(root)
     if not root.is_dir():
         raise RunDirError(f"run directory {str(root)!r} does not exist; run `robust-attn sweep SPEC` to create it")
-    try:
-        manifest: dict[str, Any] = json.loads(_need(root, schema.MANIFEST).read_text())
-    except json.JSONDecodeError as err:
-        raise RunDirError(f"{root / schema.MANIFEST} is not valid JSON ({err}); rerun the sweep") from None
-    version = manifest.get("format_version", 1)
-    if version != schema.FORMAT_VERSION:
-        fix = (f"convert it with `robust-attn upgrade {root}`" if version in schema.UPGRADABLE else
-               "rerun its sweep into a new directory (robust-attn sweep SPEC --out NEW_DIR)" if version < schema.FORMAT_VERSION else
-               "read it with the newer robust-attn that wrote it (pip install -U robust-attn)")  # fmt: skip
-        raise RunDirError(f"{root} is a run directory of format version {version}, but this robust-attn reads version "
-                          f"{schema.FORMAT_VERSION}; {fix}")  # fmt: skip
-    return manifest
+    return manifest_file.read(_need(root, schema.MANIFEST))
 
 
 def _parquet(root: Path, name: str, columns: tuple[schema.Column, ...]) -> pd.DataFrame:
@@ -260,10 +252,22 @@ def _from_units(
 
 
 def load_run(root: str | Path) -> Run:
-    """Load and cross-check a run directory; never loads a model or the data set. A sweep that did
-    not finish is read from its finished units, and ``Run.missing`` names the rest."""
+    """Load and cross-check a run directory; never loads a model or the data set. A sweep that has
+    not finished (a plan under ``cells/`` and no merged manifest yet) is read from its finished
+    units, and ``Run.missing`` names the rest; a merged run's tables are checked against the
+    manifest's record of their sizes and sha256."""
     root = Path(root)
-    manifest = read_manifest(root)
+    unmerged = RunDir(root).plan
+    if not (root / schema.MANIFEST).is_file() and unmerged.is_file():
+        manifest = _read_plan(unmerged)
+    else:
+        manifest = read_manifest(root)
+        if isinstance(manifest.get("files"), dict):
+            check_files(
+                root,
+                manifest["files"],
+                f"rerun its sweep (`robust-attn sweep {manifest.get('spec_path') or 'SPEC'} --out {root}`) to merge its finished units again",
+            )
     planned = list(manifest.get(schema.PLANNED, []))
     finished = finished_records(RunDir(root), planned) if (root / schema.CELLS).is_dir() else []
     if manifest.get("complete") or not finished:
@@ -281,6 +285,17 @@ def load_run(root: str | Path) -> Run:
             prefix = schema.example_key(i, "")
             run.examples[probe["model"]] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
     return run
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    """The plan of a sweep that has not merged yet (the manifest it will write, incomplete)."""
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RunDirError(f"{path} is not readable JSON ({err}); rerun the sweep (it resumes from the finished units)") from None
+    if not isinstance(plan, dict):
+        raise RunDirError(f"{path} is not a plan (a JSON object); rerun the sweep (it resumes from the finished units)")
+    return {**plan, "complete": False}
 
 
 def _index_samples(run: Run) -> None:

@@ -2,15 +2,17 @@
 plus each model's attention probe and indicators of attack failure; resumable unit by unit.
 
 The whole plan is written into the run directory before any work, each finished unit is stored
-on its own (see :mod:`robust_attn.rundir`), and the run's tables are merged once at the end (or
-when the sweep stops on an error or Ctrl-C), so the cost of writing grows with the run, not with
-its square."""
+on its own (see :mod:`robust_attn.rundir`), and the run's tables are merged once at the end, when every
+unit is done (a sweep stopped by an error or Ctrl-C leaves the tables of the last finished sweep
+as they were), so the cost of writing grows with the run, not with its square."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +26,12 @@ from robust_attn import distributed
 from robust_attn.attacks import Attack, create_attack
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
-from robust_attn.errors import RobustAttnError
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.resolve import load_model_ref
 from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell, RunDir, RunWriter
+from robust_attn.rundir.lock import RunLock
 from robust_attn.sweeps.cells import CellRun, build_attack, run_cell
+from robust_attn.sweeps.fingerprint import differences, fingerprint
 from robust_attn.sweeps.plan import (
     batch_seed,
     make_cells,
@@ -137,10 +140,10 @@ class _Job:
         transfer = [u for t in self.transfers for u in (*t.cells.values(), *t.indicators.values())]
         return [*(u for m in self.models for u in m.units), *transfer]
 
-    def merge(self) -> None:
+    def merge(self, changed: bool) -> None:
         if self.main:
             self.manifest["wall_seconds"] = time.perf_counter() - self.t_start
-            self.writer.merge(self.units, self.manifest)
+            self.writer.merge(self.units, self.manifest, changed=changed)
 
     def todo(self, units: list[Any]) -> list[Any]:
         """The units not finished yet, as rank 0 sees the run directory (ranks may not share a disk)."""
@@ -293,7 +296,7 @@ def _load_data(spec: SweepSpec) -> ImageDataset:
 
 def _manifest(spec: SweepSpec, data: ImageDataset, device: torch.device, ctx: distributed.Context | None) -> dict[str, Any]:
     return {
-        "spec": asdict(spec), "spec_path": spec.source or None, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "spec": asdict(spec), "spec_fingerprint": fingerprint(spec), "spec_path": spec.source or None, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"],
         "environment": environment(), "git_commit": git_commit(), "versions": library_versions(),
         "world_size": ctx.world if ctx is not None else 1, "backend": ctx.backend if ctx is not None else None,
@@ -303,22 +306,63 @@ def _manifest(spec: SweepSpec, data: ImageDataset, device: torch.device, ctx: di
     }  # fmt: skip
 
 
+DEFAULT_ROOT = Path("runs")  # a sweep without --out writes runs/<spec name> (git-ignored), never a committed study
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; ``summary`` says, truthfully, what was saved and what was not."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__(summary)
+        self.summary = summary
+
+
 def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool = False, progress: bool = True) -> Path:
     """Run (or resume) ``spec``; returns the run directory (results.csv, samples.parquet, the
-    probe tables and manifest.json; format in :mod:`robust_attn.rundir.schema`).
+    probe tables and manifest.json; format in :mod:`robust_attn.rundir.schema`), by default
+    ``runs/<spec name>``.
+
+    One process writes a run directory at a time (a lock), and only for one spec: a sealed
+    directory, or one holding another spec's results, is refused before any work. Finished units
+    are saved as they finish; the run's tables and manifest are replaced only when every unit is
+    done, so an interrupted or failed sweep leaves them as they were.
 
     Under torchrun every rank runs this; batches are split over the ranks and rank 0 writes. With
     ``workers > 1`` on a CPU (and no torchrun), it starts that many local ranks itself."""
-    t_start = time.perf_counter()
-    root = Path(out_dir) if out_dir is not None else Path("reports") / spec.name
+    root = Path(out_dir) if out_dir is not None else DEFAULT_ROOT / spec.name
     device = resolve_device(spec.device)
-    if not distributed.launched() or distributed.is_main_process():
-        RunDir(root).check_writable("write the sweep's results")
-    if spec.workers > 1 and device.type == "cpu" and not distributed.launched():
-        data = _load_data(spec)
-        preflight(spec, data, device)  # bad models fail here, in one line, before any rank starts
-        distributed.launch_local(spec.workers, _sweep_entry, spec, str(root), force, progress)
-        return root
+    if distributed.launched() and not distributed.is_main_process():
+        return _run(spec, root, device, force, progress)
+    RunDir(root).check_writable("write the sweep's results")
+    with RunLock(root, "sweep") as lock:
+        RunWriter(root).claim(fingerprint(spec), lambda stored: differences(spec, stored))
+        if spec.workers > 1 and device.type == "cpu" and not distributed.launched():
+            data = _load_data(spec)
+            preflight(spec, data, device)  # bad models fail here, in one line, before any rank starts
+            with _environment(lock.env()):
+                distributed.launch_local(spec.workers, _sweep_entry, spec, str(root), force, progress)
+            return root
+        return _run(spec, root, device, force, progress)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ for the block (local ranks are spawned with it)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(spec: SweepSpec, root: Path, device: torch.device, force: bool, progress: bool) -> Path:
+    """The sweep in this process (one rank of a job, or the only process)."""
+    t_start = time.perf_counter()
     ctx = distributed.context(device)
     device = distributed.device_for(ctx, device)
     data = _load_data(spec)
@@ -337,10 +381,21 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
         from robust_attn.sweeps.transfer import run_transfers
 
         run_transfers(job, job.transfers)
-    except (KeyboardInterrupt, RobustAttnError):
-        with contextlib.suppress(RobustAttnError, OSError):  # finished units become the run's tables; the user sees the first error
-            job.merge()
-        raise
-    job.merge()
+    except KeyboardInterrupt:
+        if not job.main:
+            raise
+        done, planned = job.writer.progress(job.units)
+        raise SweepInterrupted(
+            f"stopped: {done} of {planned} units are finished and saved in {job.writer.dir.cells} ({job.writer.finished_now} by this run); "
+            f"{_tables_state(job)}; run the same command again to resume"
+        ) from None
+    job.merge(changed=job.writer.finished_now > 0)
     distributed.barrier(ctx, "the end of the sweep")
     return root
+
+
+def _tables_state(job: _Job) -> str:
+    """What an interrupted sweep left of the run's tables, for the message."""
+    if job.writer.dir.manifest.is_file():
+        return "the run's tables and manifest.json are unchanged (they hold the last finished sweep)"
+    return "no tables were written yet (they are written when every unit is done)"
