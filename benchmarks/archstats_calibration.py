@@ -6,18 +6,16 @@ two architectures seeing the same images (sample effects correlated 0.6).
 
 Prints, per seed-variance setting and number of seeds, the coverage of the 95% interval for the
 difference (true difference 0 and about 4 points), the false-positive rate of the test at 5%, and
-the coverage of the single-architecture interval.
+the coverage of the single-architecture interval. The simulation is
+benchmarks/_common/simulated_studies.py, which tests/test_archstats.py runs on two rows.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_archstats import _simulate
+from _common.simulated_studies import simulate
 
 
 def main() -> None:
@@ -33,8 +31,8 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     for tau in (0.0, 0.05, 0.15, 0.3, 0.6, 1.0):
         for seeds in (3, 5):
-            null_cov, fp, mean_cov = _simulate(tau, 1.0, 1.0, args.reps, seeds=seeds, n=args.n, seed=11)
-            alt_cov, _, _ = _simulate(tau, 1.25, 1.0, args.reps, seeds=seeds, n=args.n, seed=12)
+            null_cov, fp, mean_cov = simulate(tau, 1.0, 1.0, args.reps, seeds=seeds, n=args.n, seed=11)
+            alt_cov, _, _ = simulate(tau, 1.25, 1.0, args.reps, seeds=seeds, n=args.n, seed=12)
             print(f"| {tau} | {seeds} | {null_cov:.1%} | {fp:.1%} | {alt_cov:.1%} | {mean_cov:.1%} |", flush=True)
     print(f"\n{time.perf_counter() - t0:.0f} s")
 

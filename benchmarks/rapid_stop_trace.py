@@ -4,7 +4,7 @@ best targeted DLR loss at APGD's first checkpoint, the losses of its first steps
 sample; then how many runs a rule would stop, and how many of those would have fooled.
 
     python benchmarks/rapid_stop_trace.py trace reports/adversarial-rapid runs.jsonl   # about 20 min on 2 cores
-    python benchmarks/rapid_stop_trace.py analyse runs.jsonl   # or the committed benchmarks/results_rapid_stop_trace_xeon.jsonl.gz
+    python benchmarks/rapid_stop_trace.py analyse runs.jsonl   # or the committed benchmarks/results/rapid_stop_trace/runs.jsonl.gz
 """
 
 import gzip

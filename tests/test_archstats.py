@@ -3,6 +3,10 @@ and calibration on simulated studies with known truth (seed effects and sample e
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +14,18 @@ import pytest
 from robust_attn.archstats import architecture_difference, architecture_mean
 
 
-def _expit(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
+def _load_simulated_studies() -> ModuleType:
+    """benchmarks/_common/simulated_studies.py, loaded by path: the simulation this test shares
+    with the calibration benchmark (no test imports a benchmark script)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_common" / "simulated_studies.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_common_simulated_studies", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+simulated = _load_simulated_studies()
 
 
 def test_variance_parts_match_a_two_way_anova_in_statsmodels() -> None:
@@ -47,33 +61,12 @@ def test_hand_computed_small_table() -> None:
         architecture_difference(y, y[:, :3])
 
 
-def _simulate(tau: float, mu_a: float, mu_b: float, reps: int, seeds: int = 3, n: int = 200, seed: int = 0) -> tuple[float, float, float]:
-    """(coverage of the true difference, share of p < 0.05, coverage of A's true accuracy) over
-    simulated studies: logit(p) = mu + seed effect (sd tau) + sample effect (sd 1.5, correlated
-    0.6 between the architectures, which see the same images)."""
-    rng = np.random.default_rng(seed)
-    z = rng.normal(0, np.hypot(tau, 1.5), 1_000_000)
-    truth_a, truth_b = _expit(mu_a + z).mean(), _expit(mu_b + z).mean()
-    cov = np.array([[1, 0.6], [0.6, 1]]) * 1.5**2
-    cover = positive = cover_a = 0
-    for _ in range(reps):
-        v = rng.multivariate_normal([0, 0], cov, size=n)
-        a = rng.random((seeds, n)) < _expit(mu_a + rng.normal(0, tau, seeds)[:, None] + v[None, :, 0])
-        b = rng.random((seeds, n)) < _expit(mu_b + rng.normal(0, tau, seeds)[:, None] + v[None, :, 1])
-        d = architecture_difference(a, b)
-        cover += d.low <= truth_a - truth_b <= d.high
-        positive += d.p_value < 0.05
-        m = architecture_mean(a)
-        cover_a += m.low <= truth_a <= m.high
-    return cover / reps, positive / reps, cover_a / reps
-
-
 @pytest.mark.parametrize("tau", [0.05, 0.6])  # seeds that barely differ, and seeds that differ a lot (logit scale)
 def test_intervals_and_test_are_calibrated(tau: float) -> None:
     """95% intervals for the difference cover the truth 93-97% of the time and the test's false
     positive rate at 5% is at most 6%, with 3 seeds per architecture (800 simulated studies each;
-    the larger simulation is benchmarks/archstats_calibration.py)."""
-    coverage, _, _ = _simulate(tau, 1.2, 1.0, reps=800)
-    null_coverage, false_positive, _ = _simulate(tau, 1.0, 1.0, reps=800, seed=1)
+    the larger simulation is benchmarks/archstats_calibration.py; both run benchmarks/_common/simulated_studies.py)."""
+    coverage, _, _ = simulated.simulate(tau, 1.2, 1.0, reps=800)
+    null_coverage, false_positive, _ = simulated.simulate(tau, 1.0, 1.0, reps=800, seed=1)
     assert 0.93 <= coverage <= 0.97 and 0.93 <= null_coverage <= 0.97
     assert false_positive <= 0.06

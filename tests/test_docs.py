@@ -139,3 +139,78 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     for page in site.rglob("*.html"):
         hit = fetched.search(page.read_text())
         assert hit is None, f"{page.relative_to(site)} loads {hit.group(0) if hit else ''} from the web"
+
+
+def test_attacks_readme_is_generated_and_lists_every_spec_and_field() -> None:
+    """attacks/README.md is read on the web host, where no build fills a marker, so it is committed
+    filled (docs/gen/readmes.py): it must be what its template and the code give now, and so name
+    every spec in attacks/ and every field the parser accepts."""
+    from robust_attn.sweeps.spec import ATTACK_FIELDS, TOP_FIELDS
+
+    readmes = _load("docs_gen_readmes", ROOT / "docs" / "gen" / "readmes.py")
+    assert readmes.stale() == [], "a committed README drifted from its template or the code: run python docs/gen/readmes.py"
+    text = (ROOT / "attacks" / "README.md").read_text()
+    for spec in sorted((ROOT / "attacks").glob("*.toml")):
+        assert f"[`{spec.name}`]({spec.name})" in text, spec.name
+    for key in [*TOP_FIELDS, *ATTACK_FIELDS]:
+        assert f"| `{key}` |" in text, key
+    assert "<!-- gen:" not in text
+
+
+def _benchmark_rows() -> dict[str, list[str]]:
+    """benchmarks/README.md's table: script file name -> its cells."""
+    rows = {}
+    for line in (ROOT / "benchmarks" / "README.md").read_text().splitlines():
+        match = re.match(r"\| \[`(\w+\.py)`\]\(\1\) \|", line)
+        if match:
+            rows[match.group(1)] = [c.strip() for c in line.strip("|").split(" | ")]
+    return rows
+
+
+def test_benchmarks_readme_names_every_script_and_each_current_result() -> None:
+    """Every benchmark script has a row; every file under benchmarks/results/ is named in one (one
+    current result per script, results/<script>.txt, and the data it was summarised from in
+    results/<script>/); and a page the row cites names the result."""
+    bench = ROOT / "benchmarks"
+    rows = _benchmark_rows()
+    assert set(rows) == {p.name for p in bench.glob("*.py")}
+    text = (bench / "README.md").read_text()
+    for path in sorted((bench / "results").rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(bench).as_posix()
+            assert rel in text or f"{path.parent.relative_to(bench).as_posix()}/" in text, f"{rel} is named in no row"
+    for script, cells in rows.items():
+        results = re.findall(r"\[`(results/[\w./-]+)`\]", cells[3])
+        assert len(results) <= 1, script
+        for result in results:
+            assert result == f"results/{script.removesuffix('.py')}.txt" and (bench / result).is_file(), result
+            cited = [ROOT / "benchmarks" / link.split("#")[0] for link in re.findall(r"\]\((\.\./[^)]+)\)", cells[5])]
+            assert cited and all(p.is_file() for p in cited), script
+            assert any(f"benchmarks/{result}" in p.read_text() for p in cited), f"no page the row of {script} cites names {result}"
+    for result in (bench / "results").glob("*.txt"):
+        assert (bench / f"{result.stem}.py").is_file(), f"{result.name} has no script"
+
+
+def test_no_imports_between_tests_and_benchmarks() -> None:
+    """What a test and a benchmark both need lives in benchmarks/_common (or the package): no test
+    loads a benchmark script, no benchmark imports a test or puts tests/ on its path."""
+    for path in (ROOT / "tests").rglob("*.py"):
+        text = path.read_text()
+        for hit in re.finditer(r"""["']benchmarks["']\s*/\s*["']([^"']+)|["']benchmarks/([^/"']+)""", text):
+            assert not (hit.group(1) or hit.group(2)).endswith(".py"), f"{path.name} loads a benchmark script: {hit.group(0)}"
+    for path in (ROOT / "benchmarks").rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import) (test_|tests\b|conftest|constructed\b)", text, re.MULTILINE), path.name
+        assert '"tests"' not in text and "/ 'tests'" not in text, path.name
+
+
+def test_studies_page_lists_every_committed_study(pages: dict[str, str]) -> None:
+    """The studies page is read from reports/ when the site is built: one table row and one
+    findings link per committed run directory, and no count typed by hand."""
+    page = pages["studies/index.md"]
+    studies = sorted(p.parent.name for p in (ROOT / "reports").glob("*/report.md"))
+    assert studies
+    assert len(re.findall(r"^\| `reports/[\w-]+` \|", page, re.MULTILINE)) == len(studies)
+    for name in studies:
+        assert f"| `reports/{name}` |" in page and f"]({name}/index.md)" in page, name
+    assert not re.search(r"\b(Two|Three|Four|Five|Six|Seven|Eight|Nine|Ten) run directories\b", page)

@@ -1,9 +1,10 @@
 """Pages made from files the repository already holds: the committed studies under ``reports/``
-(their report.md with its figures, the PDF and the data files), the benchmark outputs
-``benchmarks/results_*.txt``, and what the quickstart prints (from the committed reference run)."""
+(their report.md with its figures, the PDF and the data files), the benchmarks' current results
+``benchmarks/results/<script>.txt``, and what the quickstart prints (from the committed reference run)."""
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from md import code, table
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ROOT / "reports"
 BENCHMARKS = ROOT / "benchmarks"
+RESULTS = BENCHMARKS / "results"  # one current result per benchmark script: results/<script>.txt
 STUDIES_DIR = "studies"  # where the studies' copies go in the site
-RESULTS_DIR = "benchmarks"  # where the benchmark outputs go
+RESULTS_DIR = "benchmarks/results"  # where the benchmark results go in the site (the repository's path)
 
 
 @dataclass(frozen=True)
@@ -93,18 +95,30 @@ def studies_list() -> str:
 
 
 def benchmark_results() -> list[Path]:
-    return sorted(BENCHMARKS.glob("results_*.txt"))
+    """Each benchmark's current result, ``benchmarks/results/<script>.txt`` (data a result was
+    summarised from lives beside it, in ``results/<script>/``)."""
+    return sorted(RESULTS.glob("*.txt"))
+
+
+def benchmark_summary(script: Path) -> str:
+    """The first line of a benchmark script's docstring: what it measures."""
+    doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+    return doc.strip().split("\n\n")[0].replace("\n", " ")
 
 
 def benchmark_page(path: Path) -> str:
-    """A benchmark's full output, verbatim."""
-    script = path.stem.removeprefix("results_")
-    head = f"# {path.name}\n\nThe full output of `benchmarks/{script}.py` (`benchmarks/{path.name}` in the repository), verbatim.\n\n"
+    """A benchmark's current result, verbatim, under what its script measures."""
+    script = BENCHMARKS / f"{path.stem}.py"
+    head = f"# {path.stem}\n\n{benchmark_summary(script)}\n\n"
+    head += f"The current result of `benchmarks/{script.name}` (`benchmarks/results/{path.name}` in the repository), verbatim.\n\n"
     return head + "```text\n" + path.read_text().rstrip() + "\n```\n"
 
 
 def benchmark_list() -> str:
-    return "\n".join(f"- [{code(p.name)}]({RESULTS_DIR}/{p.stem}.md)" for p in benchmark_results())
+    """Every benchmark's current result with what its script measures (the commands, CPUs and the
+    figures each backs are in ``benchmarks/README.md``)."""
+    rows = [(f"[{code(p.stem)}]({RESULTS_DIR}/{p.stem}.md)", benchmark_summary(BENCHMARKS / f"{p.stem}.py")) for p in benchmark_results()]
+    return table(("result", "what the benchmark measures"), rows)
 
 
 def quickstart_output() -> str:

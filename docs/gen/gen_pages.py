@@ -5,8 +5,12 @@ Two kinds of output:
 
 - hand-written pages under ``docs/`` with markers, a line ``<!-- gen: NAME -->``, each replaced
   by the output of ``MARKERS[NAME]`` (an unknown marker stops the build);
-- whole pages and files: the API reference, the benchmark outputs and copies of the studies
-  committed under ``reports/``.
+- whole pages and files: the API reference, the benchmarks' current results and copies of the
+  studies committed under ``reports/``.
+
+READMEs read on the repository's web host (``attacks/README.md``) take the same markers but are
+committed filled: ``docs/gen/readmes.py`` writes them from their templates, and
+``tests/test_docs.py`` fails when one has drifted from the code.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ MARKERS: dict[str, Callable[[], str]] = {
     "attack-parameters": spec_reference.attack_parameters,
     "attack-table": spec_reference.attack_table,
     "spec-files": spec_reference.spec_files,
+    "spec-files-linked": lambda: spec_reference.spec_files(links=True),  # attacks/README.md, beside the files
+    "attack-names": spec_reference.attack_names,
     "presets-doc": spec_reference.presets_doc,
     "run-files": schema_reference.files_table,
     "run-tables": schema_reference.column_tables,

@@ -1,5 +1,6 @@
 """The run-directory reference, read from :mod:`robust_attn.rundir.schema`: every Parquet table's
-columns (``markdown_schema``), the columns of ``results.csv`` and the file names.
+columns (``markdown_schema``), the columns of ``results.csv`` and the file names; and
+``manifest.json``'s fields, read from :mod:`robust_attn.rundir.manifest` (``markdown_fields``).
 
 Prose the code does not hold (what each file is for, the meaning of the aggregate columns) lives
 in the dictionaries below; a file name, table or results column the schema gains without an
@@ -27,8 +28,12 @@ FILES: dict[str, str] = {
     "EXAMPLES": "the few images, maps and predictions the report's attention grids show (keys probe{i}_images, ..., i indexing the "
     "manifest's probes)",
     "MANIFEST": "format_version, the spec, data set, each model's checkpoint identity, architecture, training seed and budget, "
-    "cells and probes with their seconds and pass counts, library versions and the compute environment",
+    "cells and probes with their seconds and pass counts, library versions and the compute environment (its fields below)",
     "CELLS": "the resumable units the tables are merged from (each written atomically)",
+    "PLAN": "under cells/: the plan of a sweep in progress (the manifest it will write, every unit it will compute); the merge "
+    "writes manifest.json",
+    "LOCK": "present only while a command writes the directory: who holds it (one writer at a time)",
+    "STAGING": "prefix of the folder a merge writes the new tables into before renaming them into place (present only during a merge)",
     "EXAMPLES_DIR": "adversarial images of the first samples (spec field save_examples)",
     "REPORT_PDF": "written by robust-attn report: the multi-page report",
     "REPORT_MD": "written by robust-attn report: the same report as Markdown, figures under figures/",
@@ -106,6 +111,42 @@ def column_tables() -> str:
     parts = []
     for const, columns in tables().items():
         parts.append(f"### {names[TABLES[const]]}\n\n{schema.markdown_schema(columns)}\n")
+    parts.append(manifest_fields())  # until gen_pages.py has a marker of its own for it
+    return "\n".join(parts)
+
+
+# manifest record name -> what one such record describes (a record the declaration gains without an entry stops the build)
+RECORDS: dict[str, str] = {
+    "spec": "the sweep spec as the sweep read it; the fields below are the ones readers rely on, the others are those of "
+    "[the spec page](spec.md)",
+    "attack": "one [[attacks]] table of the spec",
+    "dataset": "the images every model was evaluated on",
+    "model": "one model, under its reference in `models`",
+    "unit": "one unit the sweep planned (`planned`): an attack cell or a probe",
+    "cell": "one finished attack cell (`cells`)",
+    "probe": "one finished probe unit (`probes`)",
+    "file": "one merged table (`files`), checked on read",
+}
+
+
+def manifest_fields() -> str:
+    """manifest.json's fields and each record's, from the declaration the readers parse it with."""
+    from robust_attn.rundir import manifest
+
+    missing = sorted(set(manifest.RECORDS) - set(RECORDS))
+    if missing:
+        raise RuntimeError(f"docs/gen/schema_reference.py: manifest record {missing[0]!r} has no entry in RECORDS; add one")
+    parts = [
+        "### manifest.json\n",
+        "Every reader (reports, `compare`, the leaderboard, `upgrade`, `robust_attn.load_run`) parses it against this declaration "
+        "(`robust_attn/rundir/manifest.py`): a required field missing, or any field of the wrong type, is one line naming the "
+        "file and the field. Fields not listed are accepted (a newer robust-attn may add some). A type is `string`, `integer`, "
+        "`number`, `bool`, `object`, `list`, `any`, a record below, `list[T]`, `map[T]` (an object whose values are T), or "
+        "alternatives (`string | null`); *when complete*: required once `complete` is true.\n",
+        manifest.markdown_fields(manifest.FIELDS) + "\n",
+    ]
+    for name, fields in manifest.RECORDS.items():
+        parts.append(f"#### {name} record\n\n{RECORDS[name][0].upper() + RECORDS[name][1:]}.\n\n{manifest.markdown_fields(fields)}\n")
     return "\n".join(parts)
 
 

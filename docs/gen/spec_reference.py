@@ -56,7 +56,10 @@ def attack_fields() -> str:
 
     rows = [(code(name), doc) for name, doc in ATTACK_FIELDS.items()]
     rows.append(
-        ("any other key", "a parameter of the attack (tables below); a key the attack does not take is an error listing the ones it does")
+        (
+            "any other key",
+            "a parameter of the attack (each attack's are listed on the spec reference); a key the attack does not take is an error listing the ones it does",
+        )
     )
     return table(("key", "meaning"), rows)
 
@@ -186,10 +189,26 @@ def _transfer_attack(raw: dict[str, Any]) -> dict[str, Any]:
     return {"name": raw.get("attack"), **{k: v for k, v in raw.items() if k not in ("attack", "sources", "targets")}}
 
 
-def spec_files() -> str:
-    """The example specs in ``attacks/``, read from the files: what each sweeps."""
+def spec_paths() -> list[Path]:
+    """The example specs, ``attacks/*.toml``."""
+    return sorted((ROOT / "attacks").glob("*.toml"))
+
+
+def spec_comment(path: Path) -> str:
+    """What a spec is for: its top comment on one line, up to its "Run with:" instruction."""
+    lines = []
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(" ".join(lines).split("Run with:")[0].split()).rstrip(" .;:(") + "."
+
+
+def spec_files(links: bool = False) -> str:
+    """The example specs in ``attacks/``, read from the files: what each is for (its top comment)
+    and what it sweeps; ``links`` links each file (for ``attacks/README.md``, beside the files)."""
     rows = []
-    for path in sorted((ROOT / "attacks").glob("*.toml")):
+    for path in spec_paths():
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         models = [m if isinstance(m, str) else str(m.get("ref")) for m in raw.get("models", [])]
         seeds = raw.get("seeds")
@@ -198,8 +217,18 @@ def spec_files() -> str:
         transfer = raw.get("transfer", [])
         if transfer:
             attacks += "; transfer: " + "; ".join(_describe_attack(_transfer_attack(t)) for t in transfer)
-        rows.append((code(path.name), what, str(raw.get("n", 1000)), attacks))
-    return table(("attacks/", "models", "n", "attacks"), rows)
+        name = f"[{code(path.name)}]({path.name})" if links else code(path.name)
+        rows.append((name, spec_comment(path), what, str(raw.get("n", 1000)), attacks))
+    return table(("attacks/", "what it is for", "models", "n", "attacks"), rows)
+
+
+def attack_names() -> str:
+    """Every registered attack name, with the backends other than native it also runs on."""
+    names = []
+    for name, backends in attack_entries():
+        others = [b for b in backends if b != "native"]
+        names.append(code(name) + (f" (also {', '.join(others)})" if others else ""))
+    return ", ".join(names)
 
 
 def presets_doc() -> str:
