@@ -1,41 +1,43 @@
-"""Checkpoints: safetensors weights with JSON metadata in the same file; never unpickled."""
+"""Checkpoints: safetensors weights with JSON metadata in the same file; never unpickled.
+
+The metadata carries the sha256 of the weights (and of any extra tensors, such as a resumable
+run's optimiser state); every load checks it (:mod:`robust_attn.verified`), so a file damaged
+on disk is a one-line :class:`CheckpointError`, never a model with wrong weights.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from robust_attn.atomic import atomic_write
+from robust_attn import verified
 from robust_attn.errors import CheckpointError
 from robust_attn.models import create_model, list_models
+from robust_attn.verified import file_sha256 as file_sha256  # re-exported: callers hash checkpoint files
+from robust_attn.verified import tensors_sha256
 
 METADATA_KEY = "robust_attn"
 FORMAT_VERSION = 1
+EXTRA_PREFIX = "extra."
 
 
 def weights_sha256(state: dict[str, torch.Tensor]) -> str:
     """SHA-256 over tensor names, dtypes, shapes and bytes in name order."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    return tensors_sha256(state)
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def split_weights(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(the model's weights, without a DataParallel ``module.`` prefix; the ``extra.`` tensors)."""
+    weights = {k.removeprefix("module."): v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
+    return weights, {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+
+
+CHECKPOINT = verified.Entry(METADATA_KEY, "checkpoint", "delete it and retrain", "make it readable (chmod a+r), or copy it somewhere you can read",
+                            split_weights)  # fmt: skip
+"""A checkpoint file the user names; the zoo describes its cached ones with its own fix."""
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -45,70 +47,67 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(
     path: str | Path, model: nn.Module, metadata: dict[str, Any], extra: dict[str, torch.Tensor] | None = None
 ) -> dict[str, Any]:
-    """Write ``model``'s weights (and ``extra`` tensors, e.g. optimiser state) with metadata.
+    """Write ``model``'s weights (and ``extra`` tensors, e.g. optimiser state) with metadata, atomically.
 
     The model must come from :func:`robust_attn.create_model` so its name and kwargs can be
-    recorded. Returns the metadata as written.
+    recorded. Returns the metadata as written (with ``weights_sha256``, and ``extra_sha256``
+    when there are extra tensors).
     """
-    state = _state(model)
     meta = {
         "format": FORMAT_VERSION,
         "model": getattr(model, "model_name", None),
         "model_kwargs": getattr(model, "model_kwargs", {}),
         **metadata,
-        "weights_sha256": weights_sha256(state),
     }
     if meta["model"] is None:
         raise CheckpointError("model has no registry name; build it with robust_attn.create_model")
-    tensors = dict(state)
+    tensors = _state(model)
     for k, v in (extra or {}).items():
-        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)}))
+        tensors[f"{EXTRA_PREFIX}{k}"] = v
+    return verified.write(path, tensors, meta, CHECKPOINT)
+
+
+def _missing(path: Path) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(path)!r} does not exist; train it first (robust-attn train / zoo train)")
+
+
+def read_metadata(path: str | Path, entry: verified.Entry = CHECKPOINT) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, read from the header only (its structure and size are
+    checked; its weights are not read: :func:`verify_checkpoint` does that)."""
+    meta = verified.read_header(path, entry)
+    if meta is None:
+        raise _missing(Path(path))
     return meta
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint, read from the header only."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; train it first (robust-attn train / zoo train)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(METADATA_KEY)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not a safetensors file ({err}); delete it and retrain") from None
-    if raw is None:
-        raise CheckpointError(f"checkpoint {str(path)!r} has no robust_attn metadata; it was not written by robust-attn")
-    try:
-        meta: dict[str, Any] = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} has malformed metadata ({err}); delete it and retrain") from None
+def verify_checkpoint(path: str | Path, entry: verified.Entry = CHECKPOINT) -> dict[str, Any]:
+    """The metadata of a checkpoint whose weights pass their sha256 check (remembered until the file changes)."""
+    meta = verified.verify(path, entry)
+    if meta is None:
+        raise _missing(Path(path))
     return meta
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", entry: verified.Entry = CHECKPOINT
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes, verify its weights, and load them (eval mode)."""
-    model, meta, _ = load_checkpoint_with_extra(path, device)
+    model, meta, _ = load_checkpoint_with_extra(path, device, entry)
     return model, meta
 
 
 def load_checkpoint_with_extra(
-    path: str | Path, device: str | torch.device = "cpu"
+    path: str | Path, device: str | torch.device = "cpu", entry: verified.Entry = CHECKPOINT
 ) -> tuple[nn.Module, dict[str, Any], dict[str, torch.Tensor]]:
     """As :func:`load_checkpoint`, plus the extra tensors saved beside the weights."""
-    meta = read_metadata(path)
+    meta = read_metadata(path, entry)
     name = meta.get("model")
     if name not in list_models():
         raise CheckpointError(f"checkpoint {str(path)!r} is for unknown architecture {name!r}; known: {', '.join(list_models())}")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt ({err}); delete it and retrain") from None
-    extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
-    state = {k.removeprefix("module."): v for k, v in tensors.items() if not k.startswith("extra.")}
-    sha = weights_sha256(state)
-    if sha != meta.get("weights_sha256"):
-        raise CheckpointError(f"checkpoint {str(path)!r} fails its sha256 check (weights changed or damaged); delete it and retrain")
+    got = verified.read_tensors(path, entry)
+    if got is None:
+        raise _missing(Path(path))
+    state, extra = split_weights(got[0])
     model = create_model(name, **meta.get("model_kwargs", {}))
     try:
         model.load_state_dict(state, strict=True)
@@ -116,4 +115,4 @@ def load_checkpoint_with_extra(
         first = str(err).strip().splitlines()
         raise CheckpointError(f"checkpoint {str(path)!r} does not fit {name} {meta.get('model_kwargs')}: {' '.join(first[:2])}") from None
     model.to(device).eval()
-    return model, meta, extra
+    return model, meta, {k[len(EXTRA_PREFIX) :]: v for k, v in extra.items()}

@@ -33,12 +33,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from robust_attn.device import resolve_device
     from robust_attn.models import create_model
     from robust_attn.models.registry import get_factory
-    from robust_attn.training import get_recipe, train_model
+    from robust_attn.training import check_epochs, get_recipe, train_model
 
     get_factory(args.model)  # fail on a bad name before generating or loading data
     recipe = get_recipe(args.recipe)
     overrides = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None}
     recipe = dataclasses.replace(recipe, **overrides)
+    if args.epochs is not None:
+        check_epochs(args.epochs)  # before any data is generated or loaded
     from robust_attn import distributed
 
     device = resolve_device(args.device)
@@ -73,18 +75,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import ZOO, cached_metadata, cached_seeds, resumable_seeds
+    from robust_attn.zoo import ZOO, recorded_config, resumable_seeds, seed_states
 
     rows = [("name", "model", "data", "epochs", "quick", "cached seeds", "training, resumable", "clean acc (seed 0)", "description")]
+    problems: list[str] = []
     for name, e in ZOO.items():
-        meta = cached_metadata(name)
+        states = seed_states(name)  # a damaged or unreadable file is listed, not a stop
+        bad = {s: v for s, v in states.items() if v.startswith(("damaged", "unreadable"))}
+        problems += [f"  {name}@seed={s}: {v}" for s, v in bad.items()]
+        meta = recorded_config(name) if states.get(0) in ("cached", "stale") else None
         acc = f"{meta['clean_accuracy']:.2%}" if meta and "clean_accuracy" in meta else "-"
-        seeds = ",".join(str(s) for s in cached_seeds(name)) or "-"
+        seeds = ",".join(str(s) + ("!" if s in bad else "") for s, v in states.items() if v == "cached" or s in bad) or "-"
         resumable = ",".join(str(s) for s in resumable_seeds(name)) or "-"
         rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", seeds, resumable, acc, e.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    if problems:
+        print("cached files marked ! cannot be used (retrain with `robust-attn zoo train NAME --force`, or delete them):")
+        print("\n".join(problems))
     return 0
 
 

@@ -10,16 +10,14 @@ from typing import Any
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Combine the runs into a new run directory, then write its report."""
-    import json
-
     from robust_attn.reports import make_report
-    from robust_attn.rundir import RunDir, load_run
+    from robust_attn.rundir import load_run
     from robust_attn.rundir.combine import combine_runs
 
     out = combine_runs(args.run_dirs, args.out, name=args.name, force=args.force)
     run = load_run(out)
     print(f"wrote {out}/: {len(run.models)} models, {len(run.manifest['cells'])} cells on {len(run.labels)} shared samples")
-    for note in json.loads(RunDir(out).manifest.read_text()).get("combined_notes", []):
+    for note in run.manifest.get("combined_notes", []):
         print(f"  {note}")
     report = make_report(out, attention=not args.no_attention, progress=not args.quiet)
     print(f"report: {report.pdf}\n        {report.markdown}")

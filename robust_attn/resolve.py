@@ -165,10 +165,10 @@ def _with_file(meta: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _checkpoint_recorded(ref: str) -> dict[str, Any] | None:
-    from robust_attn.checkpoint import read_metadata
+    from robust_attn.checkpoint import verify_checkpoint
 
     path = Path(ref).expanduser()
-    return _with_file(read_metadata(path), path)
+    return _with_file(verify_checkpoint(path), path)  # weights hashed against their record before any work
 
 
 def _checkpoint_skeleton(ref: str) -> nn.Module | None:

@@ -2,7 +2,11 @@
 
 An entry is data (architecture, data set, recipe, seed), not code; its checkpoint lives in
 ``$ROBUST_ATTN_HOME/zoo/<name>.safetensors`` and is trained on demand when missing, so
-``load_model("builtin/vgg-att3-pc")`` works offline on a fresh machine.
+``load_model("builtin/vgg-att3-pc")`` works offline on a fresh machine. Every read of the cache
+verifies the file (:mod:`robust_attn.verified`): a damaged or unreadable checkpoint is a one-line
+error naming it and the fix, found before anything trains, and is never retrained in its place
+unless asked (``--force``); one trained with another configuration of its entry is retrained
+with a printed note.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn.checkpoint import file_sha256, load_checkpoint, read_metadata
+from robust_attn import verified
+from robust_attn.checkpoint import CHECKPOINT, METADATA_KEY, file_sha256, load_checkpoint, read_metadata, split_weights
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
-from robust_attn.errors import CheckpointError, ModelError
+from robust_attn.errors import ModelError
 from robust_attn.models import create_model
-from robust_attn.training import TrainConfig, get_recipe, train_model
+from robust_attn.training import TrainConfig, get_recipe, resume_path, train_model
 
 # Compact layout at 1/8 width without dropout: about 2,500 images/s for training on 2 cores.
 _CPU_KWARGS: dict[str, Any] = {"layout": "compact", "width": 0.125, "dropout": 0.0}
@@ -171,17 +176,67 @@ def checkpoint_path(name: str | ZooEntry) -> Path:
     return zoo_home() / "zoo" / f"{_entry(name).name}.safetensors"
 
 
-def cached_metadata(name: str | ZooEntry) -> dict[str, Any] | None:
-    """Metadata of the cached checkpoint if it exists and matches the entry, else None."""
+def cache_entry(name: str | ZooEntry) -> verified.Entry:
+    """How entry ``name``'s cached checkpoint is named in errors, and the fix for a damaged one."""
+    label = _entry(name).name
+    return verified.Entry(METADATA_KEY, f"zoo model {label}: cached checkpoint",
+                          f"retrain it with `robust-attn zoo train {label} --force`, or delete the file", split=split_weights)  # fmt: skip
+
+
+def resume_entry(name: str | ZooEntry) -> verified.Entry:
+    """As :func:`cache_entry`, for the resumable state of an unfinished training run."""
+    label = _entry(name).name
+    return verified.Entry(METADATA_KEY, f"zoo model {label}: resumable state of an unfinished training run",
+                          f"delete it to train from the start, or retrain with `robust-attn zoo train {label} --force`", split=split_weights)  # fmt: skip
+
+
+def recorded_config(name: str | ZooEntry) -> dict[str, Any] | None:
+    """The cached checkpoint's verified metadata whatever configuration it was trained with; None
+    when there is none. A damaged or unreadable file raises a one-line CheckpointError."""
     entry = _entry(name)
-    path = checkpoint_path(entry)
-    if not path.is_file():
+    return verified.verify(checkpoint_path(entry), cache_entry(entry))
+
+
+def cached_metadata(name: str | ZooEntry) -> dict[str, Any] | None:
+    """Metadata of the cached checkpoint if it exists and matches the entry, else None.
+
+    The file is verified (every weight hashed; remembered while it is unchanged): a damaged or
+    unreadable one raises a one-line CheckpointError naming it and the fix; it is never taken
+    for a missing one."""
+    entry = _entry(name)
+    meta = recorded_config(entry)
+    return meta if meta is not None and meta.get("zoo_entry") == entry.config() else None
+
+
+def config_change(old: object, new: dict[str, Any]) -> str:
+    """What differs between a recorded zoo configuration and the entry's: ``epochs 8 -> 6``."""
+    if not isinstance(old, dict):
+        return "it records no zoo configuration"
+    changed = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+
+
+def stale_note(name: str | ZooEntry) -> str | None:
+    """The line printed before a cached checkpoint trained with another configuration of its entry
+    is trained again (and replaced); None when there is nothing to replace."""
+    entry = _entry(name)
+    meta = recorded_config(entry)
+    if meta is None or meta.get("zoo_entry") == entry.config():
         return None
-    try:
-        meta = read_metadata(path)
-    except CheckpointError:
-        return None
-    return meta if meta.get("zoo_entry") == entry.config() else None
+    return (f"note: zoo model {entry.name}: the cached checkpoint {checkpoint_path(entry)} was trained with another configuration "
+            f"({config_change(meta.get('zoo_entry'), entry.config())}); training it again replaces it")  # fmt: skip
+
+
+def check_before_training(entries: Iterable[ZooEntry], force: bool = False) -> None:
+    """Find what would stop the training of ``entries`` before any of them trains: a damaged or
+    unreadable cached checkpoint or resumable state (with ``force`` both are replaced, as asked),
+    and a cache folder that cannot be written. Each is a one-line CheckpointError."""
+    for e in entries:
+        if not force:
+            recorded_config(e)
+            verified.verify(resume_path(checkpoint_path(e)), resume_entry(e))
+        verified.check_writable(checkpoint_path(e), f"zoo model {e.name}: its checkpoint",
+                                "make that folder writable, or set ROBUST_ATTN_HOME to a folder you can write")  # fmt: skip
 
 
 def _seed_files(name: str) -> list[tuple[int, Path]]:
@@ -201,6 +256,24 @@ def cached_seeds(name: str) -> list[int]:
     seeds = [0] if cached_metadata(name) is not None else []
     seeds += [seed for seed, _ in _seed_files(name) if cached_metadata(with_seed(name, seed)) is not None]
     return sorted(set(seeds))
+
+
+def cache_state(name: str | ZooEntry) -> str:
+    """``cached``, ``missing``, ``stale`` (trained with another configuration of its entry), or
+    ``damaged: why`` / ``unreadable: why``: for listings, which must not stop at one bad file."""
+    try:
+        meta = recorded_config(name)
+    except verified.EntryError as err:
+        return f"{'unreadable' if err.unreadable else 'damaged'}: {err.why}"
+    if meta is None:
+        return "missing"
+    return "cached" if meta.get("zoo_entry") == _entry(name).config() else "stale"
+
+
+def seed_states(name: str) -> dict[int, str]:
+    """:func:`cache_state` of every seed of entry ``name`` that has a cache file (seed 0 included)."""
+    seeds = ([0] if checkpoint_path(name).exists() else []) + [seed for seed, _ in _seed_files(name)]
+    return {seed: cache_state(with_seed(name, seed)) for seed in sorted(set(seeds))}
 
 
 def resumable_seeds(name: str) -> list[int]:
@@ -256,6 +329,9 @@ def train_entry(
     label = entry.name
     if not force and (meta := cached_metadata(entry)) is not None:
         return meta
+    check_before_training([entry], force)
+    if not force and (note := stale_note(entry)):
+        print(note, flush=True)
     dev = resolve_device(device)
     train, test = data if data is not None else entry_data(entry, data_dir)
     c, h, _ = train.image_shape
@@ -273,7 +349,7 @@ def train_entry(
     if progress:
         print(f"trained {label}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(entry)}",
               flush=True)  # fmt: skip
-    return read_metadata(checkpoint_path(entry))
+    return read_metadata(checkpoint_path(entry), cache_entry(entry))
 
 
 def longest_first(entries: Iterable[ZooEntry]) -> list[ZooEntry]:
@@ -330,7 +406,8 @@ def train_entries(
 
     names = list(dict.fromkeys(names))
     entries = [get_entry(n) for n in names]  # fail on a bad name before training anything
-    todo = [e for e in entries if force or cached_metadata(e) is None]
+    todo = [e for e in entries if force or cached_metadata(e) is None]  # a damaged cache file fails here
+    check_before_training(todo, force)
     dev = resolve_device(device)
     count = 1 if dev.type != "cpu" else min(len(todo), torch.get_num_threads() if workers is None else workers)
     if todo and distributed.launched():
@@ -368,13 +445,14 @@ def load_model(
     if is_zoo_ref(key):
         if cached_metadata(key) is None:
             if not train_missing:
-                raise ModelError(f"zoo model {key!r} is not trained yet; run: robust-attn zoo train {key}")
+                why = "was trained with another configuration of its entry" if recorded_config(key) is not None else "is not trained yet"
+                raise ModelError(f"zoo model {key!r} {why}; run: robust-attn zoo train {key}")
             train_entry(key, device=dev, data_dir=data_dir, progress=progress)
-        path = checkpoint_path(key)
+        path, entry = checkpoint_path(key), cache_entry(key)
     else:
-        path = Path(key).expanduser()
+        path, entry = Path(key).expanduser(), CHECKPOINT
         if not path.is_file():
             raise ModelError(f"unknown model {key!r}: neither a zoo name ({', '.join(ZOO)}) nor a checkpoint file")
-    model, meta = load_checkpoint(path, dev)
+    model, meta = load_checkpoint(path, dev, entry)
     meta = {**meta, "checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
     return model, meta

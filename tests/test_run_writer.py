@@ -31,7 +31,7 @@ ATTACKS = '[[attacks]]\nname = "fgsm"\neps = ["0", "4/255"]\n[[attacks]]\nname =
 @pytest.fixture(autouse=True)
 def _user_models(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path_factory.mktemp("user_code")
-    (folder / "bi_models.py").write_text(USER_MODELS + "\n\ndef other():\n    torch.manual_seed(1)\n    return Linear()\n")
+    (folder / "rw_models.py").write_text(USER_MODELS + "\n\ndef other():\n    torch.manual_seed(1)\n    return Linear()\n")
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("PYTHONPATH", str(folder))
     return folder
@@ -39,7 +39,9 @@ def _user_models(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 def _spec_file(tmp: Path, attacks: str = ATTACKS, name: str = "spec", extra: str = "") -> Path:
     path = tmp / f"{name}.toml"
-    path.write_text(f'models = ["bi_models:good", "bi_models:other"]\nn = 20\nattention_samples = 0\ndiagnostic_samples = 0\n{extra}\n{attacks}')
+    path.write_text(
+        f'models = ["rw_models:good", "rw_models:other"]\nn = 20\nattention_samples = 0\ndiagnostic_samples = 0\n{extra}\n{attacks}'
+    )
     return path
 
 
@@ -51,7 +53,11 @@ def _top_files(root: Path) -> dict[str, bytes]:
     """Every file of a run directory outside cells/ and examples/, with its bytes."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] not in ("cells", "examples")}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] not in ("cells", "examples")
+    }
 
 
 def _units(root: Path) -> dict[str, bytes]:
@@ -292,7 +298,10 @@ def test_ctrl_c_says_what_was_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(runner, "run_cell", stop_second)
     assert main(["sweep", str(spec), "--quiet", "--out", str(root), "--force"]) == 130
     err = capsys.readouterr().err
-    assert f"stopped: 4 of 4 units are finished and saved in {root / 'cells'} (1 by this run); the run's tables and manifest.json are unchanged" in err, err
+    assert (
+        f"stopped: 4 of 4 units are finished and saved in {root / 'cells'} (1 by this run); the run's tables and manifest.json are unchanged"
+        in err
+    ), err
 
 
 def test_the_lock_is_passed_to_local_ranks_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,6 +44,7 @@ MARKERS: dict[str, Callable[[], str]] = {
     "presets-doc": spec_reference.presets_doc,
     "run-files": schema_reference.files_table,
     "run-tables": schema_reference.column_tables,
+    "manifest-fields": schema_reference.manifest_fields,
     "result-columns": schema_reference.result_columns,
     "format-version": schema_reference.format_version,
     "bad-input-cases": bad_inputs.cases_table,

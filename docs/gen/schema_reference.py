@@ -111,7 +111,6 @@ def column_tables() -> str:
     parts = []
     for const, columns in tables().items():
         parts.append(f"### {names[TABLES[const]]}\n\n{schema.markdown_schema(columns)}\n")
-    parts.append(manifest_fields())  # until gen_pages.py has a marker of its own for it
     return "\n".join(parts)
 
 
@@ -137,7 +136,6 @@ def manifest_fields() -> str:
     if missing:
         raise RuntimeError(f"docs/gen/schema_reference.py: manifest record {missing[0]!r} has no entry in RECORDS; add one")
     parts = [
-        "### manifest.json\n",
         "Every reader (reports, `compare`, the leaderboard, `upgrade`, `robust_attn.load_run`) parses it against this declaration "
         "(`robust_attn/rundir/manifest.py`): a required field missing, or any field of the wrong type, is one line naming the "
         "file and the field. Fields not listed are accepted (a newer robust-attn may add some). A type is `string`, `integer`, "
@@ -146,7 +144,7 @@ def manifest_fields() -> str:
         manifest.markdown_fields(manifest.FIELDS) + "\n",
     ]
     for name, fields in manifest.RECORDS.items():
-        parts.append(f"#### {name} record\n\n{RECORDS[name][0].upper() + RECORDS[name][1:]}.\n\n{manifest.markdown_fields(fields)}\n")
+        parts.append(f"### {name} record\n\n{RECORDS[name][0].upper() + RECORDS[name][1:]}.\n\n{manifest.markdown_fields(fields)}\n")
     return "\n".join(parts)
 
 

@@ -154,6 +154,7 @@ def recorded_robustbench(ref: str) -> dict[str, Any]:
     """What the entry was trained on, without weights (for the sweep's model-data check)."""
     rb = parse_ref(ref)
     get_entry(rb)
+    hub_cache.verify_cache(cache_file(rb))  # a damaged conversion is one line here, before any model trains
     return {**RECORDED[rb.dataset], "architecture": rb.name, "training_regime": training_regime(rb), "threat_model": rb.threat_model}
 
 

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from robust_attn.errors import CheckpointError
+from robust_attn.verified import access_problem
 
 # Wrappers around the state dict, tried in order (RobustBench: ``last`` for the Kireev2021 and
 # Andriushchenko2020 files, ``state_dict`` for most; timm: EMA weights first, as its loader does).
@@ -62,8 +63,11 @@ def read_file(path: Path, fix: str) -> Any:
     where = f"checkpoint {str(path)!r}"
     if not path.is_file():
         raise CheckpointError(f"{where} not found; {fix}")
-    with open(path, "rb") as f:
-        head = f.read(2048)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2048)
+    except OSError as err:
+        raise CheckpointError(f"{where} cannot be read ({access_problem(path, err)}); make it readable (chmod a+r), or {fix}") from None
     if not head:
         raise CheckpointError(f"{where} is empty (0 bytes): an interrupted download; delete it and {fix}")
     if looks_like_html(head):

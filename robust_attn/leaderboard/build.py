@@ -39,6 +39,7 @@ def build_leaderboard(dirs: Sequence[str | Path], out: str | Path, *, title: str
     """Rank every model and architecture of the runs in ``dirs`` and write the leaderboard into
     ``out``; refuses (one line) zero runs, runs on different data, and runs with no threat in common."""
     out = Path(out)
+    RunDir(out).check_writable("write the leaderboard")  # before any run is read
     sources = _sources(dirs, out)
     _check_data(sources)
     columns, headline = _columns(sources)
@@ -47,7 +48,6 @@ def build_leaderboard(dirs: Sequence[str | Path], out: str | Path, *, title: str
         _rank(group, headline)
     reports = {s.label: s.report for s in sources}
     context = _context(sources, columns, headline, archs, models, notes + _notes(sources), reports, title)
-    RunDir(out).check_writable("write the leaderboard")
     out.mkdir(parents=True, exist_ok=True)
     board = Leaderboard(out / HTML, out / MARKDOWN, out / CSV, archs, models, columns, headline)
     atomic_bytes(board.html, render_html(context).encode())

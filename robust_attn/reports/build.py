@@ -10,7 +10,10 @@ PDF, Markdown and HTML renderers lay out the same blocks. A new section is a fun
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from robust_attn.atomic import atomic_bytes
+from robust_attn.errors import RunDirError
 from robust_attn.reports import figures
 from robust_attn.reports.blocks import Block, Heading, Plot
 from robust_attn.reports.canvas import standalone
@@ -99,12 +103,33 @@ def _write_figures(folder: Path, images: dict[str, bytes]) -> None:
         atomic_bytes(folder / f"{name}.png", png)
 
 
+READ_ONLY_FIX = "make it writable, or copy the run directory and report the copy"
+
+
+def check_writable(root: Path) -> None:
+    """Fail in one line, before any work, when the report could not write its files: into the run
+    directory (report.pdf, .md, .html, the CSVs) and its figures/ folder (the PNGs). A folder that
+    does not exist yet is made by the report (figures/), or refused by the reader (the run directory)."""
+    figures = RunDir(root).figures
+    if figures.exists() and not figures.is_dir():
+        raise RunDirError(f"cannot write the report's figures: {figures} is a file, not a folder; move it away (the report writes "
+                          "its PNG figures into that folder)")  # fmt: skip
+    for folder, what in ((root, "the report"), (figures, "the report's figures")):
+        if not folder.is_dir():
+            continue
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".robust-attn-write-test-"):
+                pass
+        except OSError as err:
+            raise RunDirError(f"cannot write {what} under {folder} ({os.strerror(err.errno or errno.EACCES)}); {READ_ONLY_FIX}") from None
+
+
 def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool = True) -> Report:
     """Write report.pdf, report.md (+ figures/*.png), report.html, summary.csv, paired.csv and
     architecture_pairs.csv into ``run_dir``, from its files alone. ``attention=False`` leaves out
     the attention and segmentation sections."""
     t0 = time.perf_counter()
-    RunDir(run_dir).check_writable("write the report")
+    check_writable(Path(run_dir))
     run = load_run(run_dir)
     ctx = Context(run, attention=attention)
     with figures.report_style():

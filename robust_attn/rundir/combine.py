@@ -32,6 +32,7 @@ import numpy as np
 
 from robust_attn.epsilon import format_eps
 from robust_attn.errors import RunDirError, UsageError
+from robust_attn.rundir import manifest as manifest_file
 from robust_attn.rundir import schema
 from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.layout import RunDir, disk_full
@@ -98,9 +99,9 @@ def _check_out(out: Path, force: bool) -> None:
     if not force:
         raise RunDirError(f"{out} already exists; choose a new --out, or pass --force to replace a combined run written there before")
     try:
-        previous = json.loads(RunDir(out).manifest.read_text())
-    except (OSError, json.JSONDecodeError):
-        previous = {}
+        previous = manifest_file.load_object(RunDir(out).manifest)
+    except RunDirError:
+        previous = {}  # no readable manifest: not a combined run, refused below
     if "combined_from" not in previous:
         raise RunDirError(
             f"{out} exists and was not written by robust-attn compare; --force replaces only a combined run, choose another --out"

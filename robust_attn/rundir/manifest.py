@@ -17,7 +17,7 @@ own metadata (its recipe, epochs, classes) are ``any``: the reader accepts whate
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +26,7 @@ from robust_attn.errors import RunDirError
 from robust_attn.rundir import schema
 
 Required = Literal["yes", "no", "when complete"]
-DAMAGED = "the file is damaged: rerun the sweep that wrote it (finished cells are kept under cells/) or restore it from version control"
+DAMAGED = "the file is damaged: restore it from version control, or delete it and rerun the sweep (its finished cells under cells/ are merged again, not recomputed)"
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,8 @@ def load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RunDirError(f"{path} is not valid JSON ({err}); {DAMAGED}") from None
+    except RecursionError:
+        raise RunDirError(f"{path} is not a run manifest (JSON nested too deeply to read); {DAMAGED}") from None
     except OSError as err:
         raise RunDirError(f"{path} cannot be read ({err.strerror or err}); make it readable, or restore it from version control") from None
 
@@ -269,17 +271,19 @@ def _is(value: Any, type_: str, records: Records = RECORDS) -> bool:
         return isinstance(value, dict)
     if type_ == "list" or type_.startswith("list["):
         return isinstance(value, list)
-    checks = {
-        "string": lambda v: isinstance(v, str),
-        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-        "null": lambda v: v is None,
-        "any": lambda v: True,
-    }
-    if type_ not in checks:
+    if type_ not in _SCALARS:
         raise ValueError(f"unknown manifest field type {type_!r}")  # a bug in a declaration
-    return bool(checks[type_](value))
+    return _SCALARS[type_](value)
+
+
+_SCALARS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "any": lambda v: True,
+}
 
 
 _PLURAL = {"string": "strings", "integer": "integers", "number": "numbers", "bool": "booleans", "object": "objects", "list": "lists"}

@@ -3,7 +3,6 @@ per-sample table and the probe tables, with one-line errors for anything missing
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,13 +288,9 @@ def load_run(root: str | Path) -> Run:
 
 def _read_plan(path: Path) -> dict[str, Any]:
     """The plan of a sweep that has not merged yet (the manifest it will write, incomplete)."""
-    try:
-        plan = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise RunDirError(f"{path} is not readable JSON ({err}); rerun the sweep (it resumes from the finished units)") from None
-    if not isinstance(plan, dict):
-        raise RunDirError(f"{path} is not a plan (a JSON object); rerun the sweep (it resumes from the finished units)")
-    return {**plan, "complete": False}
+    plan = manifest_file.load_object(path)
+    manifest_file.format_version(plan, path)
+    return manifest_file.parse({**plan, "complete": False}, path)
 
 
 def _index_samples(run: Run) -> None:

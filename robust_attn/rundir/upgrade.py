@@ -21,6 +21,7 @@ import numpy as np
 
 from robust_attn.atomic import atomic_bytes, atomic_write
 from robust_attn.errors import RunDirError
+from robust_attn.rundir import manifest as manifest_file
 from robust_attn.rundir import schema
 from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.layout import RunDir
@@ -48,13 +49,16 @@ def _models(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 AttackDescriber = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]  # a spec's attack table -> (its id, its traits)
 
 
-def _cells(manifest: dict[str, Any], describe: AttackDescriber) -> list[dict[str, Any]]:
+def _cells(manifest: dict[str, Any], describe: AttackDescriber, path: Path) -> list[dict[str, Any]]:
     by_key = {}
     for a in manifest.get("spec", {}).get("attacks", []):
         key, traits = describe(a)
         by_key[key] = (a, traits)
     out = []
-    for cell in manifest.get("cells", []):
+    for i, cell in enumerate(manifest.get("cells", [])):
+        if cell["attack"] not in by_key:
+            raise RunDirError(f"{path}: field 'cells[{i}].attack' names {cell['attack']!r}, which is not among the attacks of the recorded spec "
+                              f"({', '.join(by_key) or 'none'}); {manifest_file.DAMAGED}")  # fmt: skip
         a, traits = by_key[cell["attack"]]
         out.append({**cell, "name": a["name"], "backend": a.get("backend", "native"), "norm": traits["norm"], "eps": list(a["eps"]),
                     "params": dict(a.get("params", {})), "traits": traits})  # fmt: skip
@@ -79,23 +83,45 @@ def _write_table(path: Path, df: Any, columns: tuple[schema.Column, ...]) -> Non
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
+# What the conversion reads of a version-2 manifest (the rest is copied as it is, then checked as version 3).
+V2_FIELDS: tuple[manifest_file.Field, ...] = (
+    manifest_file.Field("spec", "v2 spec", "yes", "the sweep spec"),
+    manifest_file.Field("models", "map[object]", "yes", "model records"),
+    manifest_file.Field("cells", "list[v2 cell]", "yes", "the attack cells"),
+    manifest_file.Field("probes", "list[v2 probe]", "no", "the probes"),
+)
+V2_RECORDS: dict[str, tuple[manifest_file.Field, ...]] = {
+    "v2 spec": (manifest_file.Field("attacks", "list[attack]", "yes", "the [[attacks]] tables"),),
+    "attack": manifest_file.ATTACK_FIELDS,
+    "v2 cell": (manifest_file.Field("attack", "string", "yes", "attack id"),),
+    "v2 probe": (manifest_file.Field("model", "string", "yes", "model reference"),),
+}
+
+
 def upgrade_run_dir(root: str | Path, describe: AttackDescriber) -> list[str]:
     """Convert ``root`` from format version 2 to the current version in place; returns what changed.
     ``describe`` gives the id and declared traits of each attack of the recorded spec (the sweep
-    layer's knowledge: the CLI passes it). A directory already at the current version is left alone."""
+    layer's knowledge: the CLI passes it). A directory already at the current version is checked
+    and left alone. The new manifest is built and checked before any file is rewritten."""
     import pandas as pd
 
     run = RunDir(root)
-    try:
-        manifest = json.loads(run.manifest.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise RunDirError(f"{run.manifest} cannot be read ({err}); is {run.root} a run directory?") from None
-    version = manifest.get("format_version", 1)
+    if not run.manifest.is_file():
+        raise RunDirError(f"{run.root} has no {schema.MANIFEST}; is it a run directory? (upgrade converts what a sweep wrote)")
+    manifest = manifest_file.load_object(run.manifest)
+    version = manifest_file.format_version(manifest, run.manifest)
     if version == schema.FORMAT_VERSION:
+        manifest_file.parse(manifest, run.manifest)
         return []
     if version not in schema.UPGRADABLE:
         raise RunDirError(f"{run.root} has format version {version}; only versions {schema.UPGRADABLE} can be upgraded, rerun its sweep")
-    models, cells = _models(manifest), _cells(manifest, describe)
+    manifest_file.check_record(manifest, V2_FIELDS, V2_RECORDS, run.manifest)
+    models, cells = _models(manifest), _cells(manifest, describe, run.manifest)
+    probes = [{**p, "training_regime": models.get(p["model"], {}).get("training_regime", "unknown"),
+               "architecture": models.get(p["model"], {}).get("architecture", p.get("architecture"))} for p in manifest.get("probes", [])]  # fmt: skip
+    out = {**manifest, "format_version": schema.FORMAT_VERSION, "models": models, "cells": cells, "probes": probes, "complete": True,
+           schema.PLANNED: [], "upgraded_from": version}  # fmt: skip
+    manifest_file.parse(out, run.manifest)  # what version 2 lacks that version 3 needs: one line, nothing rewritten yet
     samples = _with_model_columns(pd.read_parquet(run.samples), models).assign(threat_model="white-box")
     _write_table(run.samples, samples, schema.SAMPLE_COLUMNS)
     samples = pd.read_parquet(run.samples)
@@ -104,10 +130,6 @@ def upgrade_run_dir(root: str | Path, describe: AttackDescriber) -> list[str]:
         _write_table(run.table(file_name), _with_model_columns(pd.read_parquet(run.table(file_name)), models), columns)
     results = results_table(samples, cells)
     atomic_bytes(run.results, results.to_csv(index=False, lineterminator="\n").encode())
-    probes = [{**p, "training_regime": models.get(p["model"], {}).get("training_regime", "unknown"),
-               "architecture": models.get(p["model"], {}).get("architecture", p.get("architecture"))} for p in manifest.get("probes", [])]  # fmt: skip
-    out = {**manifest, "format_version": schema.FORMAT_VERSION, "models": models, "cells": cells, "probes": probes, "complete": True,
-           schema.PLANNED: [], "upgraded_from": version}  # fmt: skip
     atomic_bytes(run.manifest, json.dumps(out, indent=1, default=str).encode())
     regimes = sorted({str(m["training_regime"]) for m in models.values()})
     return [f"format version {version} -> {schema.FORMAT_VERSION}", f"{len(models)} models (training regimes: {', '.join(regimes)})",

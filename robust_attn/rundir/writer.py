@@ -25,6 +25,7 @@ import numpy as np
 
 from robust_attn.atomic import atomic_bytes
 from robust_attn.errors import RunDirError
+from robust_attn.rundir import manifest as manifest_file
 from robust_attn.rundir import schema
 from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.integrity import file_record, mismatched
@@ -132,13 +133,7 @@ class RunWriter:
         (``"plan"``), whichever holds the spec this directory is for; None for a new directory."""
         for where, path in (("manifest", self.dir.manifest), ("plan", self.dir.plan)):
             if path.is_file():
-                try:
-                    record = json.loads(path.read_text())
-                except (OSError, ValueError) as err:
-                    raise RunDirError(f"{path} is not readable JSON ({err}); restore it, or sweep into another folder (--out)") from None
-                if not isinstance(record, dict):
-                    raise RunDirError(f"{path} is not a run record (a JSON object); restore it, or sweep into another folder (--out)")
-                return where, record
+                return where, manifest_file.load_object(path)
         return None
 
     def claim(self, fingerprint: str, differences: Callable[[dict[str, Any]], list[str]]) -> None:

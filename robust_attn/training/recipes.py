@@ -6,7 +6,18 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from robust_attn.errors import UsageError
+
 Schedule = Literal["step", "cosine", "onecycle"]
+
+
+def check_epochs(epochs: object) -> int:
+    """``epochs`` as an int >= 1, or a one-line UsageError: a run of 0 epochs would write an
+    untrained checkpoint as if it were a trained one."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UsageError(f"epochs must be a whole number >= 1, got {epochs!r}: {epochs!r} epochs would write an untrained checkpoint; "
+                         "pass --epochs 1 or more, or leave it out for the recipe's")  # fmt: skip
+    return epochs
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,13 @@ class Recipe:
     train_eps: float = 0.0  # L-inf training budget in pixel units
     attack_steps: int = 1  # PGD steps (fgsm: 1)
     guard_samples: int = 0  # held-out images whose PGD-10 accuracy picks the kept epoch (catastrophic-overfitting guard)
+
+    def __post_init__(self) -> None:
+        check_epochs(self.epochs)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UsageError(f"batch size must be a whole number >= 1, got {self.batch_size!r}; pass --batch-size 1 or more")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise UsageError(f"learning rate must be a number > 0, got {self.lr!r}; pass --lr 0.1, say, or leave it out for the recipe's")
 
     def lr_at(self, step: int, steps_per_epoch: int, epochs: int) -> float:
         """Learning rate for optimiser step ``step`` (0-based) of a run of ``epochs``."""
@@ -65,7 +83,8 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
+    """The recipe ``name``, or a one-line UsageError naming the known ones."""
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None
+        raise UsageError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None

@@ -11,13 +11,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from robust_attn.checkpoint import load_checkpoint_with_extra, save_checkpoint
+from robust_attn import verified
+from robust_attn.checkpoint import METADATA_KEY, load_checkpoint_with_extra, save_checkpoint, split_weights
 from robust_attn.data import ImageDataset
 from robust_attn.evaluate import clean_accuracy
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.training.adversarial import adversarial_batch, guard_accuracy
 from robust_attn.training.augment import random_crop, random_flip
-from robust_attn.training.recipes import Recipe
+from robust_attn.training.recipes import Recipe, check_epochs
 from robust_attn.versions import library_versions
 
 
@@ -35,6 +36,9 @@ class TrainResult:
 def resume_path(out: Path) -> Path:
     """Where the resumable state of a run that writes ``out`` lives."""
     return out.with_name(out.stem + ".resume.safetensors")
+
+
+RESUME = verified.Entry(METADATA_KEY, "resumable training state", "delete it to train from the start", split=split_weights)
 
 
 def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
@@ -76,6 +80,10 @@ class TrainConfig:
     channels_last: bool = True
     ddp: Any = None  # a robust_attn.distributed.Context: train one model over the job's ranks
 
+    def __post_init__(self) -> None:
+        if self.epochs is not None:
+            check_epochs(self.epochs)
+
     @property
     def main(self) -> bool:
         return self.ddp is None or self.ddp.is_main
@@ -98,7 +106,7 @@ def _restore(model: nn.Module, opt: torch.optim.SGD, config: TrainConfig, out: P
     if not (config.resume and out is not None and resume_path(out).is_file()):
         return _Progress()
     device = torch.device(config.device)
-    saved, meta, extra = load_checkpoint_with_extra(resume_path(out), device)
+    saved, meta, extra = load_checkpoint_with_extra(resume_path(out), device, RESUME)
     model.load_state_dict(saved.state_dict())
     _restore_momentum(opt, extra, device)
     best = None
@@ -213,10 +221,12 @@ def train_model(model: nn.Module, train: ImageDataset, test: ImageDataset, recip
     """
     from robust_attn import distributed
 
-    config = replace(config or TrainConfig(), **overrides)
+    config = replace(config or TrainConfig(), **overrides)  # refuses epochs < 1 before any work
     device = torch.device(config.device)
     epochs = recipe.epochs if config.epochs is None else config.epochs
     out = Path(config.out) if config.out is not None else None
+    if out is not None and config.main:  # not after the whole run
+        verified.check_writable(out, "the checkpoint", "choose an output folder you can write (--out)")
     model.to(device=device)
     model.to(memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     net: nn.Module = model
