@@ -40,6 +40,7 @@ from robust_attn.reports.sections.models import models_section
 from robust_attn.reports.sections.provenance import checks_section, run_section
 from robust_attn.reports.sections.threats import corruption_section, generalisation_section, transfer_section
 from robust_attn.rundir import RunDir, load_run, schema
+from robust_attn.rundir.lock import RunLock
 
 # In order of importance: the answer, the evidence behind it, then the detail; instance-level tests last.
 SECTION_WRITERS: list[Callable[[Context], list[Block]]] = [
@@ -130,6 +131,11 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
     the attention and segmentation sections."""
     t0 = time.perf_counter()
     check_writable(Path(run_dir))
+    with RunLock(run_dir, instead=""):  # one writer: not while a sweep or another report writes here
+        return _make_report(run_dir, attention, progress, t0)
+
+
+def _make_report(run_dir: str | Path, attention: bool, progress: bool, t0: float) -> Report:
     run = load_run(run_dir)
     ctx = Context(run, attention=attention)
     with figures.report_style():

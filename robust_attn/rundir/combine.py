@@ -106,6 +106,9 @@ def _check_out(out: Path, force: bool) -> None:
         raise RunDirError(
             f"{out} exists and was not written by robust-attn compare; --force replaces only a combined run, choose another --out"
         )
+    if previous.get("sealed"):
+        raise RunDirError(f"{out} is a sealed run directory; --force does not replace it: choose another --out "
+                          f"(or unseal it first with `robust-attn seal --undo {out}`)")  # fmt: skip
 
 
 def _differ(sources: list[Source], value: Any, what: str, show: Any = str) -> None:

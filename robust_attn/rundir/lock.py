@@ -58,10 +58,11 @@ def _describe(holder: dict[str, Any]) -> str:
 class RunLock:
     """The exclusive right to write one run directory; a context manager."""
 
-    def __init__(self, root: str | Path, what: str = "write") -> None:
+    def __init__(self, root: str | Path, instead: str = "sweep into another folder (--out)") -> None:
+        """``instead``: what the refused command can do other than wait, for its message."""
         self.root = Path(root)
         self.path = self.root / LOCK
-        self.what = what
+        self.instead = instead
         self.token = ""
         self._fd: int | None = None
         self._made_root = False
@@ -85,7 +86,7 @@ class RunLock:
                 os.close(fd)
                 raise RunDirError(
                     f"run directory {self.root} is being written by {_describe(_holder(self.path))}; "
-                    f"wait for it to finish, or {self.what} into another folder (--out)"
+                    f"wait for it to finish{', or ' + self.instead if self.instead else ''}"
                 )
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

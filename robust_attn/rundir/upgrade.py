@@ -25,6 +25,7 @@ from robust_attn.rundir import manifest as manifest_file
 from robust_attn.rundir import schema
 from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.layout import RunDir
+from robust_attn.rundir.lock import RunLock
 
 
 def _regime(record: dict[str, Any]) -> str:
@@ -103,9 +104,16 @@ def upgrade_run_dir(root: str | Path, describe: AttackDescriber) -> list[str]:
     ``describe`` gives the id and declared traits of each attack of the recorded spec (the sweep
     layer's knowledge: the CLI passes it). A directory already at the current version is checked
     and left alone. The new manifest is built and checked before any file is rewritten."""
+    run = RunDir(root)
+    if not run.manifest.is_file():
+        raise RunDirError(f"{run.root} has no {schema.MANIFEST}; is it a run directory? (upgrade converts what a sweep wrote)")
+    with RunLock(run.root, instead=""):  # nothing else writes it meanwhile
+        return _upgrade(run, describe)
+
+
+def _upgrade(run: RunDir, describe: AttackDescriber) -> list[str]:
     import pandas as pd
 
-    run = RunDir(root)
     if not run.manifest.is_file():
         raise RunDirError(f"{run.root} has no {schema.MANIFEST}; is it a run directory? (upgrade converts what a sweep wrote)")
     manifest = manifest_file.load_object(run.manifest)
@@ -113,6 +121,10 @@ def upgrade_run_dir(root: str | Path, describe: AttackDescriber) -> list[str]:
     if version == schema.FORMAT_VERSION:
         manifest_file.parse(manifest, run.manifest)
         return []
+    if manifest.get("sealed"):
+        raise RunDirError(
+            f"{run.root} is a sealed run directory; unseal it first (`robust-attn seal --undo {run.root}`), upgrade, and seal it again"
+        )
     if version not in schema.UPGRADABLE:
         raise RunDirError(f"{run.root} has format version {version}; only versions {schema.UPGRADABLE} can be upgraded, rerun its sweep")
     manifest_file.check_record(manifest, V2_FIELDS, V2_RECORDS, run.manifest)

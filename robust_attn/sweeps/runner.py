@@ -334,7 +334,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
     if distributed.launched() and not distributed.is_main_process():
         return _run(spec, root, device, force, progress)
     RunDir(root).check_writable("write the sweep's results")
-    with RunLock(root, "sweep") as lock:
+    with RunLock(root) as lock:
         RunWriter(root).claim(fingerprint(spec), lambda stored: differences(spec, stored))
         if spec.workers > 1 and device.type == "cpu" and not distributed.launched():
             data = _load_data(spec)
