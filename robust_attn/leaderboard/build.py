@@ -70,7 +70,7 @@ def _sources(dirs: Sequence[str | Path], out: Path) -> list[Source]:
         seen[real] = str(d)
         run = load_run(d)
         label = real.name if all(s.label != real.name for s in sources) else str(d)  # the folder's name; its path if two share it
-        report = next((run.dir.report(k) for k in ("html", "pdf") if run.dir.report(k).is_file()), None)
+        report = next((run.dir.report(k) for k in ("html", "md", "pdf") if run.dir.report(k).is_file()), None)
         href = Path(os.path.relpath(report.resolve(), out.resolve())).as_posix() if report else None
         sources.append(Source(label, run, href))
     return sources

@@ -34,7 +34,7 @@ class Source:
 
     label: str
     run: Run
-    report: str | None  # path of report.html (else report.pdf) relative to the leaderboard; None if neither exists
+    report: str | None  # path of report.html (else report.md, report.pdf) relative to the leaderboard; None if neither exists
 
 
 @dataclass(frozen=True)
