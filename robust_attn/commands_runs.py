@@ -44,7 +44,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
     from robust_attn.rundir.lock import RunLock
 
     for root in args.run_dirs:
-        with RunLock(root, instead=""):
+        with RunLock(root, instead="", create=False):
             changed = RunWriter(root).seal(args.note, undo=args.undo)
         state = "unsealed" if args.undo else "sealed"
         print(f"{root}: {state}" if changed else f"{root}: already {state}")

@@ -46,7 +46,13 @@ def _describe(hint: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in get_args(hint) if a is not type(None))
+    if origin in (list, tuple):
+        element = get_args(hint)[0] if get_args(hint) else Any
+        return "a list" + (f" of {_PLURAL.get(element, _describe(element))}" if element is not Any else "")
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+_PLURAL = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}
 
 
 def _convert(hint: Any, value: Any) -> Any:
@@ -70,6 +76,12 @@ def _convert(hint: Any, value: Any) -> Any:
             except (TypeError, ValueError):
                 continue
         raise ValueError(value)
+    if origin in (list, tuple):  # list[int], tuple[str, ...]: every element of its type (3.0 is not a severity)
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(value)
+        element = get_args(hint)[0] if get_args(hint) else Any
+        items = [_convert(element, v) for v in value]
+        return items if origin is list else tuple(items)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -100,6 +112,19 @@ def coerce_params(cls: type[Attack], params: dict[str, Any]) -> dict[str, Any]:
         if name not in hints:
             raise AttackParameterError(name, f"takes no parameter {name!r}; it takes: {', '.join(own)} "
                                              "(and the options of every attack: seed, precision, channels_last, fold_bn)")  # fmt: skip
+        try:
+            out[name] = _convert(hints[name], value)
+        except (TypeError, ValueError):
+            raise AttackParameterError(name, f"{name} must be {_describe(hints[name])}, got {value!r}") from None
+    return out
+
+
+def coerce_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The options every attack takes (targeted, seed, precision, ...) among ``params``, checked
+    against their declared types; for backends whose other parameters a library class declares."""
+    hints = typing.get_type_hints(AttackOptions, include_extras=True)
+    out = {}
+    for name, value in params.items():
         try:
             out[name] = _convert(hints[name], value)
         except (TypeError, ValueError):

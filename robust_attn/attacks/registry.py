@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
-from robust_attn.attacks.base import Attack, AttackTraits
-from robust_attn.attacks.params import coerce_params, parameter_hints
+from robust_attn.attacks.base import Attack, AttackOptions, AttackTraits
+from robust_attn.attacks.params import coerce_options, coerce_params, parameter_hints
 from robust_attn.errors import AttackParameterError, SpecError
 
 _ATTACKS: dict[tuple[str, str], type[Attack]] = {}
@@ -27,6 +27,8 @@ class PrefixBackend:
     check: Callable[[str], None]  # raises UnknownAttack naming the fix for an unknown suffix
     cls: type[Attack]  # built as cls(model, suffix, **params); its class traits apply to every suffix
     norm: Callable[[str, dict[str, Any]], str]  # (suffix, params) -> "linf" or "l2"
+    params: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None  # (suffix, params) -> checked params; raises AttackParameterError
+    param_names: Callable[[str], set[str]] | None = None  # suffix -> the parameters it takes
 
     def create(self, model: nn.Module, suffix: str, **params: Any) -> Attack:
         build: Callable[..., Attack] = self.cls  # its constructor takes (model, suffix, **params)
@@ -130,18 +132,25 @@ def attack_traits(name: str, backend: str = "native", params: dict[str, Any] | N
 
 
 def accepted_params(name: str, backend: str = "native") -> set[str] | None:
-    """The parameters an attack takes, read from its signature; None for prefix backends (the
-    library checks them when the attack is built)."""
-    if _prefix(name) is not None:
-        return None
+    """The parameters an attack takes, read from its signature (a prefix backend's from the
+    library class's); None for a prefix backend that does not declare them."""
+    served = _prefix(name)
+    if served is not None:
+        served[0].check(served[1])
+        return served[0].param_names(served[1]) if served[0].param_names is not None else None
     return set(parameter_hints(attack_class(name, backend)))
 
 
 def check_params(name: str, backend: str, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` checked against the attack's signature (names and types), converted (eps-valued
-    strings to floats); prefix backends check their own parameters when the attack is built."""
-    if _prefix(name) is not None:
-        return dict(params)
+    strings to floats); a prefix backend checks them against the library class it serves."""
+    served = _prefix(name)
+    if served is not None:
+        served[0].check(served[1])
+        options = {k: v for k, v in params.items() if k in AttackOptions.__annotations__}
+        rest = {k: v for k, v in params.items() if k not in options}
+        checked = served[0].params(served[1], rest) if served[0].params is not None else rest
+        return {**checked, **coerce_options(options)}
     try:
         return coerce_params(attack_class(name, backend), params)
     except AttackParameterError as err:

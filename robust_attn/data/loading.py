@@ -39,6 +39,8 @@ class DataSource:
     has_masks: bool = False
     generated: bool = False
     description: str = ""
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) before loading: a spec's eps grids are checked against it
+    num_classes: int | None = None  # classes before loading: a hub model's classifier is checked against it
 
 
 _DATASETS: dict[str, DataSource] = {}
@@ -147,13 +149,14 @@ def _cifar_c(name: str) -> Loader:
 
 
 register_dataset(
-    DataSource(
-        BUILTIN, _builtin, has_masks=True, generated=True, description="ten shape classes on cluttered 32x32 backgrounds, with object masks"
-    )
-)
+    DataSource(BUILTIN, _builtin, has_masks=True, generated=True, image_shape=(3, 32, 32), num_classes=len(SHAPE_CLASSES),
+               description="ten shape classes on cluttered 32x32 backgrounds, with object masks")
+)  # fmt: skip
 for _name, _spec in TORCHVISION_SETS.items():
-    register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.class_name}, read from data_dir"))
-for _name in ("cifar10c", "cifar100c"):
+    register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.class_name}, read from data_dir",
+                                image_shape=_spec.image_shape, num_classes=_spec.num_classes))  # fmt: skip
+for _name, _clean in (("cifar10c", "cifar10"), ("cifar100c", "cifar100")):
     register_dataset(
-        DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir")
-    )
+        DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir",
+                   image_shape=TORCHVISION_SETS[_clean].image_shape, num_classes=TORCHVISION_SETS[_clean].num_classes)
+    )  # fmt: skip

@@ -26,6 +26,8 @@ class TorchvisionSpec:
     std: tuple[float, ...]
     split_kwargs: Callable[[str], dict[str, Any]]
     class_names: Callable[[Any], tuple[str, ...]]
+    image_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W), known before the files are read: a spec's eps is checked against it
+    num_classes: int = 10
 
     @property
     def cls(self) -> type:
@@ -44,10 +46,10 @@ def _svhn_split(split: str) -> dict[str, Any]:
 
 TORCHVISION_SETS: dict[str, TorchvisionSpec] = {
     "cifar10": TorchvisionSpec("CIFAR10", "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), _train_flag, lambda d: tuple(d.classes)),
-    "cifar100": TorchvisionSpec("CIFAR100", "cifar-100-python", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), _train_flag, lambda d: tuple(d.classes)),
+    "cifar100": TorchvisionSpec("CIFAR100", "cifar-100-python", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), _train_flag, lambda d: tuple(d.classes), num_classes=100),
     "svhn": TorchvisionSpec("SVHN", "train_32x32.mat / test_32x32.mat", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), _svhn_split, lambda d: tuple(str(i) for i in range(10))),
-    "mnist": TorchvisionSpec("MNIST", "MNIST/raw", (0.1307,), (0.3081,), _train_flag, lambda d: tuple(d.classes)),
-    "fashionmnist": TorchvisionSpec("FashionMNIST", "FashionMNIST/raw", (0.2860,), (0.3530,), _train_flag, lambda d: tuple(d.classes)),
+    "mnist": TorchvisionSpec("MNIST", "MNIST/raw", (0.1307,), (0.3081,), _train_flag, lambda d: tuple(d.classes), (1, 28, 28)),
+    "fashionmnist": TorchvisionSpec("FashionMNIST", "FashionMNIST/raw", (0.2860,), (0.3530,), _train_flag, lambda d: tuple(d.classes), (1, 28, 28)),
 }  # fmt: skip
 
 
@@ -72,11 +74,7 @@ def load_torchvision(name: str, split: str, data_dir: str | Path | None, *, down
         raise DataError(f"unknown split {split!r} for {name}; use 'train' or 'test'")
     if data_dir is None:
         raise DataNotFound(f"{name} needs --data-dir DIR (the folder that holds {spec.folder}); add --download to fetch it")
-    root = Path(data_dir).expanduser()
-    if not root.is_dir() and not download:
-        raise DataNotFound(
-            f"data dir {str(root)!r} does not exist; point --data-dir at the folder holding {spec.folder}, or add --download"
-        )
+    root = check_data_dir(Path(data_dir).expanduser(), spec.folder, download)
     cls = spec.cls
     if not verify:
         cls = _without_checksums(cls)
@@ -87,8 +85,27 @@ def load_torchvision(name: str, split: str, data_dir: str | Path | None, *, down
             f"{name} {split} split not found or corrupted under {str(root)!r} (expected {spec.folder}); "
             f"add --download, or --no-verify for a re-packed copy ({err})"
         ) from None
+    except OSError as err:  # a file that cannot be read or written, or a download that could not connect
+        doing = "download" if download else "read"
+        raise DataError(f"could not {doing} {name} under {str(root)!r}: {err.strerror or err}; check the folder's permissions"
+                        + (" and the network (or download it elsewhere and copy it there)" if download else "")) from None  # fmt: skip
     labels = torch.as_tensor(np.asarray(ds.labels if hasattr(ds, "labels") else ds.targets), dtype=torch.int64)
     return ImageDataset(name, split, _images_nchw(ds.data), labels, spec.class_names(ds), spec.mean, spec.std)
+
+
+def check_data_dir(root: Path, folder: str, download: bool) -> Path:
+    """``root`` if torchvision can read (or, with ``download``, create) a data set there; else a
+    one-line error saying what it is instead (a file, a path under a file, missing)."""
+    if root.is_dir():
+        return root
+    if root.exists():
+        raise DataError(f"data dir {str(root)!r} is a file, not a folder; point --data-dir at the folder holding {folder}")
+    above = next((p for p in root.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise DataError(f"data dir {str(root)!r} lies under {str(above)!r}, which is a file; point --data-dir at a folder")
+    if not download:
+        raise DataNotFound(f"data dir {str(root)!r} does not exist; point --data-dir at the folder holding {folder}, or add --download")
+    return root
 
 
 def _without_checksums(cls: type) -> type:

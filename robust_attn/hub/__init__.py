@@ -49,7 +49,7 @@ from robust_attn.hub.robustbench_source import (
     weight_files,
 )
 from robust_attn.hub.robustbench_zoo import RobustBenchRef, is_robustbench_ref, list_robustbench, parse_ref, zoo_location
-from robust_attn.hub.timm_source import NormalizedClassifier, check_timm, is_timm_ref, load_timm, skeleton_timm
+from robust_attn.hub.timm_source import NormalizedClassifier, check_timm, is_timm_ref, load_timm, qualify_timm, skeleton_timm
 
 __all__ = [
     "NormalizedClassifier",
@@ -91,4 +91,4 @@ def register_hub_sources() -> None:
 
     register_source(ModelSource("robustbench:<name>", is_robustbench_ref, check_robustbench, load_robustbench,
                                 recorded_robustbench, skeleton_robustbench, qualify_robustbench))  # fmt: skip
-    register_source(ModelSource("timm:<name>", is_timm_ref, check_timm, load_timm, lambda ref: None, skeleton_timm))
+    register_source(ModelSource("timm:<name>", is_timm_ref, check_timm, load_timm, lambda ref: None, skeleton_timm, qualify_timm))

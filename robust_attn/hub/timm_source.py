@@ -83,23 +83,37 @@ def _classifier_classes(name: str, state: dict[str, torch.Tensor]) -> int | None
     return None
 
 
-def _cache_for(name: str, checkpoint: Path | None) -> Path:
+def _cache_for(name: str, checkpoint: Path | None, arch: dict[str, Any] | None = None) -> Path:
+    """The conversion's file: one per checkpoint (or timm's pretrained weights) and architecture options."""
+    options = f"-{hashlib.sha256(repr(sorted(arch.items())).encode()).hexdigest()[:8]}" if arch else ""
     if checkpoint is None:
-        return hub_cache.hub_home() / "timm" / name / "pretrained.safetensors"
+        return hub_cache.hub_home() / "timm" / name / f"pretrained{options}.safetensors"
     digest = hashlib.sha256(str(checkpoint).encode()).hexdigest()[:12]
-    return hub_cache.hub_home() / "timm" / name / f"{checkpoint.stem}-{digest}.safetensors"
+    return hub_cache.hub_home() / "timm" / name / f"{checkpoint.stem}-{digest}{options}.safetensors"
 
 
-def _create(name: str, num_classes: int, pretrained: bool = False) -> nn.Module:
-    model: nn.Module = _timm().create_model(name, pretrained=pretrained, num_classes=num_classes)
+def _create(name: str, num_classes: int, pretrained: bool = False, arch: dict[str, Any] | None = None) -> nn.Module:
+    try:
+        model: nn.Module = _timm().create_model(name, pretrained=pretrained, num_classes=num_classes, **(arch or {}))
+    except TypeError as err:  # an architecture option the entry point fixes itself (layers of resnet18), or of the wrong kind
+        raise ModelError(f"timm:{name} does not take the options {arch!r} ({err}); drop them from its model table") from None
     return model
 
 
-def _from_cache(name: str, cache: Path, originals: list[Path], num_classes: int | None) -> tuple[nn.Module, dict[str, Any]] | None:
+def _make(name: str, num_classes: int, pretrained: bool, arch: dict[str, Any]) -> nn.Module:
+    """:func:`_create`, given the architecture options only when there are some."""
+    return _create(name, num_classes, pretrained, arch) if arch else _create(name, num_classes, pretrained)
+
+
+def _from_cache(
+    name: str, cache: Path, originals: list[Path], num_classes: int | None, arch: dict[str, Any]
+) -> tuple[nn.Module, dict[str, Any]] | None:
     meta = hub_cache.read_cache_metadata(cache)
     if meta is None or not hub_cache.is_current(meta, originals) or num_classes not in (None, meta.get("num_classes")):
         return None
-    model = _create(name, int(meta["num_classes"]))
+    if meta.get("architecture_options", {}) != arch:
+        return None
+    model = _make(name, int(meta["num_classes"]), False, arch)
     try:
         model.load_state_dict(hub_cache.read_cache(cache, meta), strict=True)
     except RuntimeError:
@@ -107,26 +121,69 @@ def _from_cache(name: str, cache: Path, originals: list[Path], num_classes: int 
     return model, meta
 
 
-def _convert_checkpoint(name: str, path: Path, cache: Path, num_classes: int | None) -> tuple[nn.Module, dict[str, Any]]:
+def _convert_checkpoint(
+    name: str, path: Path, cache: Path, num_classes: int | None, arch: dict[str, Any]
+) -> tuple[nn.Module, dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"timm checkpoint {str(path)!r} not found; pass checkpoint = PATH of a saved state dict for {name}")
     state = unwrap(read_file(path, f"save {name}'s state_dict() there again"), path, TIMM_WRAPPERS)
     classes = num_classes or _classifier_classes(name, state) or int(_cfg(name).num_classes)
-    model = _create(name, classes)
+    model = _make(name, classes, False, arch)
     ignored = fit_state_dict(model, state, path, f"timm's {name} with {classes} classes")
-    record = {"source": "timm", "name": name, "num_classes": classes, "ignored_keys": ignored, **hub_cache.original_record([path])}
+    record = {"source": "timm", "name": name, "num_classes": classes, "ignored_keys": ignored, "architecture_options": arch,
+              **hub_cache.original_record([path])}  # fmt: skip
     return model, hub_cache.write_cache(cache, model.state_dict(), record)
 
 
-def _download_pretrained(name: str, cache: Path, num_classes: int | None) -> tuple[nn.Module, dict[str, Any]]:
+def _download_pretrained(name: str, cache: Path, num_classes: int | None, arch: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     cfg = _cfg(name)
     if num_classes not in (None, cfg.num_classes):
         raise ModelError(f"timm's pretrained {name} has {cfg.num_classes} classes, not {num_classes}; drop num_classes, or pass "
                          "checkpoint = PATH of weights fine-tuned to your classes")  # fmt: skip
-    model = _create(name, int(cfg.num_classes), pretrained=True)
+    try:
+        model = _make(name, int(cfg.num_classes), True, arch)
+    except OSError as err:  # no network, a proxy, the hub's HTTP errors (huggingface_hub's errors are OSErrors)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"could not download timm's pretrained {name} ({reason}); check the network, "
+                         "or pass checkpoint = PATH of weights saved on a machine that has it") from None  # fmt: skip
     record = {"source": "timm", "name": name, "num_classes": int(cfg.num_classes), "pretrained_tag": cfg.tag,
-              "pretrained_from": cfg.hf_hub_id or cfg.url, "originals": [], "original_sha256": []}  # fmt: skip
+              "pretrained_from": cfg.hf_hub_id or cfg.url, "originals": [], "original_sha256": [], "architecture_options": arch}  # fmt: skip
     return model, hub_cache.write_cache(cache, model.state_dict(), record)
+
+
+LOAD_OPTIONS = ("checkpoint", "num_classes", "download", "dataset", "training_regime")  # a timm model table's own options
+_GIVEN_TO_EVERY_SOURCE = ("data_dir", "model_dir", "progress")  # the sweep passes these to every source's loader; timm needs none
+_NOT_ARCHITECTURE = ("num_classes", "pretrained", "device", "dtype", "self")  # create_model's own, or set here
+
+
+def architecture_options(name: str) -> set[str] | None:
+    """The keywords timm's constructor for ``name`` takes (``in_chans``, ``drop_rate``, ...), read
+    from its signature on a model built on the meta device (no memory, no weights); None when
+    the constructor takes any keyword (``**kwargs``)."""
+    import inspect
+
+    with torch.device("meta"):
+        model = _timm().create_model(name, pretrained=False)
+    params = inspect.signature(type(model)).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n for n in params if n not in _NOT_ARCHITECTURE}
+
+
+def check_options(ref: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The architecture options among a timm model table's ``options`` (what the constructor
+    takes); an option that is neither the loader's nor the constructor's is a one-line
+    ModelError naming it and the closest known one."""
+    name = timm_name(ref)
+    arch = {k: v for k, v in options.items() if k not in (*LOAD_OPTIONS, *_GIVEN_TO_EVERY_SOURCE)}
+    known = architecture_options(name) if arch else set()
+    for key in arch:
+        if known is not None and key not in known:
+            close = difflib.get_close_matches(key, [*LOAD_OPTIONS, *sorted(known)], n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ModelError(f"{ref}: unknown option {key!r}; {hint}a timm model table takes {', '.join(LOAD_OPTIONS)}, "
+                             f"and the architecture's own options ({', '.join(sorted(known)[:8])}, ...)")  # fmt: skip
+    return arch
 
 
 def load_timm(
@@ -138,23 +195,26 @@ def load_timm(
     download: bool = False,
     dataset: str | None = None,
     training_regime: str | None = None,
-    **_: Any,
+    **options: Any,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """(timm model wrapped to take [0, 1] images, in eval mode on ``device``; metadata).
 
     ``dataset`` and ``training_regime`` are what the user knows about the weights (timm does not
-    record them): they go into the metadata, ``None`` and ``unknown`` otherwise.
+    record them): they go into the metadata, ``None`` and ``unknown`` otherwise. Other
+    ``options`` are the architecture's own (``in_chans = 1``, ``drop_rate``), passed to
+    ``timm.create_model``; one it does not take is an error naming it (see :func:`check_options`).
     """
     from robust_attn.device import resolve_device
 
     name = timm_name(ref)
+    arch = check_options(ref, options)
     path = Path(checkpoint).expanduser().resolve() if checkpoint is not None else None
-    cache = _cache_for(name, path)
-    found = _from_cache(name, cache, [path] if path is not None else [], num_classes)
+    cache = _cache_for(name, path, arch)
+    found = _from_cache(name, cache, [path] if path is not None else [], num_classes, arch)
     if found is None and path is not None:
-        found = _convert_checkpoint(name, path, cache, num_classes)
+        found = _convert_checkpoint(name, path, cache, num_classes, arch)
     elif found is None and download:
-        found = _download_pretrained(name, cache, num_classes)
+        found = _download_pretrained(name, cache, num_classes, arch)
     elif found is None:
         raise CheckpointError(f"timm:{name} has no weights: pass checkpoint = PATH (a saved state dict), "
                               "or download=True (--download) for timm's pretrained weights")  # fmt: skip
@@ -182,6 +242,74 @@ def load_timm(
 
 def check_timm(ref: str) -> None:
     timm_name(ref)
+
+
+def qualify_timm(ref: str, options: dict[str, Any], context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A spec's timm model table, checked before any work: its options (:func:`check_options`),
+    and its classifier against the spec's data set (``context["dataset"]``): a model with 1000
+    outputs swept on 10 classes is a one-line error saying which option fixes it."""
+    check_options(ref, options)
+    classes = _data_classes(context.get("dataset"))
+    if classes is not None:
+        _check_classes(ref, options, str(context.get("dataset")), classes)
+    return ref, dict(options)
+
+
+def _data_classes(dataset: Any) -> int | None:
+    from robust_attn.data.loading import dataset_source
+    from robust_attn.errors import RobustAttnError
+
+    try:
+        return dataset_source(str(dataset)).num_classes
+    except RobustAttnError:
+        return None  # an unknown data set is the spec's own error
+
+
+def _check_classes(ref: str, options: dict[str, Any], dataset: str, classes: int) -> None:
+    name = timm_name(ref)
+    given, checkpoint = options.get("num_classes"), options.get("checkpoint")
+    fix = f"set num_classes = {classes}"
+    if given is not None:
+        if given != classes:
+            raise ModelError(f"{ref}: num_classes = {given} but the sweep's data {dataset} has {classes} classes; {fix}")
+        return
+    if checkpoint is None:
+        default = int(_cfg(name).num_classes)
+        if options.get("download") and default != classes:
+            raise ModelError(f"{ref}: timm's pretrained weights have {default} classes but the sweep's data {dataset} has {classes}; "
+                             f"pass checkpoint = PATH of weights trained on {dataset} and {fix}")  # fmt: skip
+        return
+    path = Path(str(checkpoint)).expanduser()
+    if not path.is_file():
+        return  # the loader says it is missing
+    found = _checkpoint_classes(name, path)
+    if found is not None and found != classes:  # (no classifier found: the loader says what the file lacks)
+        raise ModelError(f"{ref}: its checkpoint's classifier has {found} outputs but the sweep's data {dataset} has {classes} classes; "
+                         f"{fix} and pass a checkpoint trained on those {classes} classes (these weights are for another task)")  # fmt: skip
+
+
+def _checkpoint_classes(name: str, path: Path) -> int | None:
+    """The classifier's outputs in a checkpoint, read without loading its tensors (safetensors
+    header, or a memory-mapped torch file); None when it cannot tell (the loader reports a bad file)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                state: dict[str, Any] = {k: _Shape(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        else:
+            state = unwrap(torch.load(path, map_location="cpu", mmap=True, weights_only=True), path, TIMM_WRAPPERS)
+        return _classifier_classes(name, state)
+    except Exception:  # any unreadable file: the loader names the problem when it reads it
+        return None
+
+
+class _Shape:
+    """A tensor's shape without its data (what :func:`_classifier_classes` reads of a weight)."""
+
+    def __init__(self, shape: list[int]) -> None:
+        self.shape = tuple(shape)
+        self.ndim = len(shape)
 
 
 def skeleton_timm(ref: str) -> nn.Module:

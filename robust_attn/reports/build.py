@@ -143,7 +143,7 @@ def make_report(run_dir: str | Path, *, attention: bool = True, progress: bool =
     the attention and segmentation sections."""
     t0 = time.perf_counter()
     check_writable(Path(run_dir))
-    with RunLock(run_dir, instead=""):  # one writer: not while a sweep or another report writes here
+    with RunLock(run_dir, instead="", create=False):  # one writer: not while a sweep or another report writes here
         return _make_report(run_dir, attention, progress, t0)
 
 

@@ -58,9 +58,12 @@ def _describe(holder: dict[str, Any]) -> str:
 class RunLock:
     """The exclusive right to write one run directory; a context manager."""
 
-    def __init__(self, root: str | Path, instead: str = "sweep into another folder (--out)") -> None:
-        """``instead``: what the refused command can do other than wait, for its message."""
+    def __init__(self, root: str | Path, instead: str = "sweep into another folder (--out)", create: bool = True) -> None:
+        """``instead``: what the refused command can do other than wait, for its message;
+        ``create``: make the folder if it does not exist (a sweep), else refuse (commands that
+        read a run directory before they write beside it)."""
         self.root = Path(root)
+        self.create = create
         self.path = self.root / LOCK
         self.instead = instead
         self.token = ""
@@ -76,6 +79,8 @@ class RunLock:
         return _holder(self.path).get("token") == token
 
     def acquire(self) -> RunLock:
+        if not self.create and not self.root.is_dir():
+            raise RunDirError(f"run directory {str(self.root)!r} does not exist; run `robust-attn sweep SPEC` to create it")
         self._made_root = not self.root.exists()
         self.root.mkdir(parents=True, exist_ok=True)
         if self._inherit():

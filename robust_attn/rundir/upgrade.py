@@ -107,7 +107,7 @@ def upgrade_run_dir(root: str | Path, describe: AttackDescriber) -> list[str]:
     run = RunDir(root)
     if not run.manifest.is_file():
         raise RunDirError(f"{run.root} has no {schema.MANIFEST}; is it a run directory? (upgrade converts what a sweep wrote)")
-    with RunLock(run.root, instead=""):  # nothing else writes it meanwhile
+    with RunLock(run.root, instead="", create=False):  # nothing else writes it meanwhile
         return _upgrade(run, describe)
 
 

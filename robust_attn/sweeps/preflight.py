@@ -117,18 +117,21 @@ def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torc
 
 
 def check_attacks(spec: SweepSpec, data: ImageDataset) -> None:
-    """Every attack against the data: its eps grid within the images' diameter in its norm, and
-    what the attack itself declares it needs (e.g. more classes than APGD-T's targets)."""
-    from robust_attn.attacks.presets import check_eps_for_image
+    """Every attack against the data: every eps grid (attacks and transfer tables) within the
+    images' diameter in its norm, and what each attack itself declares it needs (e.g. more
+    classes than APGD-T's targets)."""
     from robust_attn.attacks.registry import dry_attack
+    from robust_attn.sweeps.spec import check_eps_tables
 
-    for i, a in enumerate(spec.attacks):
+    check_eps_tables(spec, tuple(data.image_shape))
+    tables = [(f"attacks[{i}]", a) for i, a in enumerate(spec.attacks)] + [
+        (f"transfer[{j}]", t.attack) for j, t in enumerate(spec.transfer)
+    ]
+    for where, a in tables:
         try:
-            attack = dry_attack(a.name, a.backend, a.params)
-            check_eps_for_image(attack.norm, a.eps, data.image_shape)
-            attack.check_data(len(data.classes), data.image_shape)
+            dry_attack(a.name, a.backend, a.params).check_data(len(data.classes), data.image_shape)
         except AttackParameterError as err:
-            raise SpecError(f"attacks[{i}].{err.param}: {err} (data: {data.name})") from None
+            raise SpecError(f"{where}.{err.param}: {err} (data: {data.name})") from None
 
 
 def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[Checked]:

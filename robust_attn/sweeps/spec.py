@@ -16,7 +16,8 @@ from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse
 from robust_attn.attacks.base import AttackOptions
 from robust_attn.attacks.registry import attack_traits, check_params, dry_attack
 from robust_attn.data import list_datasets
-from robust_attn.errors import AttackParameterError, RobustAttnError, SpecError
+from robust_attn.device import check_device_name
+from robust_attn.errors import AttackParameterError, RobustAttnError, SpecError, UsageError
 
 MAX_SEED = 2**31 - 1  # seeds feed torch generators and per-epoch seeds (seed * 100003 + epoch)
 _ATTACK_FIELDS = {"name": "registered attack name, e.g. fgsm, pgd, apgd, autoattack, fmn, or torchattacks:<Class>",
@@ -186,17 +187,45 @@ def _attack(i: int, raw: Any) -> AttackSpec:
                 f"{name!r} has no eps (its conditions are corruptions x severities); drop eps, set severities = [1, 2, 3, 4, 5]",
             )
         return AttackSpec(name, (), backend, params, str(raw.get("label", "")))
-    norm = traits.norm
-    grid = raw.get("eps")
-    if not isinstance(grid, list) or not grid:
+    eps = check_eps(where, traits.norm, raw.get("eps"))
+    return AttackSpec(name, eps, backend, params, str(raw.get("label", "")))
+
+
+def check_eps(where: str, norm: str, grid: Any, image_shape: tuple[int, ...] | None = None) -> tuple[float, ...]:
+    """The one check of an eps grid, for every table that has one ([[attacks]], minimum-norm
+    attacks among them, and [[transfer]]): a non-empty list of numbers or 'a/b' strings, no
+    duplicates, L-inf values at most 1, and (given the images' shape) none beyond the images'
+    diameter in ``norm``; returns the values in pixel units, ascending. Errors name ``where``.eps."""
+    from robust_attn.attacks.presets import check_eps_for_image
+
+    if not isinstance(grid, (list, tuple)) or not grid:
         raise _fail(f"{where}.eps", "must be a non-empty list such as ['0', '2/255', '8/255']")
     try:
         eps = tuple(sorted(parse_eps(e, max_eps=1.0 if norm == "linf" else None) for e in grid))
+        if image_shape is not None:
+            check_eps_for_image(norm, eps, image_shape)
     except SpecError as err:
         raise _fail(f"{where}.eps", str(err)) from None
     if len(set(eps)) != len(eps):
         raise _fail(f"{where}.eps", "contains duplicate values")
-    return AttackSpec(name, eps, backend, params, str(raw.get("label", "")))
+    return eps
+
+
+def eps_tables(spec: SweepSpec) -> list[tuple[str, AttackSpec]]:
+    """Every attack of the spec that has an eps grid, with the field that names it:
+    ``attacks[i]`` and ``transfer[j]``."""
+    tables = [(f"attacks[{i}]", a) for i, a in enumerate(spec.attacks) if a.eps]
+    return tables + [(f"transfer[{j}]", t.attack) for j, t in enumerate(spec.transfer)]
+
+
+def check_eps_tables(spec: SweepSpec, image_shape: tuple[int, ...] | None = None) -> None:
+    """Every eps grid of the spec through :func:`check_eps`, against ``image_shape`` (default:
+    the shape the spec's data set declares)."""
+    from robust_attn.data.loading import dataset_source
+
+    shape = image_shape if image_shape is not None else dataset_source(spec.dataset).image_shape
+    for where, attack in eps_tables(spec):
+        check_eps(where, attack_traits(attack.name, attack.backend, attack.params).norm, list(attack.eps), shape)
 
 
 def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
@@ -233,7 +262,7 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     spec = SweepSpec(name=str(raw.get("name", default_name)), models=tuple(models), attacks=attacks, modes=tuple(modes),
                      seeds=tuple(seeds), plugins=tuple(plugins), model_options=model_options, **rest)  # fmt: skip
     spec = validate(spec)
-    return replace(spec, transfer=tuple(_transfer(i, t, spec) for i, t in enumerate(transfer_raw)))
+    return validate(replace(spec, transfer=tuple(_transfer(i, t, spec) for i, t in enumerate(transfer_raw))))
 
 
 def _models(value: Any, raw: dict[str, Any], attacks: tuple[AttackSpec, ...]) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -381,8 +410,10 @@ def validate(spec: SweepSpec) -> SweepSpec:
             raise _fail(key, f"must be true or false, got {getattr(spec, key)!r}")
     if spec.precision not in PRECISIONS:
         raise _fail("precision", f"must be one of {', '.join(PRECISIONS)}, got {spec.precision!r}")
-    if not isinstance(spec.device, str) or (spec.device not in ("auto", "cpu", "cuda", "mps") and not spec.device.startswith("cuda:")):
-        raise _fail("device", f"must be auto, cpu, cuda or cuda:N, got {spec.device!r}")
+    try:
+        check_device_name(spec.device)  # the name only: a spec may be written on another machine; run_sweep checks it exists
+    except UsageError as err:
+        raise _fail("device", str(err).removeprefix("device ")) from None
     if spec.data_dir is not None and not isinstance(spec.data_dir, str):
         raise _fail("data_dir", f"must be a path string, got {spec.data_dir!r}")
     from robust_attn.data.unseen import UNSEEN_SETS
@@ -392,18 +423,23 @@ def validate(spec: SweepSpec) -> SweepSpec:
     keys = [a.key for a in spec.attacks]
     if len(set(keys)) != len(keys):
         raise _fail("attacks", f"two attacks share the id {sorted(k for k in keys if keys.count(k) > 1)[0]!r}; give one a label")
+    check_eps_tables(spec)
     return spec
 
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read a TOML sweep spec (UTF-8, with or without a byte-order mark); the file stem is the default name."""
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(f"sweep spec {str(p)!r} is a folder, not a TOML file; name the spec file in it (e.g. attacks/quickstart.toml)")
     if not p.is_file():
         raise SpecError(f"sweep spec {str(p)!r} not found; see attacks/*.toml for examples")
     try:
         text = p.read_bytes().decode("utf-8-sig")  # editors on Windows write a BOM, which TOML does not allow
     except UnicodeDecodeError as err:
         raise SpecError(f"{p}: not UTF-8 text ({err}); save the spec as UTF-8") from None
+    except OSError as err:
+        raise SpecError(f"cannot read sweep spec {str(p)!r} ({err.strerror or err}); check its permissions") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
