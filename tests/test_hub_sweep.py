@@ -57,12 +57,11 @@ def test_a_timm_model_whose_classes_do_not_fit_is_refused(tmp_path: Path) -> Non
     _write_cifar10(tmp_path / "data", 8)
     ckpt = tmp_path / "weights.pth"
     torch.save(_timm_model(7, seed=0).state_dict(), ckpt)
-    spec = _spec(tmp_path, [{"ref": f"timm:{TIMM_NAME}", "checkpoint": str(ckpt)}])
-    with pytest.raises(
-        ra.RobustAttnError, match=r"returns \(4, 7\) for a batch of 4, but the sweep's data cifar10 .* needs logits of shape \(4, 10\)"
+    with pytest.raises(  # read from the checkpoint's header when the spec is read, before any model is built
+        ra.RobustAttnError, match=r"classifier has 7 outputs but the sweep's data cifar10 has 10 classes; set num_classes = 10"
     ):
-        ra.run_sweep(spec, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / "manifest.json").exists()
+        _spec(tmp_path, [{"ref": f"timm:{TIMM_NAME}", "checkpoint": str(ckpt)}])
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_cifar100_model_on_cifar10_data_is_refused(tmp_path: Path) -> None:

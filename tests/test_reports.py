@@ -159,6 +159,11 @@ def test_broken_run_dirs(small_run: Path, tmp_path: Path, capsys: pytest.Capture
     broken = tmp_path / "broken"
     shutil.copytree(small_run, broken)
     (broken / "results.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(RunDirError, match="results.csv differ from the record in manifest.json"):
+        load_run(broken)  # the merge's record of its tables finds the edit first
+    manifest = json.loads((broken / "manifest.json").read_text())
+    del manifest["files"]  # as a run directory written before the record (format 3's first release)
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RunDirError, match="malformed"):
         load_run(broken)
     shutil.copy(small_run / "results.csv", broken / "results.csv")

@@ -16,9 +16,9 @@ from typing import Any
 
 from robust_attn.sweeps.spec import SweepSpec
 
-# Fields that say how or where a sweep runs, not what it computes (the per-unit config hashes do
-# not contain them either).
-RUN_ONLY = frozenset({"name", "device", "workers", "data_dir", "model_dir", "download", "verify", "source"})
+# Fields that say how or where a sweep runs, not what it computes, as the spec declares them (the
+# per-unit config hashes do not contain them either).
+RUN_ONLY = frozenset(f.name for f in fields(SweepSpec) if f.metadata.get("run_only"))
 
 
 def _default(name: str) -> Any:

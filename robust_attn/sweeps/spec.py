@@ -28,8 +28,10 @@ _ATTACK_FIELDS = {"name": "registered attack name, e.g. fgsm, pgd, apgd, autoatt
 _SPEC_LEVEL_OPTIONS = sorted(set(AttackOptions.__annotations__) - {"targeted"})  # seed, precision, ...: one value per spec
 
 
-def _doc(default: Any, doc: str, **kwargs: Any) -> Any:
-    return field(default=default, metadata={"doc": doc}, **kwargs)
+def _doc(default: Any, doc: str, run_only: bool = False, **kwargs: Any) -> Any:
+    """A spec field with its documentation; ``run_only``: it says how or where the sweep runs, not
+    what it computes (left out of the spec's fingerprint, :mod:`robust_attn.sweeps.fingerprint`)."""
+    return field(default=default, metadata={"doc": doc, "run_only": run_only}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class TransferSpec:
 class SweepSpec:
     """Everything that determines a sweep's numbers."""
 
-    name: str = field(metadata={"doc": "run name; output goes to reports/<name>/ (default: the file stem)"})
+    name: str = field(metadata={"doc": "run name; output goes to runs/<name>/ (default: the file stem)", "run_only": True})
     models: tuple[str, ...] = field(
         metadata={"doc": "zoo names (builtin/vgg-att3-pc), .safetensors checkpoints, or package.module:factory"}
     )
@@ -86,12 +88,14 @@ class SweepSpec:
     dataset: str = _doc("builtin", "data set: builtin, or a torchvision set read from data_dir")
     split: str = _doc("test", "train or test")
     n: int = _doc(1000, "the first n images of the split (at most what the split holds)")
-    data_dir: str | None = _doc(None, "folder holding torchvision data sets (cifar10, cifar100, svhn, mnist, fashionmnist)")
-    download: bool = _doc(False, "let torchvision download the data set into data_dir (flag --download)")
-    verify: bool = _doc(True, "check torchvision's MD5 sums of CIFAR/SVHN files; false for a re-packed copy (flag --no-verify)")
+    data_dir: str | None = _doc(None, "folder holding torchvision data sets (cifar10, cifar100, svhn, mnist, fashionmnist)", run_only=True)
+    download: bool = _doc(False, "let torchvision download the data set into data_dir (flag --download)", run_only=True)
+    verify: bool = _doc(
+        True, "check torchvision's MD5 sums of CIFAR/SVHN files; false for a re-packed copy (flag --no-verify)", run_only=True
+    )
     batch_size: int = _doc(250, "images per batch (also the unit of work of a rank)")
     seed: int = _doc(0, "seeds random starts: each batch's seed is derived from it, so resumed runs replay the same stream")
-    device: str = _doc("auto", "auto, cpu, cuda or cuda:N")
+    device: str = _doc("auto", "auto, cpu, cuda or cuda:N", run_only=True)
     modes: tuple[str, ...] = _doc(
         ("worst-case",), "worst-case (a sample fooled at a smaller eps stays fooled) and/or independent (one fresh attack per eps)"
     )
@@ -100,7 +104,9 @@ class SweepSpec:
     fold_bn: bool = _doc(False, "fold eval-mode BatchNorm into the preceding conv for the native engine (faster; may flip near-ties)")
     save_examples: int = _doc(0, "keep adversarial images of the first N samples under examples/")
     workers: int = _doc(
-        1, "on a CPU, run the sweep in N local torch.distributed ranks (at most one per core); same numbers, faster for small models"
+        1,
+        "on a CPU, run the sweep in N local torch.distributed ranks (at most one per core); same numbers, faster for small models",
+        run_only=True,
     )
     attention_samples: int = _doc(200, "images of the attention / segmentation probe per model; 0 turns it off")
     diagnostic_samples: int = _doc(100, "images for the indicators of attack failure per model; 0 turns them off")
@@ -119,12 +125,16 @@ class SweepSpec:
         "list inside sources is an ensemble), attack (a name), its parameters, and eps",
     )
     model_dir: str | None = _doc(
-        None, "where RobustBench weights lie (<model_dir>/<dataset>/<threat_model>/<name>.pt); default $ROBUST_ATTN_HOME/robustbench"
+        None,
+        "where RobustBench weights lie (<model_dir>/<dataset>/<threat_model>/<name>.pt); default $ROBUST_ATTN_HOME/robustbench",
+        run_only=True,
     )
     model_options: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={"doc": "options of models given as tables", "internal": True}
     )
-    source: str = field(default="", compare=False, metadata={"doc": "the spec file it was read from (set by load_spec)", "internal": True})
+    source: str = field(
+        default="", compare=False, metadata={"doc": "the spec file it was read from (set by load_spec)", "internal": True, "run_only": True}
+    )
 
     def with_overrides(self, **overrides: Any) -> SweepSpec:
         """Flags override spec fields; ``None`` means not given."""
