@@ -128,7 +128,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     spec = (site / "spec.html").read_text()
-    assert 'id="attack-apgd"' in spec and "reports/&lt;name&gt;/" in spec, "placeholders in field docs are shown, not eaten as HTML tags"
+    assert 'id="attack-apgd"' in spec and "runs/&lt;name&gt;/" in spec, "placeholders in field docs are shown, not eaten as HTML tags"
     assert "create_attack" in (site / "api" / "index.html").read_text()
     assert (site / "studies" / "compare" / "report.pdf").is_file() and "Robustness report: compare" in (
         site / "studies" / "compare" / "report.html"
