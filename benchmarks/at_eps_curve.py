@@ -46,8 +46,8 @@ def main() -> None:
     base = zoo.get_entry(f"builtin/{args.model}-at")
     clean_ref = zoo.with_seed(f"builtin/{args.model}", args.seed)
     rows = []
-    clean_model, clean_meta = ra.load_model(clean_ref, "cpu", progress=False)
-    rows.append((f"clean training ({clean_ref})", clean_meta["clean_accuracy"], None, None, robust_accuracy(clean_model, args.n)))
+    clean_model, clean_card = ra.load_model(clean_ref, "cpu", progress=False)
+    rows.append((f"clean training ({clean_ref})", clean_card.clean_accuracy, None, None, robust_accuracy(clean_model, args.n)))
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ROBUST_ATTN_HOME"] = tmp
         names = []
@@ -59,7 +59,8 @@ def main() -> None:
         ra.train_entries(names, device="cpu", progress=True)
         train_s = time.perf_counter() - t0
         for e, name in zip(args.train_eps, names):
-            model, meta = ra.load_model(name, "cpu", progress=False)
+            model, card = ra.load_model(name, "cpu", progress=False)
+            meta = card.recorded
             guard = meta.get("guard", {})
             rows.append((f"FGSM-AT at {e:g}/255", meta["clean_accuracy"], guard.get("kept_epoch"), meta["train_result"]["seconds"],
                          robust_accuracy(model, args.n)))  # fmt: skip

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import robust_attn as ra
-from robust_attn.attacks.registry import dry_attack
+from robust_attn.attacks.registry import dry_evaluation
 from robust_attn.corruptions import CORRUPTIONS, SEVERITIES
 
 
@@ -38,7 +38,7 @@ def _cpu() -> str:
 
 def corruptions(n: int, batch: int) -> None:
     data = ra.load_dataset("builtin", "test", n=n)
-    attack = dry_attack("corruptions")
+    attack = dry_evaluation("corruptions")
     t0 = time.perf_counter()
     made = {}
     for start in range(0, n, batch):
@@ -49,7 +49,7 @@ def corruptions(n: int, batch: int) -> None:
                 made[(start, c, s)] = attack.corrupted(clean, c, s, ids)
     making = time.perf_counter() - t0
     model, _ = ra.load_model("builtin/vgg", train_missing=False)
-    evaluator = ra.create_attack("corruptions", model, channels_last=True)
+    evaluator = ra.create_evaluation("corruptions", model, channels_last=True)
     t0 = time.perf_counter()
     for images in made.values():
         evaluator.predict_uint8(images)

@@ -4,7 +4,7 @@ Public API::
 
     import robust_attn as ra
     model = ra.create_model("vgg-att3-pc", num_classes=10, width=0.25)
-    model, meta = ra.load_model("builtin/vgg-att3-pc")      # zoo, trained on demand
+    model, card = ra.load_model("builtin/vgg-att3-pc")      # zoo (trained on demand), checkpoint, import spec, timm:, robustbench:
     test = ra.load_dataset("builtin", "test", n=1000)
     attack = ra.create_attack("pgd", model, steps=10)        # native, torchattacks or foolbox
     out = attack.sweep(x, y, [0, 2/255, 8/255])              # per-sample outcomes, worst-case
@@ -26,6 +26,8 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "Attack": "robust_attn.attacks",
     "create_attack": "robust_attn.attacks",
+    "create_evaluation": "robust_attn.attacks",
+    "Evaluation": "robust_attn.attacks",
     "list_attacks": "robust_attn.attacks",
     "register_attack": "robust_attn.attacks",
     "parse_eps": "robust_attn.epsilon",
@@ -62,7 +64,8 @@ _EXPORTS: dict[str, str] = {
     "train_model": "robust_attn.training",
     "QUICK_ZOO": "robust_attn.zoo",
     "ZOO": "robust_attn.zoo",
-    "load_model": "robust_attn.zoo",
+    "load_model": "robust_attn.resolve",
+    "ModelCard": "robust_attn.card",
     "train_entries": "robust_attn.zoo",
     "train_entry": "robust_attn.zoo",
     "zoo_home": "robust_attn.zoo",
@@ -75,7 +78,9 @@ __all__ = [
     "Attack",
     "AttentionOutput",
     "CheckpointError",
+    "Evaluation",
     "ImageDataset",
+    "ModelCard",
     "Recipe",
     "Report",
     "RobustAttnError",
@@ -85,6 +90,7 @@ __all__ = [
     "__version__",
     "clean_accuracy",
     "create_attack",
+    "create_evaluation",
     "create_model",
     "fold_batchnorm",
     "format_eps",
@@ -129,7 +135,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from robust_attn.attacks import Attack, create_attack, list_attacks, register_attack
+    from robust_attn.attacks import Attack, Evaluation, create_attack, create_evaluation, list_attacks, register_attack
+    from robust_attn.card import ModelCard
     from robust_attn.checkpoint import load_checkpoint, read_metadata, save_checkpoint
     from robust_attn.data import ImageDataset, list_datasets, load_dataset
     from robust_attn.device import resolve_device
@@ -139,7 +146,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from robust_attn.models import AttentionOutput, create_model, fold_batchnorm, list_models, register_model
     from robust_attn.quickstart import quickstart
     from robust_attn.reports import Report, make_report
+    from robust_attn.resolve import load_model
     from robust_attn.rundir import Run, load_run
     from robust_attn.sweeps import SweepSpec, load_spec, parse_spec, run_sweep
     from robust_attn.training import RECIPES, Recipe, get_recipe, train_model
-    from robust_attn.zoo import QUICK_ZOO, ZOO, load_model, train_entries, train_entry, zoo_home
+    from robust_attn.zoo import QUICK_ZOO, ZOO, train_entries, train_entry, zoo_home

@@ -5,10 +5,10 @@ A source declares which references it serves (a zoo name, a ``.safetensors`` fil
 load it, and what it records about its training data and traits. New sources (other people's
 model hubs) register themselves; nothing here matches on a source's name.
 
-Every model comes back with a metadata dict that carries the model's declared traits:
-``architecture``, ``training_regime`` (``clean``, ``fgsm-at``, ... or ``unknown``) and
-``train_seed`` (None when unknown). Whether it has attention is a property of the module
-itself (:func:`robust_attn.probes.has_attention`).
+Every model comes back with its card (:class:`robust_attn.card.ModelCard`): architecture,
+training regime (``clean``, ``fgsm-at``, ... or ``unknown``), seed, attention, training data,
+normalisation, weights' identity and budget, from the source's record or what the module declares.
+:func:`load_model` is the one loader, for every reference a sweep accepts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import torch
 import torch.nn as nn
 
 from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
+from robust_attn.card import ModelCard, card_from_record
 from robust_attn.model_sources import _SOURCES, ModelSource
+from robust_attn.protocols import has_attention
 
 
 def source_for(ref: str) -> ModelSource:
@@ -56,12 +58,29 @@ def check_model_ref(ref: str, where: str = "") -> None:
         raise
 
 
-def load_model_ref(ref: str, device: str | torch.device = "auto", **options: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode on ``device``, metadata with its declared traits)."""
+def load_model(ref: str | Path, device: str | torch.device = "auto", **options: Any) -> tuple[nn.Module, ModelCard]:
+    """(model in eval mode on ``device``, its card), for every reference a sweep accepts: a zoo name
+    (trained on demand unless ``train_missing=False``), a ``.safetensors`` checkpoint, an import
+    spec, ``timm:<name>`` (``checkpoint=``, ``num_classes=``, architecture options) or
+    ``robustbench:<name>`` (``model_dir=``, ``threat_model=``). ``options`` are the source's, as
+    in a spec's model table."""
+    ref = str(ref)
     source = source_for(ref)
     source.check(ref)
-    model, meta = source.load(ref, device, **options)
-    return model.eval(), {**declared_traits(meta, model, ref), **meta}
+    model, record = source.load(ref, device, **options)
+    model = model.eval()
+    return model, card_from_record(ref, source.kind, record, model, attention_of(model))
+
+
+load_model_ref = load_model  # the sweep's name for it
+
+
+def recorded_card(ref: str) -> ModelCard | None:
+    """The card a model's source records without loading weights (a checkpoint's header, a zoo
+    entry, a hub's table); None when only loading it can tell (an import spec, a timm architecture)."""
+    source = source_for(ref)
+    record = source.recorded(ref)
+    return None if record is None else card_from_record(ref, source.kind, record)
 
 
 def recorded_metadata(ref: str) -> dict[str, Any] | None:
@@ -75,17 +94,12 @@ def skeleton(ref: str) -> nn.Module | None:
     return source_for(ref).skeleton(ref)
 
 
-def declared_traits(meta: dict[str, Any], model: nn.Module | None, ref: str) -> dict[str, Any]:
-    """``architecture``, ``training_regime`` and ``train_seed`` from what the checkpoint recorded
-    (its architecture and recipe) or what the module declares (attributes of the same names)."""
-    recipe = meta.get("recipe")
-    if isinstance(recipe, dict):
-        regime = "clean" if recipe.get("adversarial", "none") == "none" else str(recipe.get("name"))
-    else:
-        regime = getattr(model, "training_regime", None) or meta.get("training_regime") or "unknown"
-    arch = meta.get("architecture") or meta.get("model") or getattr(model, "architecture", None) or ref
-    seed = meta.get("seed", getattr(model, "train_seed", None))
-    return {"architecture": str(arch), "training_regime": str(regime), "train_seed": seed if isinstance(seed, int) else None}
+def attention_of(model: nn.Module) -> tuple[str, ...]:
+    """The names of a module's attention maps (its ``attention_stage_names``, else one name per
+    map found by the protocol); empty without the attention protocol."""
+    if not has_attention(model):
+        return ()
+    return tuple(str(n) for n in getattr(model, "attention_stage_names", None) or ()) or ("maps",)
 
 
 # -- import specs -------------------------------------------------------------------------------
@@ -180,10 +194,10 @@ def _checkpoint_skeleton(ref: str) -> nn.Module | None:
 
 
 def _load_zoo(ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None,
-              **_: Any) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+              train_missing: bool = True, **_: Any) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
     from robust_attn.zoo import load_model
 
-    return load_model(ref, device, progress=progress, data_dir=data_dir)
+    return load_model(ref, device, progress=progress, data_dir=data_dir, train_missing=train_missing)
 
 
 def _check_zoo(ref: str) -> None:
@@ -223,9 +237,11 @@ def _import_skeleton(ref: str) -> nn.Module | None:
 
 
 _BUILTIN_SOURCES = (
-    ModelSource("a .safetensors checkpoint", _is_checkpoint, _check_checkpoint, _load_checkpoint, _checkpoint_recorded, _checkpoint_skeleton),
-    ModelSource("package.module:factory", is_import_spec, _check_import, _load_import, lambda ref: None, _import_skeleton, user_code=True),
-    ModelSource("a zoo name", _is_zoo, _check_zoo, _load_zoo, _zoo_recorded, _zoo_skeleton),
+    ModelSource("a .safetensors checkpoint", _is_checkpoint, _check_checkpoint, _load_checkpoint, _checkpoint_recorded, _checkpoint_skeleton,
+                kind="checkpoint"),
+    ModelSource("package.module:factory", is_import_spec, _check_import, _load_import, lambda ref: None, _import_skeleton, user_code=True,
+                kind="import"),
+    ModelSource("a zoo name", _is_zoo, _check_zoo, _load_zoo, _zoo_recorded, _zoo_skeleton, kind="zoo"),
 )  # fmt: skip
 
 

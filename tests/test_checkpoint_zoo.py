@@ -94,14 +94,16 @@ def test_zoo_trains_on_demand_and_caches(monkeypatch: pytest.MonkeyPatch, isolat
     monkeypatch.setitem(zoo.ZOO, entry.name, entry)
     with pytest.raises(ModelError, match="robust-attn zoo train builtin/tiny"):
         ra.load_model("builtin/tiny", "cpu", train_missing=False)
-    _model, meta = ra.load_model("builtin/tiny", "cpu", progress=False)
-    assert meta["zoo_name"] == "builtin/tiny" and 0 <= meta["clean_accuracy"] <= 1
-    assert Path(meta["checkpoint"]).is_relative_to(isolated_home)
-    assert len(meta["checkpoint_sha256"]) == 64
-    mtime = Path(meta["checkpoint"]).stat().st_mtime_ns
+    _model, card = ra.load_model("builtin/tiny", "cpu", progress=False)
+    assert card.recorded["zoo_name"] == "builtin/tiny" and card.clean_accuracy is not None and 0 <= card.clean_accuracy <= 1
+    assert card.source == "zoo" and card.architecture == "vgg-att2-pc" and card.attention and card.training_regime == "clean"
+    assert card.checkpoint is not None and Path(card.checkpoint).is_relative_to(isolated_home)
+    assert card.checkpoint_sha256 is not None and len(card.checkpoint_sha256) == 64
+    assert card.budget.epochs == 1 and card.budget.train_size == 256
+    mtime = Path(card.checkpoint).stat().st_mtime_ns
     _, again = ra.load_model("builtin/tiny", "cpu", progress=False)
-    assert Path(again["checkpoint"]).stat().st_mtime_ns == mtime  # cached, not retrained
-    assert again["checkpoint_sha256"] == meta["checkpoint_sha256"]
+    assert again.checkpoint is not None and Path(again.checkpoint).stat().st_mtime_ns == mtime  # cached, not retrained
+    assert again.checkpoint_sha256 == card.checkpoint_sha256
     with pytest.raises(ValueError, match="unknown model 'builtin/nope'"):
         ra.load_model("builtin/nope")
 

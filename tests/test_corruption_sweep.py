@@ -71,7 +71,7 @@ def test_outcomes_are_the_models_predictions_on_the_corrupted_images(tmp_path: P
 
 def test_batches_resume_and_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch size does not change a corrupted image; the second model and a resumed run make no image."""
-    from robust_attn.attacks.corruption import Corruptions
+    from robust_attn.corruptions.evaluation import CommonCorruptions as Corruptions
 
     a = pd.read_parquet(ra.run_sweep(_spec(), tmp_path / "a", progress=False) / "samples.parquet")
     monkeypatch.setattr(Corruptions, "corrupted", lambda *args: pytest.fail("a cached corruption was made again"))

@@ -276,8 +276,8 @@ def test_checked_torchattacks_parameters_run_and_set_the_norm() -> None:
 
 
 def test_list_parameters_check_their_elements() -> None:
-    from robust_attn.attacks.corruption import Corruptions
     from robust_attn.attacks.params import coerce_params
+    from robust_attn.corruptions.evaluation import CommonCorruptions as Corruptions
 
     assert coerce_params(Corruptions, {"severities": [3, 5]}) == {"severities": [3, 5]}
     for bad in ([3.0], [True], "3", [3, "5"]):

@@ -273,7 +273,7 @@ def test_conversion_happens_once_and_again_when_the_file_changes(tmp_path: Path,
 def test_cifar100_entry_is_recorded_as_100_classes() -> None:
     from robust_attn.data import ImageDataset
     from robust_attn.errors import RobustAttnError
-    from robust_attn.resolve import recorded_metadata
+    from robust_attn.resolve import recorded_card, recorded_metadata
     from robust_attn.sweeps.preflight import check_recorded
 
     register_hub_sources()
@@ -285,8 +285,8 @@ def test_cifar100_entry_is_recorded_as_100_classes() -> None:
     cifar10 = ImageDataset("cifar10", "test", torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.zeros(1, dtype=torch.long),
                            tuple(recorded_robustbench(SMALL_REF)["classes"]), (0.5,) * 3, (0.5,) * 3)  # fmt: skip
     with pytest.raises((RobustAttnError, ValueError), match=r"100 classes"):
-        check_recorded(ref, meta, cifar10)
-    check_recorded(SMALL_REF, recorded_robustbench(SMALL_REF), cifar10)
+        check_recorded(recorded_card(ref), cifar10)  # type: ignore[arg-type]
+    check_recorded(recorded_card(SMALL_REF), cifar10)  # type: ignore[arg-type]
 
 
 def test_registered_sources_load_through_the_resolver(tmp_path: Path) -> None:
@@ -295,11 +295,10 @@ def test_registered_sources_load_through_the_resolver(tmp_path: Path) -> None:
     register_hub_sources()
     assert source_for(SMALL_REF).name == "robustbench:<name>" and source_for("timm:resnet18").name == "timm:<name>"
     ref, _, reference = write_fake_robustbench_dir(tmp_path, seed=6)
-    model, meta = load_model_ref(ref, "cpu", model_dir=str(tmp_path), progress=False)
+    model, card = load_model_ref(ref, "cpu", model_dir=str(tmp_path), progress=False)
     torch.testing.assert_close(_logits(model), _logits(reference), rtol=0, atol=0)
-    assert (
-        meta["architecture"] == "Hendrycks2020AugMix_WRN" and meta["training_regime"] == "corruption-robust" and meta["train_seed"] is None
-    )
+    assert card.architecture == "Hendrycks2020AugMix_WRN" and card.training_regime == "corruption-robust" and card.train_seed is None
+    assert card.source == "robustbench" and card.dataset == "cifar10" and card.num_classes == 10 and card.weights_sha256
 
 
 class _TinyEnsemble(nn.Module):

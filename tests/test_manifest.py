@@ -250,7 +250,7 @@ def _version_2(run: Path) -> dict[str, Any]:
 def test_upgrade_converts_version_2_and_the_result_parses(run: Path) -> None:
     (run / "manifest.json").write_text(json.dumps(_version_2(run)))
     changes = upgrade_run_dir(run, _describe)
-    assert changes[0] == "format version 2 -> 3"
+    assert changes[0] == "format version 2 -> 4"
     data = read_manifest(run)
     assert data["upgraded_from"] == 2 and data["models"][MODEL]["has_attention"] is False
     assert data["cells"][0]["traits"] == {"norm": "linf", "iterative": False}

@@ -413,26 +413,23 @@ def test_adversarially_trained_models_are_their_own_architecture() -> None:
     """A checkpoint trained with an adversarial recipe declares its training regime as a field of
     its own (read from the recipe it recorded), so reports group it apart from clean-trained ones
     of the same network; a module declares its own (attributes), else 'unknown'."""
+    from robust_attn.card import card_from_record
     from robust_attn.reports.tables import population_label
-    from robust_attn.resolve import declared_traits
 
-    clean = declared_traits({"model": "vgg", "seed": 1, "recipe": {"name": "fast", "adversarial": "none"}}, None, "builtin/vgg")
-    robust = declared_traits(
-        {"model": "vgg", "seed": 1, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}}, None, "builtin/vgg-at@seed=1"
-    )
-    assert clean == {"architecture": "vgg", "training_regime": "clean", "train_seed": 1}
-    assert robust == {"architecture": "vgg", "training_regime": "fgsm-at", "train_seed": 1}
-    assert population_label(robust["architecture"], robust["training_regime"]) == "vgg+fgsm-at"
+    def traits(record: dict[str, object], module: object, ref: str) -> tuple[str, str, int | None]:
+        card = card_from_record(ref, "test", record, module)
+        return card.architecture, card.training_regime, card.train_seed
+
+    clean = traits({"model": "vgg", "seed": 1, "recipe": {"name": "fast", "adversarial": "none"}}, None, "builtin/vgg")
+    robust = traits({"model": "vgg", "seed": 1, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}}, None, "builtin/vgg-at@seed=1")
+    assert clean == ("vgg", "clean", 1) and robust == ("vgg", "fgsm-at", 1)
+    assert population_label(robust[0], robust[1]) == "vgg+fgsm-at"
 
     class Declared(torch.nn.Module):
         architecture, training_regime, train_seed = "cbam-resnet", "trades", 3
 
-    assert declared_traits({}, Declared(), "pkg.mod:make") == {"architecture": "cbam-resnet", "training_regime": "trades", "train_seed": 3}
-    assert declared_traits({}, torch.nn.Linear(1, 1), "pkg.mod:make") == {
-        "architecture": "pkg.mod:make",
-        "training_regime": "unknown",
-        "train_seed": None,
-    }
+    assert traits({}, Declared(), "pkg.mod:make") == ("cbam-resnet", "trades", 3)
+    assert traits({}, torch.nn.Linear(1, 1), "pkg.mod:make") == ("pkg.mod:make", "unknown", None)
 
 
 def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> None:

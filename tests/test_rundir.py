@@ -67,13 +67,13 @@ def test_reader_round_trips_and_refuses_other_versions(odd_run: tuple[Path, str]
     shutil.copytree(run_dir, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
-    with pytest.raises(RunDirError, match="format version 1, but this robust-attn reads version 3; rerun its sweep"):
+    with pytest.raises(RunDirError, match="format version 1, but this robust-attn reads version 4; rerun its sweep"):
         load_run(copy)
     (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 2}))
     with pytest.raises(RunDirError, match=f"format version 2, .*; convert it with `robust-attn upgrade {copy}`$"):
         load_run(copy)
-    (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 4}))
-    with pytest.raises(RunDirError, match="format version 4, .*; read it with the newer robust-attn that wrote it"):
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 5}))
+    with pytest.raises(RunDirError, match="format version 5, .*; read it with the newer robust-attn that wrote it"):
         load_run(copy)
 
 

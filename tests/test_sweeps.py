@@ -125,7 +125,7 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     assert (cell["correct"] == (cell["pred"] == cell["label"])).all()
     manifest = json.loads((run / "manifest.json").read_text())
     assert (
-        manifest["format_version"] == 3
+        manifest["format_version"] == 4
         and manifest["complete"]
         and manifest["environment"]["torch_threads"] >= 1
         and manifest["environment"]["cpu"]

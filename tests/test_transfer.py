@@ -59,10 +59,11 @@ def run_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type:
 
 def test_the_matrix_has_every_pair_and_the_diagonal_is_white_box(run_dir: Path, trained) -> None:  # type: ignore[no-untyped-def]
     run = ra.load_run(run_dir)
-    pairs = {(t, c.source) for (t, _), c in run.transfers.items()}
+    pairs = {(t, s) for (t, _, s), c in run.transfers.items()}
+    assert all(c.source == s and a == "pgd-10" for (_, a, s), c in run.transfers.items()), "the attack id names the attack only"
     assert pairs == {("tr_models:plain", "tr_models:plain"), ("tr_models:quantised", "tr_models:plain"),
                      ("tr_models:quantised", "tr_models:quantised")}  # fmt: skip
-    diagonal = run.transfers[("tr_models:plain", "pgd-10<-tr_models:plain")]
+    diagonal = run.transfers[("tr_models:plain", "pgd-10", "tr_models:plain")]
     data = ra.load_dataset("builtin", "test", n=40)
     _, x, y = next(data.batches(40))
     white = ra.create_attack("pgd", trained[0], steps=10, random_start=False, channels_last=True).sweep(
@@ -78,7 +79,7 @@ def test_black_box_beats_white_box_on_a_quantised_model_only(run_dir: Path) -> N
     rows = run.indicators[run.indicators["indicator"] == "black-box beats white-box"]
     quantised = rows[rows["model"] == "tr_models:quantised"]
     assert len(quantised) == 2 and quantised["triggered"].all(), quantised[["value", "detail"]]
-    q_white = run.transfers[("tr_models:quantised", "pgd-10<-tr_models:quantised")].correct
+    q_white = run.transfers[("tr_models:quantised", "pgd-10", "tr_models:quantised")].correct
     assert np.array_equal(q_white[0], run.clean_correct("tr_models:quantised")), "vanished gradients: white-box PGD cannot move"
     assert rows[rows["model"] == "tr_models:plain"].empty, "a plain target has no other source here"
 

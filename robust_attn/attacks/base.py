@@ -129,6 +129,7 @@ class AttackTraits:
     probe: bool  # cheap, untargeted white-box attack the attention probe may use (independent per eps)
     randomized: bool = False  # its gradient averages several forward passes (EoT) for random models
     threat_model: str = "white-box"  # white-box (eps-ball, the model's own gradients or queries) or corruption (no eps)
+    kind: str = "eps-ball"  # the evaluation's kind: eps-ball, minimum-norm, ensemble, corruption (its class's, see Evaluation)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,19 +177,20 @@ class CostCounter(nn.Module):
         return out
 
 
-class Attack:
-    """Base class: subclasses set ``name``/``norm`` and implement :meth:`perturb`.
+class Evaluation:
+    """Base class of everything a sweep evaluates a model with, registered by name and backend:
+    attacks (:class:`Attack`: an eps ball, a minimum norm, an ensemble) and evaluations of other
+    kinds (common corruptions: :class:`robust_attn.corruptions.evaluation.CommonCorruptions`). It
+    holds what they share: the model (an eval-mode copy behind a pass counter), the options, the
+    random stream, predictions, and the capabilities its class declares (:class:`AttackTraits`).
+    ``kind`` names the kind; the sweep, the run directory and the reports dispatch on the type."""
 
-    :meth:`sweep` works for every attack through :meth:`perturb`; attacks that share work
-    across epsilons (FGSM: one gradient for all eps) override :meth:`_start_sweep` and
-    :meth:`_attack_at`, never the sweep loop itself.
-    """
-
+    kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
-    norm: ClassVar[Norm] = "linf"
+    norm: ClassVar[str] = "none"
     backend: ClassVar[str] = "native"
     # -- declared capabilities (see AttackTraits; read through traits(), never by name) --------
-    iterative: ClassVar[bool] = True
+    iterative: ClassVar[bool] = False
     traceable: ClassVar[bool] = False
     minimum_norm: ClassVar[bool] = False  # returns each sample's smallest fooling norm (column min_norm)
     is_ensemble: ClassVar[bool] = False
@@ -203,10 +205,16 @@ class Attack:
     def class_traits(cls) -> AttackTraits:
         """The capabilities this class declares."""
         return AttackTraits(cls.norm, cls.iterative, cls.traceable, cls.minimum_norm, cls.is_ensemble, cls.strength, cls.probe,
-                            cls.randomized, cls.threat_model)  # fmt: skip
+                            cls.randomized, cls.threat_model, cls.kind_of())  # fmt: skip
+
+    @classmethod
+    def kind_of(cls) -> str:
+        """The kind this class declares (``kind``); an attack that leaves it unset is an ensemble,
+        a minimum-norm attack or an eps-ball attack as its traits declare."""
+        return cls.kind or ("ensemble" if cls.is_ensemble else "minimum-norm" if cls.minimum_norm else "eps-ball")
 
     def traits(self) -> AttackTraits:
-        """This attack's capabilities (an instance may refine its class's, e.g. its norm)."""
+        """This evaluation's capabilities (an instance may refine its class's, e.g. its norm)."""
         return replace(self.class_traits(), norm=self.norm)
 
     def __init__(self, model: nn.Module, **options: Unpack[AttackOptions]) -> None:
@@ -226,14 +234,66 @@ class Attack:
         self._generator: torch.Generator | None = None
         self.trace: Any = None  # an AttackTrace the iterative attacks report to, when attached
 
-    # -- hooks ---------------------------------------------------------------------------
     def check_data(self, classes: int, image_shape: Sequence[int]) -> None:
-        """Raise a parameter error when the attack cannot run on data of this many classes and this
-        image shape (checked before a sweep does any work); nothing to check by default."""
+        """Raise a parameter error when the evaluation cannot run on data of this many classes and
+        this image shape (checked before a sweep does any work); nothing to check by default."""
 
     def params(self) -> dict[str, Any]:
-        """Parameters that change the attack's outcome, recorded in results."""
+        """Parameters that change the outcome, recorded in results."""
         return {"targeted": self.targeted}
+
+    def member_costs(self) -> dict[str, tuple[int, int]]:
+        """(forward, backward) passes per member, for the ensembles; none for the others."""
+        return {}
+
+    # -- shared machinery ----------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for worker processes: the random stream is not carried (workers reseed
+        every batch)."""
+        return {**self.__dict__, "_generator": None}
+
+    def reseed(self, seed: int) -> None:
+        """Fix the random stream used by random starts (one seed per batch keeps resumed
+        sweeps identical to uninterrupted ones)."""
+        self._generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    @property
+    def generator(self) -> torch.Generator:
+        if self._generator is None:
+            self.reseed(self.seed)
+        assert self._generator is not None
+        return self._generator
+
+    @property
+    def cost(self) -> tuple[int, int]:
+        """(forward, backward) passes so far, in images."""
+        return self.counter.forwards, self.counter.backwards
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Model logits in fp32 under the attack's precision; NaN or infinite logits are refused."""
+        with autocast(self.device, self.precision):
+            return finite_logits(self.model(x).float())
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted labels; NaN or infinite logits are refused (they would count as predictions)."""
+        return self.logits(x).argmax(dim=1)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.params().items())
+        return f"{type(self).__name__}[{self.backend}]({args})"
+
+
+class Attack(Evaluation):
+    """An attack: subclasses set ``name``/``norm`` and implement :meth:`perturb`.
+
+    :meth:`sweep` works for every attack through :meth:`perturb`; attacks that share work
+    across epsilons (FGSM: one gradient for all eps) override :meth:`_start_sweep` and
+    :meth:`_attack_at`, never the sweep loop itself.
+    """
+
+    norm: ClassVar[Norm] = "linf"
+    iterative: ClassVar[bool] = True
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
         """Adversarial images for labels ``y`` (targets when targeted) at one eps.
@@ -258,33 +318,10 @@ class Attack:
         them), already gathered into ``x`` and ``goal``; ``state`` is :meth:`_start_sweep`'s."""
         return self.predict(self.perturb(x, goal, eps, stop_early=stop_early))
 
-    # -- shared machinery ----------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        """Picklable for worker processes: the random stream is not carried (workers reseed
-        every batch)."""
-        return {**self.__dict__, "_generator": None}
-
-    def reseed(self, seed: int) -> None:
-        """Fix the random stream used by random starts (one seed per batch keeps resumed
-        sweeps identical to uninterrupted ones)."""
-        self._generator = torch.Generator(device="cpu").manual_seed(seed)
-
     def seed_global_rng(self) -> None:
         """Seed torch's global generator from ours: torchattacks and foolbox draw their random
         starts from it."""
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator)))
-
-    @property
-    def generator(self) -> torch.Generator:
-        if self._generator is None:
-            self.reseed(self.seed)
-        assert self._generator is not None
-        return self._generator
-
-    @property
-    def cost(self) -> tuple[int, int]:
-        """(forward, backward) passes so far, in images."""
-        return self.counter.forwards, self.counter.backwards
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         low, high = (float(v) for v in torch.aminmax(x))  # one pass; NaN and inf propagate into the extremes
@@ -297,22 +334,12 @@ class Attack:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Model logits in fp32 under the attack's precision; NaN or infinite logits are refused."""
-        with autocast(self.device, self.precision):
-            return finite_logits(self.model(x).float())
-
     def margin(self, logits: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Per-sample logit margin, <= 0 once the goal is met: z_y - max_{i != y} z_i
         (untargeted; ``goal`` the true label) or max_{i != t} z_i - z_t (targeted)."""
         rows = torch.arange(len(goal), device=goal.device)
         others = logits.scatter(1, goal[:, None], -math.inf).amax(dim=1)
         return others - logits[rows, goal] if self.targeted else logits[rows, goal] - others
-
-    @torch.inference_mode()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Predicted labels; NaN or infinite logits are refused (they would count as predictions)."""
-        return self.logits(x).argmax(dim=1)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
         return self.perturb(self._prepare(x), y.to(self.device), eps)
@@ -355,10 +382,6 @@ class Attack:
 
     def _fooled(self, pred: torch.Tensor, y: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         return pred == goal if self.targeted else pred != y
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in self.params().items())
-        return f"{type(self).__name__}[{self.backend}]({args})"
 
 
 @dataclass

@@ -10,18 +10,18 @@ import types
 import typing
 from typing import Annotated, Any, Literal, Union, Unpack, get_args, get_origin
 
-from robust_attn.attacks.base import EPS_VALUE, Attack, AttackOptions, is_number
+from robust_attn.attacks.base import EPS_VALUE, AttackOptions, Evaluation, is_number
 from robust_attn.epsilon import parse_eps
 from robust_attn.errors import AttackParameterError
 
 
-def parameter_hints(cls: type[Attack]) -> dict[str, Any]:
+def parameter_hints(cls: type[Evaluation]) -> dict[str, Any]:
     """Keyword parameter -> type hint of ``cls``, plus the options every attack takes. The walk
     follows ``__init__`` up the MRO only while a constructor passes its other keywords on
     (``**params``); one that passes only ``**options: Unpack[AttackOptions]`` ends it, so a
     parameter a subclass fixes (APGD-T's loss) is not offered. Unannotated parameters map to ``Any``."""
     hints: dict[str, Any] = dict(typing.get_type_hints(AttackOptions, include_extras=True))
-    for klass in cls.__mro__[: cls.__mro__.index(Attack) + 1]:
+    for klass in cls.__mro__[: cls.__mro__.index(Evaluation) + 1]:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
@@ -101,7 +101,7 @@ def _convert(hint: Any, value: Any) -> Any:
     return value  # another annotation (a class): the constructor checks it
 
 
-def coerce_params(cls: type[Attack], params: dict[str, Any]) -> dict[str, Any]:
+def coerce_params(cls: type[Evaluation], params: dict[str, Any]) -> dict[str, Any]:
     """``params`` checked against the signature of ``cls``: an unknown name, or a value of the
     wrong type (``"false"`` for a bool, ``2.5`` for an int, ``"nonsense"`` for a Literal), is an
     :class:`AttackParameterError` naming the parameter; eps-valued ones may be strings (``"2/255"``)."""

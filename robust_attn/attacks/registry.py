@@ -1,4 +1,5 @@
-"""Attacks registered by (name, backend); a backend may also serve every name under a prefix
+"""Evaluations registered by (name, backend): attacks, and evaluations of other kinds (common
+corruptions), each class declaring its kind; a backend may also serve every name under a prefix
 (``torchattacks:<Class>``). The registry knows no backend: backends register themselves."""
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
-from robust_attn.attacks.base import Attack, AttackOptions, AttackTraits
+from robust_attn.attacks.base import Attack, AttackOptions, AttackTraits, Evaluation
 from robust_attn.attacks.params import coerce_options, coerce_params, parameter_hints
-from robust_attn.errors import AttackParameterError, SpecError
+from robust_attn.errors import AttackParameterError, SpecError, UsageError
 
-_ATTACKS: dict[tuple[str, str], type[Attack]] = {}
+_ATTACKS: dict[tuple[str, str], type[Evaluation]] = {}
 _BACKENDS: list[str] = []
-A = TypeVar("A", bound=type[Attack])
+A = TypeVar("A", bound=type[Evaluation])
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ def backends() -> tuple[str, ...]:
 
 
 def register_attack(name: str, backend: str) -> Callable[[A], A]:
-    """Class decorator: make ``cls`` available as ``create_attack(name, backend=backend)``."""
+    """Class decorator: make ``cls`` available as ``create_evaluation(name, backend=backend)`` (and,
+    for an :class:`Attack`, ``create_attack``)."""
 
     def add(cls: A) -> A:
         if (name, backend) in _ATTACKS:
@@ -97,7 +99,7 @@ def check_attack(name: str, backend: str = "native") -> None:
         raise UnknownAttack(f"unknown attack {name!r} for backend {backend!r}; known: {known}{others}")
 
 
-def attack_class(name: str, backend: str = "native") -> type[Attack]:
+def attack_class(name: str, backend: str = "native") -> type[Evaluation]:
     check_attack(name, backend)
     return _ATTACKS[(name, backend)]
 
@@ -117,9 +119,9 @@ class _DryModel(nn.Module):
         self.linear = nn.Linear(1, 2)
 
 
-def dry_attack(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> Attack:
-    """The attack built on a stand-in model: its parameters checked, its traits readable."""
-    return create_attack(name, _DryModel(), backend=backend, **(params or {}))
+def dry_evaluation(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> Evaluation:
+    """The evaluation built on a stand-in model: its parameters checked, its traits readable."""
+    return create_evaluation(name, _DryModel(), backend=backend, **(params or {}))
 
 
 def attack_traits(name: str, backend: str = "native", params: dict[str, Any] | None = None) -> AttackTraits:
@@ -128,7 +130,7 @@ def attack_traits(name: str, backend: str = "native", params: dict[str, Any] | N
     served = _prefix(name)
     if served is not None:
         return replace(served[0].cls.class_traits(), norm=served[0].norm(served[1], params or {}))
-    return dry_attack(name, backend, params).traits()
+    return dry_evaluation(name, backend, params).traits()
 
 
 def accepted_params(name: str, backend: str = "native") -> set[str] | None:
@@ -157,12 +159,23 @@ def check_params(name: str, backend: str, params: dict[str, Any]) -> dict[str, A
         raise AttackParameterError(err.param, f"attack {name!r} ({backend}) {err}" if str(err).startswith("takes") else str(err)) from None
 
 
-def create_attack(name: str, model: nn.Module, backend: str = "native", **params: Any) -> Attack:
-    """Build an attack by name, e.g. ``create_attack("pgd", model, steps=20)``; a parameter the
-    attack does not take is a one-line error listing the ones it does."""
+def create_evaluation(name: str, model: nn.Module, backend: str = "native", **params: Any) -> Evaluation:
+    """Build a registered evaluation (an attack, or another kind) by name; a parameter it does not
+    take is a one-line error listing the ones it does."""
     served = _prefix(name)
     if served is not None:
         served[0].check(served[1])
         return served[0].create(model, served[1], **params)
     params = check_params(name, backend, params)
     return attack_class(name, backend)(model, **params)
+
+
+def create_attack(name: str, model: nn.Module, backend: str = "native", **params: Any) -> Attack:
+    """Build an attack by name, e.g. ``create_attack("pgd", model, steps=20)``; a parameter the
+    attack does not take is a one-line error listing the ones it does. An evaluation of another
+    kind (``corruptions``) is refused: it perturbs nothing, use :func:`create_evaluation`."""
+    built = create_evaluation(name, model, backend, **params)
+    if not isinstance(built, Attack):
+        raise UsageError(f"{name!r} is an evaluation of kind {built.kind_of()}, not an attack (it has no eps); run it in a sweep "
+                         "([[attacks]] name = ...) or build it with robust_attn.create_evaluation")  # fmt: skip
+    return built

@@ -81,23 +81,28 @@ class Square(Attack):
 
     @torch.inference_mode()
     def _search(self, x: torch.Tensor, y: torch.Tensor, eps: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """One random search: the best point per sample and its margin."""
-        n, c, h, w = x.shape
-        dev = x.device
-        stripes = torch.sign(2 * torch.rand([n, c, 1, w], generator=gen) - 1).to(dev, x.dtype)
+        """One random search, its stripes and then its windows drawn from ``gen`` (the reference's
+        order of draws): the best point per sample and its margin."""
+        n, c, _, w = x.shape
+        stripes = torch.sign(2 * torch.rand([n, c, 1, w], generator=gen) - 1).to(x.device, x.dtype)
+        return self.search_from(x, y, eps, stripes, gen)
+
+    @torch.inference_mode()
+    def search_from(
+        self, x: torch.Tensor, y: torch.Tensor, eps: float, stripes: torch.Tensor, windows: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Square's random search from ``x + eps * stripes`` (``stripes``: +-1 per sample, channel and
+        column), each query's window and signs drawn from ``windows``: the best point per sample and
+        its margin (<= 0: fooled). The one search loop: ``square`` draws the stripes and windows from
+        one stream, rapid's keyed member each sample's stripes from its own key."""
         best = torch.clamp(x + eps * stripes, 0.0, 1.0)
         margin = self._query(best, y)
         for it in range(self.queries):
             active = (margin > 0.0).nonzero().flatten()
             if active.numel() == 0:
                 break
-            p = p_selection(self.p_init, it, self.queries)
-            s = max(round(math.sqrt(p * (c * h * w) / c)), 1)  # the reference's arithmetic
-            vh = int((0 + (h - s) * torch.rand([1], generator=gen)).long())
-            vw = int((0 + (w - s) * torch.rand([1], generator=gen)).long())
-            sign = torch.sign(2 * torch.rand([c, 1, 1], generator=gen) - 1).to(dev, x.dtype)
+            window, sign = self._window(it, x, windows)
             x_a, best_a = x[active], best[active]
-            window = (slice(None), slice(None), slice(vh, vh + s), slice(vw, vw + s))
             x_win = x_a[window]
             cand = best_a.clone()
             cand[window] = torch.clamp(torch.min(torch.max(best_a[window] + 2.0 * eps * sign, x_win - eps), x_win + eps), 0.0, 1.0)
@@ -106,3 +111,14 @@ class Square(Attack):
             margin[active] = torch.where(better, m, margin[active])
             best[active] = torch.where(better.view(-1, 1, 1, 1), cand, best_a)
         return best, margin
+
+    def _window(self, it: int, x: torch.Tensor, windows: torch.Generator) -> tuple[tuple[slice, ...], torch.Tensor]:
+        """Query ``it``'s square window (its side on the authors' schedule, its corner drawn from
+        ``windows``) and its sign per channel (drawn next), as the reference draws them."""
+        _, c, h, w = x.shape
+        p = p_selection(self.p_init, it, self.queries)
+        s = max(round(math.sqrt(p * (c * h * w) / c)), 1)  # the reference's arithmetic
+        vh = int(((h - s) * torch.rand([1], generator=windows)).long())
+        vw = int(((w - s) * torch.rand([1], generator=windows)).long())
+        sign = torch.sign(2 * torch.rand([c, 1, 1], generator=windows) - 1).to(x.device, x.dtype)
+        return (slice(None), slice(None), slice(vh, vh + s), slice(vw, vw + s)), sign

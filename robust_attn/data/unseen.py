@@ -18,7 +18,7 @@ one whose files are present but broken raises its loader's error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,16 @@ import torch.nn.functional as F
 
 from robust_attn.data.dataset import ImageDataset
 from robust_attn.data.loading import BUILTIN_MEAN, BUILTIN_STD, load_dataset
-from robust_attn.data.shapes import _MAX_ROTATION, _SPLIT_IDS, CHUNK, SHAPE_CLASSES, _rotate, _shape_mask, _uniform, grating_background
+from robust_attn.data.shapes import (  # builtin_background, generate_scenes: also imported from here
+    SHAPE_CLASSES,
+    ColourFn,
+    _rotate,
+    _shape_mask,
+    _uniform,
+    builtin_background,
+    distractors,
+    generate_scenes,
+)
 from robust_attn.errors import DataError, DataNotFound
 
 UNSEEN_CLASSES: tuple[str, ...] = ("ellipse", "crescent", "arrow", "x-cross", "heart", "hourglass", "chevron", "frame")
@@ -41,16 +50,13 @@ BACKGROUND_STYLES = ("gradient", "checker", "blobs")
 PALETTES = ("dark", "bright", "grey")
 _SET_IDS = {UNSEEN_CLASSES_SET: 1, UNSEEN_BACKGROUNDS_SET: 2}  # the built-in set draws with no set id
 # Files whose presence means "the user has this data set" (torchvision's own names under data_dir).
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # MNIST's layout
 _TORCHVISION_FILES: dict[str, tuple[str, ...]] = {
-    "mnist": tuple(f"MNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")),
-    "fashionmnist": tuple(f"FashionMNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")),
+    "mnist": tuple(f"MNIST/raw/{f}" for f in _IDX_FILES),
+    "fashionmnist": tuple(f"FashionMNIST/raw/{f}" for f in _IDX_FILES),
     "svhn": ("train_32x32.mat", "test_32x32.mat"),
     "cifar10": tuple(f"cifar-10-batches-py/{f}" for f in ("data_batch_1", "test_batch", "batches.meta")),
-}  # fmt: skip
-
-MaskFn = Callable[[int, np.ndarray, np.ndarray], np.ndarray]  # (label, u, v) -> mask, as shapes._shape_mask
-ColourFn = Callable[[np.random.Generator], np.ndarray]  # draws the objects' colours (m, 3) after their geometry
-Background = Callable[[np.random.Generator, int, np.ndarray, np.ndarray], tuple[np.ndarray, ColourFn]]
+}
 
 
 class UnseenDataAbsent(DataNotFound):
@@ -79,39 +85,6 @@ def unseen_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return (au <= 0.95) & (np.abs(v + 0.55 - 1.1 * au) <= 0.3)
     edge = np.maximum(au, av)  # frame: a square outline
     return (edge <= 0.9) & (edge >= 0.55)
-
-
-def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
-    np.copyto(img, colour[:, :, None, None], where=mask[:, None])
-
-
-def _distractors(rng: np.random.Generator, img: np.ndarray, x: np.ndarray, y: np.ndarray, colours: Callable[[], np.ndarray]) -> None:
-    """The built-in distractors: four thin segments and three ring arcs, each smaller than any object."""
-    m, size = len(img), x.shape[-1]
-    for _ in range(4):
-        u, v = _rotate(x, y, _uniform(rng, 0, size, m), _uniform(rng, 0, size, m), _uniform(rng, 0, np.pi, m))
-        half_len = _uniform(rng, 2.0, 5.0, m)[:, None, None]
-        half_wid = _uniform(rng, 0.5, 1.1, m)[:, None, None]
-        _paint(img, (np.abs(u) <= half_len) & (np.abs(v) <= half_wid), colours())
-    for _ in range(3):
-        u, v = _rotate(x, y, _uniform(rng, 0, size, m), _uniform(rng, 0, size, m), _uniform(rng, -np.pi, np.pi, m))
-        radius = _uniform(rng, 2.5, 5.0, m)[:, None, None]
-        r = np.hypot(u, v)
-        arc = (r >= radius - 1.0) & (r <= radius) & (np.arctan2(v, u) >= 0) & (np.arctan2(v, u) <= 1.8)
-        _paint(img, arc, colours())
-
-
-def builtin_background(rng: np.random.Generator, m: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ColourFn]:
-    """The built-in set's background (base colour, three gratings, pixel noise, distractors) and its
-    object colour rule, drawing from ``rng`` in the built-in generator's order."""
-    img, base = grating_background(rng, m, x, y)
-    _distractors(rng, img, x, y, lambda: _uniform(rng, 0, 1, (m, 3)))
-
-    def colour(rng: np.random.Generator) -> np.ndarray:
-        sign = rng.choice(np.array([-1.0, 1.0], np.float32), (m, 3))
-        return np.clip(base + sign * _uniform(rng, 0.15, 0.5, (m, 3)), 0, 1).astype(np.float32)
-
-    return img, colour
 
 
 def _palette_colours(rng: np.random.Generator, palette: np.ndarray, role: str) -> np.ndarray:
@@ -156,52 +129,8 @@ def novel_background(rng: np.random.Generator, m: int, x: np.ndarray, y: np.ndar
     grey = palette == PALETTES.index("grey")
     noise[grey] = noise[grey, :1]
     img += noise
-    _distractors(rng, img, x, y, lambda: _palette_colours(rng, palette, "object"))
+    distractors(rng, img, x, y, lambda: _palette_colours(rng, palette, "object"))
     return img, lambda rng: _palette_colours(rng, palette, "object")
-
-
-def render_scenes(
-    rng: np.random.Generator, m: int, size: int, background: Background, mask_fn: MaskFn, n_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One chunk of images (m, 3, size, size) uint8, labels and masks: ``background``, then one object
-    of ``mask_fn``'s class drawn as the built-in generator draws it (scale, position, rotation, shading)."""
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) + np.float32(0.5)
-    img, object_colour = background(rng, m, x, y)
-    labels = rng.integers(0, n_classes, m)
-    scale = _uniform(rng, 4.5, 9.0, m)
-    cx = _uniform(rng, scale + 1, size - scale - 1)
-    cy = _uniform(rng, scale + 1, size - scale - 1)
-    u, v = _rotate(x, y, cx, cy, _uniform(rng, -_MAX_ROTATION, _MAX_ROTATION, m))
-    u, v = u / scale[:, None, None], v / scale[:, None, None]
-    masks = np.zeros((m, size, size), dtype=bool)
-    for label in range(n_classes):
-        idx = np.flatnonzero(labels == label)
-        masks[idx] = mask_fn(label, u[idx], v[idx])
-    colour = object_colour(rng)
-    shading = 1.0 + 0.15 * u[:, None].astype(np.float32)  # a gentle gradient across the object
-    np.copyto(img, np.clip(colour[:, :, None, None] * shading, 0, 1), where=masks[:, None])
-    images = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-    return images, labels.astype(np.int64), masks
-
-
-def generate_scenes(
-    n: int, split: str, seed: int, background: Background, mask_fn: MaskFn, n_classes: int, set_id: int | None, size: int = 32
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` images of ``split`` in chunks of CHUNK, seeded per (seed, split, chunk[, set_id]);
-    ``set_id=None`` with the built-in background and masks reproduces :func:`generate_shapes`."""
-    if split not in _SPLIT_IDS:
-        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
-    if n < 0:
-        raise DataError(f"n must be non-negative, got {n}")
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for chunk, start in enumerate(range(0, n, CHUNK)):
-        key = [seed, _SPLIT_IDS[split], chunk] + ([] if set_id is None else [set_id])
-        images, labels, masks = render_scenes(np.random.default_rng(key), CHUNK, size, background, mask_fn, n_classes)
-        take = min(CHUNK, n - start)
-        parts.append((images[:take], labels[:take], masks[:take]))
-    if not parts:
-        return np.zeros((0, 3, size, size), np.uint8), np.zeros(0, np.int64), np.zeros((0, size, size), bool)
-    return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
 # Per-channel mean and std of 10,000 generated train images (seed 0); metadata only: models normalise themselves.

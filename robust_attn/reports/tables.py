@@ -379,14 +379,15 @@ def paper_claims(run: Run, eps: float = CLAIM_EPS) -> pd.DataFrame:
     rows = []
     for arch, base in baselines(run).items():
         models = archs[arch]
-        pairs: list[tuple[str, float, np.ndarray | None, np.ndarray | None]] = [
-            (claim, e, _matrix(run, models, attack, e), _matrix(run, archs[base], attack, e)) for claim, attack, e in claims
+        pairs: list[tuple[str, float, str, np.ndarray | None, np.ndarray | None]] = [
+            (claim, e, "accuracy", _matrix(run, models, attack, e), _matrix(run, archs[base], attack, e)) for claim, attack, e in claims
         ]
         best = best_other_map(run, archs[base])
         if best is not None:
-            pairs.insert(1, (f"maps segment better than {best[0]}", 0.0, _segmentation_matrix(run, models, "attention", "mean"), best[1]))
-        rows += [claim_row(arch, base, claim, e, "Jaccard" if claim.startswith("maps") else "accuracy", ya, yb)
-                 for claim, e, ya, yb in pairs if ya is not None and yb is not None and ya.shape[1] == yb.shape[1]]  # fmt: skip
+            maps = _segmentation_matrix(run, models, "attention", "mean")
+            pairs.insert(1, (f"maps segment better than {best[0]}", 0.0, "Jaccard", maps, best[1]))
+        rows += [claim_row(arch, base, claim, e, measure, ya, yb)
+                 for claim, e, measure, ya, yb in pairs if ya is not None and yb is not None and ya.shape[1] == yb.shape[1]]  # fmt: skip
     return pd.DataFrame(rows)
 
 

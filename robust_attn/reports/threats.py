@@ -83,9 +83,9 @@ def transfer_matrix(run: Run) -> pd.DataFrame:
     """Per target, source and eps: the target's accuracy on images crafted on the source (the
     diagonal, source = target, is the white-box attack)."""
     rows = []
-    for (target, attack), c in run.transfers.items():
+    for (target, attack, source), c in run.transfers.items():
         for k, eps in enumerate(c.eps):
-            rows.append({"target": target, "source": c.source, "attack": attack.partition("<-")[0] if "<-" in attack else attack,
+            rows.append({"target": target, "source": source, "attack": attack,
                          "eps": float(eps), "accuracy": float(c.correct[k].mean()), "white_box": c.source == target})  # fmt: skip
     return pd.DataFrame(rows, columns=["target", "source", "attack", "eps", "accuracy", "white_box"])
 
@@ -95,7 +95,7 @@ def _transfer_matrix(run: Run, sources: list[str], targets: list[str], eps: floa
     is never its own source here: that is the white-box diagonal)."""
     rows = []
     for t in targets:
-        per_source = [c.correct[int(np.argmin(np.abs(c.eps - eps)))] for (target, _), c in run.transfers.items()
+        per_source = [c.correct[int(np.argmin(np.abs(c.eps - eps)))] for (target, _, _), c in run.transfers.items()
                       if target == t and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()]  # fmt: skip
         if not per_source:
             return None

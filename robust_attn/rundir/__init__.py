@@ -9,15 +9,17 @@ from robust_attn.errors import RunDirError
 from robust_attn.rundir.layout import RunDir
 from robust_attn.rundir.reader import CellOutcomes, CorruptionOutcomes, Run, load_run, read_manifest
 from robust_attn.rundir.schema import FORMAT_VERSION
-from robust_attn.rundir.units import AttackCell, CellOutcome, ModelInfo, ProbeCell, ProbeOutcome
+from robust_attn.rundir.units import AttackCell, Cell, CellOutcome, CorruptionCell, ModelInfo, ProbeCell, ProbeOutcome, TransferCell
 from robust_attn.rundir.upgrade import upgrade_run_dir
 from robust_attn.rundir.writer import RunWriter
 
 __all__ = [
     "FORMAT_VERSION",
     "AttackCell",
+    "Cell",
     "CellOutcome",
     "CellOutcomes",
+    "CorruptionCell",
     "CorruptionOutcomes",
     "ModelInfo",
     "ProbeCell",
@@ -26,6 +28,7 @@ __all__ = [
     "RunDir",
     "RunDirError",
     "RunWriter",
+    "TransferCell",
     "load_run",
     "read_manifest",
     "upgrade_run_dir",

@@ -24,10 +24,10 @@ def results_table(samples: pd.DataFrame, cells: list[dict[str, Any]]) -> pd.Data
     import pandas as pd
 
     rows = []
-    keys = ["model", "attack", "mode"]
-    groups = dict(tuple(samples.groupby(keys, sort=False))) if len(samples) else {}
+    keys = ["model", "attack", "mode", "source"]  # a cell: transfer cells of one attack differ in their source
+    groups = {(m, a, mode, None if pd.isna(src) else src): g for (m, a, mode, src), g in samples.groupby(keys, sort=False, dropna=False)}
     for cell in cells:
-        g = groups.get((cell["model"], cell["attack"], cell["mode"]))
+        g = groups.get((cell["model"], cell["attack"], cell["mode"], cell.get("source")))
         if g is None:
             continue
         first = g.iloc[0]

@@ -64,7 +64,7 @@ class Run:
     examples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # model -> images, maps, preds, eps
     cells: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)  # eps-ball cells (white-box, transfer)
     corruptions: dict[tuple[str, str], CorruptionOutcomes] = field(default_factory=dict)  # corruption cells, by (model, attack)
-    transfers: dict[tuple[str, str], CellOutcomes] = field(default_factory=dict)  # transfer cells by (target, attack id); .source
+    transfers: dict[tuple[str, str, str], CellOutcomes] = field(default_factory=dict)  # transfer cells by (target, attack id, source)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (N,) by sample index
     clean_pred: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (N,)
     missing: list[dict[str, Any]] = field(default_factory=list)  # planned units not finished (kind, model, attack, mode)
@@ -198,21 +198,22 @@ def _corruption_cells(samples: pd.DataFrame) -> dict[tuple[str, str], Corruption
     return out
 
 
-def _cells(samples: pd.DataFrame, threat_model: str = "white-box") -> dict[tuple[str, str, str], CellOutcomes]:
+def _cells(samples: pd.DataFrame, threat_model: str = "white-box") -> dict[tuple[str, str, str, str | None], CellOutcomes]:
     """Per eps-ball cell of ``threat_model`` (white-box, or transfer), (K, N) matrices from the long
-    table (rows of a cell are eps-major, samples ascending)."""
+    table (rows of a cell are eps-major, samples ascending), by (model, attack, mode, source)."""
     out = {}
-    for (model, attack, mode), g in samples[samples["threat_model"] == threat_model].groupby(["model", "attack", "mode"], sort=False):
+    rows = samples[samples["threat_model"] == threat_model]
+    for (model, attack, mode, source), g in rows.groupby(["model", "attack", "mode", "source"], sort=False, dropna=False):
         g = g.sort_values(["eps", "sample"], kind="stable")
         eps = np.unique(g["eps"].to_numpy())
         k = len(eps)
         first = g[g["eps"] == eps[0]]
-        out[(str(model), str(attack), str(mode))] = CellOutcomes(
+        src = None if pd.isna(source) else str(source)
+        out[(str(model), str(attack), str(mode), src)] = CellOutcomes(
             str(model), str(attack), str(mode), str(g["norm"].iloc[0]), eps,
             g["correct"].to_numpy(bool).reshape(k, -1), g["pred"].to_numpy().reshape(k, -1),
             first["min_norm"].to_numpy(float) if first["min_norm"].notna().all() else None,
-            g["fooled_by"].to_numpy(object).reshape(k, -1) if g["fooled_by"].notna().any() else None, str(g["name"].iloc[0]),
-            None if pd.isna(g["source"].iloc[0]) else str(g["source"].iloc[0]),
+            g["fooled_by"].to_numpy(object).reshape(k, -1) if g["fooled_by"].notna().any() else None, str(g["name"].iloc[0]), src,
         )  # fmt: skip
     return out
 
@@ -304,6 +305,6 @@ def _index_samples(run: Run) -> None:
     for model in run.models:
         if model not in run.clean_pred or len(run.clean_pred[model]) != len(run.labels):
             raise RunDirError(f"{root / schema.SAMPLES} has no complete rows for {model!r}; rerun the sweep with --force")
-    run.cells = _cells(samples)
-    run.transfers = {(m, a): c for (m, a, _), c in _cells(samples, "transfer").items()}
+    run.cells = {(m, a, mode): c for (m, a, mode, _), c in _cells(samples).items()}
+    run.transfers = {(m, a, src or ""): c for (m, a, _, src), c in _cells(samples, "transfer").items()}
     run.corruptions = _corruption_cells(samples)

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # 1: outcomes.npz (before the Parquet tables); 2: samples.parquet; 3: models' declared traits
 # (training_regime), attack traits in the manifest, threat model / corruption / severity / source /
-# decision columns, planned units, no per-sample pass counts. `robust-attn upgrade DIR` converts 2 -> 3.
+# decision columns, planned units, no per-sample pass counts; 4: a transfer cell's attack column
+# holds the attack's id alone (its source in the source column), the indicators table has a source
+# column, the manifest records each table's size and sha256. `robust-attn upgrade DIR` converts 2 and 3.
 
-UPGRADABLE = (2,)  # versions `robust-attn upgrade` converts
+UPGRADABLE = (2, 3)  # versions `robust-attn upgrade` converts
 MANIFEST = "manifest.json"
 PLANNED = "planned"  # manifest key: every unit the sweep set out to compute
 RESULTS = "results.csv"
@@ -122,6 +124,7 @@ INDICATOR_COLUMNS: tuple[Column, ...] = (
     Column("triggered", "bool", False, "the check failed: the evaluation may overstate robustness"),
     Column("skipped", "bool", False, "not applicable to this attack (detail says why)"),
     Column("detail", "string", False, "the measurement in words, and what to do when triggered"),
+    Column("source", "string", True, "transfer indicators: the model (or models joined by +) the images were crafted on"),
 )
 
 GENERALISATION_COLUMNS: tuple[Column, ...] = (

@@ -20,7 +20,20 @@ PROBE_TABLES = {
     "indicators": (schema.INDICATORS, schema.INDICATOR_COLUMNS),
     "generalisation": (schema.GENERALISATION, schema.GENERALISATION_COLUMNS),
 }
-CELL_RECORD_KEYS = ("seconds", "attack_repr", "forwards", "backwards", "members", "traits", "name", "backend", "norm", "eps", "params")
+CELL_RECORD_KEYS = (
+    "seconds",
+    "attack_repr",
+    "forwards",
+    "backwards",
+    "members",
+    "traits",
+    "name",
+    "backend",
+    "norm",
+    "eps",
+    "params",
+    "source",
+)
 
 
 def read_record(run: RunDir, slug: str) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ writer stores. Plain data, importing nothing else of the run directory."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,35 +22,79 @@ class ModelInfo:
     has_attention: bool = False
 
 
-@dataclass
-class AttackCell:
-    """One (model, attack, mode) over its eps grid: the resumable unit of a sweep."""
+@dataclass(kw_only=True)
+class Cell:
+    """One model under one evaluation over K conditions: the resumable unit of a sweep. Its type
+    is its kind (:class:`AttackCell`, :class:`TransferCell`, :class:`CorruptionCell`): the sweep
+    runs it, the writer stores it and the reader reads it back by that type."""
 
+    threat_model: ClassVar[str] = "white-box"
     model: ModelInfo
-    attack: str  # the spec's attack id
-    name: str
+    attack: str  # the spec's id of the evaluation (pgd-10, fgsm@torchattacks, corruptions)
+    name: str  # its registered name
     backend: str
     norm: str
     mode: str
     params: dict[str, Any]
-    eps: list[float]
     config_hash: str
-    traits: dict[str, Any] = field(default_factory=dict)  # the attack's declared AttackTraits, recorded with its rows
-    conditions: list[dict[str, Any]] = field(default_factory=list)  # corruption cells: their (corruption, severity) pairs, in order
-    source: str | None = None  # transfer cells: the model (or ensemble) the adversarial images were crafted on
-
-    @property
-    def threat_model(self) -> str:
-        return str(self.traits.get("threat_model", "white-box")) if self.source is None else "transfer"
-
-    @property
-    def size(self) -> int:
-        """K: the conditions of the cell (its eps grid, or its corruption x severity pairs)."""
-        return len(self.conditions) if self.conditions else len(self.eps)
+    traits: dict[str, Any] = field(default_factory=dict)  # the evaluation's declared traits, recorded with its rows
 
     @property
     def slug(self) -> str:
         return self.config_hash[:16]
+
+    @property
+    def size(self) -> int:
+        """K: the conditions of the cell."""
+        raise NotImplementedError
+
+    def columns(self, n: int) -> dict[str, Any]:
+        """The columns that say which condition each of the K x N rows is under (eps-major)."""
+        raise NotImplementedError
+
+
+@dataclass(kw_only=True)
+class AttackCell(Cell):
+    """One (model, attack, mode) over its eps grid, attacked with the model's own gradients or queries."""
+
+    eps: list[float]
+
+    @property
+    def size(self) -> int:
+        return len(self.eps)
+
+    def columns(self, n: int) -> dict[str, Any]:
+        return {"eps": np.repeat(np.asarray(self.eps, np.float64), n), "norm": self.norm, "source": None}
+
+
+@dataclass(kw_only=True)
+class TransferCell(AttackCell):
+    """A target model on adversarial images crafted on ``source`` (a model, or models joined by +
+    whose logits were averaged): a cell of a transfer matrix, each eps an independent attack."""
+
+    threat_model: ClassVar[str] = "transfer"
+    source: str
+
+    def columns(self, n: int) -> dict[str, Any]:
+        return {**super().columns(n), "source": self.source}
+
+
+@dataclass(kw_only=True)
+class CorruptionCell(Cell):
+    """A model under common corruptions: each (corruption, severity) condition an evaluation of
+    the clean images; no eps, no norm."""
+
+    threat_model: ClassVar[str] = "corruption"
+    conditions: list[dict[str, Any]]  # (corruption, severity) pairs, corruption-major
+
+    @property
+    def size(self) -> int:
+        return len(self.conditions)
+
+    def columns(self, n: int) -> dict[str, Any]:
+        return {"eps": None, "norm": None, "source": None,
+                "corruption": np.repeat(np.asarray([c["corruption"] for c in self.conditions], dtype=object), n),
+                "severity": np.repeat(np.asarray([c["severity"] for c in self.conditions], np.int8), n)}  # fmt: skip
 
 
 @dataclass
@@ -78,7 +122,7 @@ class ProbeCell:
         return self.config_hash[:16]
 
 
-Unit = AttackCell | ProbeCell
+Unit = Cell | ProbeCell
 
 
 @dataclass

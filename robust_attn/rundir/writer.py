@@ -31,7 +31,7 @@ from robust_attn.rundir.aggregate import results_table
 from robust_attn.rundir.integrity import file_record, mismatched
 from robust_attn.rundir.layout import RunDir, disk_full
 from robust_attn.rundir.store import PROBE_TABLES, assemble, finished_records, is_done
-from robust_attn.rundir.units import AttackCell, CellOutcome, ProbeCell, ProbeOutcome, Unit
+from robust_attn.rundir.units import Cell, CellOutcome, ProbeCell, ProbeOutcome, Unit
 
 
 def _table(columns: tuple[schema.Column, ...], data: dict[str, Any], n: int) -> Any:
@@ -69,17 +69,13 @@ def _model_columns(info: Any) -> dict[str, Any]:
     return {"model": info.ref, "architecture": info.architecture, "training_regime": info.training_regime, "train_seed": info.train_seed}
 
 
-def sample_table(cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray) -> Any:
-    """The long per-sample table of one attack cell: K x N rows, eps-major."""
+def sample_table(cell: Cell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray) -> Any:
+    """The long per-sample table of one cell: K x N rows, condition-major (the cell's type says
+    which columns name the condition: eps, or corruption and severity)."""
     k, n = outcome.correct.shape
-    conditions: dict[str, Any] = {"eps": np.repeat(np.asarray(cell.eps, np.float64), n)}
-    if cell.conditions:  # corruption cells: no eps, a corruption and a severity per condition
-        conditions = {"eps": None, "corruption": np.repeat(np.asarray([c["corruption"] for c in cell.conditions], dtype=object), n),
-                      "severity": np.repeat(np.asarray([c["severity"] for c in cell.conditions], np.int8), n)}  # fmt: skip
     data: dict[str, Any] = {
         **_model_columns(cell.model), "attack": cell.attack, "name": cell.name, "backend": cell.backend,
-        "threat_model": cell.threat_model, "norm": None if cell.conditions else cell.norm, "mode": cell.mode, "source": cell.source,
-        **conditions, "sample": np.tile(samples.astype(np.int32), k),
+        "threat_model": cell.threat_model, "mode": cell.mode, **cell.columns(n), "sample": np.tile(samples.astype(np.int32), k),
         "label": np.tile(labels.astype(np.int16), k), "clean_pred": np.tile(outcome.clean_pred.astype(np.int16), k),
         "pred": outcome.pred.astype(np.int16), "correct": outcome.correct.astype(bool),
     }  # fmt: skip
@@ -93,7 +89,7 @@ def unit_record(unit: Unit) -> dict[str, Any]:
     """What the plan records of a unit (the manifest's ``planned`` list)."""
     base = {"unit": "probe" if isinstance(unit, ProbeCell) else "attack", "slug": unit.slug, "config_hash": unit.config_hash,
             "model": unit.model.ref, "attack": unit.attack}  # fmt: skip
-    return base | ({"mode": unit.mode} if isinstance(unit, AttackCell) else {"probe": unit.kind})
+    return base | ({"mode": unit.mode} if isinstance(unit, Cell) else {"probe": unit.kind})
 
 
 class RunWriter:
@@ -169,7 +165,7 @@ class RunWriter:
         self._put(self.dir.unit_meta(unit.slug), json.dumps(record, indent=1, default=str).encode())
         self.finished_now += 1
 
-    def write_cell(self, cell: AttackCell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray, meta: dict[str, Any]) -> None:
+    def write_cell(self, cell: Cell, outcome: CellOutcome, labels: np.ndarray, samples: np.ndarray, meta: dict[str, Any]) -> None:
         """Store one finished attack cell (``meta``: seconds, cost counters, the attack's repr, members)."""
         table = sample_table(cell, outcome, labels, samples)
         self._finish(cell, {f"{cell.slug}.parquet": _parquet_bytes(table)}, meta)
@@ -187,7 +183,7 @@ class RunWriter:
             files[f"{probe.slug}.examples.npz"] = _npz_bytes(outcome.examples)
         self._finish(probe, files, {**meta, "stages": outcome.stages})
 
-    def write_examples(self, cell: AttackCell, arrays: dict[str, np.ndarray]) -> None:
+    def write_examples(self, cell: Cell, arrays: dict[str, np.ndarray]) -> None:
         """Adversarial images of the first samples of a cell (spec field save_examples)."""
         self._put(self.dir.examples(cell.slug), _npz_bytes(arrays))
 

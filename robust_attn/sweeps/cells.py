@@ -1,9 +1,11 @@
-"""Computing one attack cell: a batch through an attack (or a corruption cell's conditions), the
+"""Computing one cell: its batches through the evaluation of its kind (an attack cell's batch
+through its attack's eps sweep; a corruption cell's through each of its conditions), the
 batches of a rank, and every rank's results assembled into one (K, N) outcome with the passes
 spent. Shared by the sweep runner and the transfer matrices."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,11 +15,13 @@ import torch.nn as nn
 
 from robust_attn import distributed, hooks
 from robust_attn.attacks import Attack, create_attack
-from robust_attn.attacks.base import Mode
+from robust_attn.attacks.base import Evaluation, Mode
+from robust_attn.attacks.registry import create_evaluation
+from robust_attn.corruptions.evaluation import CommonCorruptions
 from robust_attn.data import ImageDataset
 from robust_attn.errors import ModelOutputError, RobustAttnError, UserCodeError, first_line, raised_in_user_code, user_frames
 from robust_attn.progress import progress_bar
-from robust_attn.rundir import AttackCell, CellOutcome
+from robust_attn.rundir import AttackCell, Cell, CellOutcome, CorruptionCell
 from robust_attn.sweeps.plan import batch_seed
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 
@@ -25,7 +29,15 @@ from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
 
+def build_evaluation(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Evaluation:
+    """The evaluation of an ``[[attacks]]`` table on ``model``, with the spec's options."""
+    return create_evaluation(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
+                             channels_last=spec.channels_last and a.backend == "native",
+                             fold_bn=spec.fold_bn and a.backend == "native", **a.params)  # fmt: skip
+
+
 def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
+    """The attack of an ``[[attacks]]`` (or ``[[transfer]]``) table on ``model``."""
     return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
                          channels_last=spec.channels_last and a.backend == "native",
                          fold_bn=spec.fold_bn and a.backend == "native", **a.params)  # fmt: skip
@@ -76,10 +88,6 @@ def _sum_costs(
     return forwards, backwards, members
 
 
-def _member_costs(attack: Attack) -> dict[str, tuple[int, int]]:
-    return attack.member_costs() if attack.is_ensemble else {}  # type: ignore[attr-defined]
-
-
 def _assemble(gathered: list[Any], k: int, n: int, categorical: dict[str, list[str]]) -> CellRun:
     """Every rank's batch results as one (K, N) outcome, with the passes all ranks spent."""
     correct = np.zeros((k, n), dtype=bool)
@@ -100,26 +108,45 @@ def _assemble(gathered: list[Any], k: int, n: int, categorical: dict[str, list[s
     return CellRun(CellOutcome(pred, correct, clean, columns), forwards, backwards, members)
 
 
-def _corruption_batch(attack: Attack, data: ImageDataset, cell: AttackCell, seed: int, idx: torch.Tensor, y: torch.Tensor) -> BatchResult:
+def _corruption_batch(evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: SweepSpec, b: int, batch: Batch) -> BatchResult:
     """One batch of a corruption cell: the clean prediction, then each condition's."""
     from robust_attn.sweeps.corrupted import corrupted_batch
 
+    if not isinstance(evaluation, CommonCorruptions) or not isinstance(cell, CorruptionCell):
+        raise TypeError(f"a corruption cell needs common corruptions, got {type(evaluation).__name__}")  # a bug: the plan pairs them
+    idx, _, y = batch
     ids = idx.numpy()
-    clean = attack.predict_uint8(data.images[idx].numpy())  # type: ignore[attr-defined]
-    preds = [attack.predict_uint8(corrupted_batch(attack, data, ids, c["corruption"], c["severity"], seed))  # type: ignore[attr-defined]
+    clean = evaluation.predict_uint8(data.images[idx].numpy())
+    preds = [evaluation.predict_uint8(corrupted_batch(evaluation, data, ids, c["corruption"], c["severity"], spec.seed))
              for c in cell.conditions]  # fmt: skip
     pred = torch.stack(preds).cpu()
     return ids, (pred == y.unsqueeze(0)).numpy(), pred.numpy(), clean.cpu().numpy(), {}
 
 
+def _attack_batch(evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: SweepSpec, b: int, batch: Batch) -> BatchResult:
+    """One batch of an attack cell: the attack's sweep over the cell's eps grid."""
+    if not isinstance(evaluation, Attack) or not isinstance(cell, AttackCell):
+        raise TypeError(f"an attack cell needs an attack, got {type(evaluation).__name__}")  # a bug: the plan pairs them
+    mode: Mode = "independent" if cell.mode == "independent" else "worst-case"
+    idx, x, y = batch
+    return sweep_batch(evaluation, batch_seed(spec.seed, cell, b), idx, x, y, list(cell.eps), mode)
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # sample ids, images, labels
+BATCH_RUNNERS: dict[type[Cell], Callable[[Evaluation, ImageDataset, Cell, SweepSpec, int, Batch], BatchResult]] = {
+    AttackCell: _attack_batch,
+    CorruptionCell: _corruption_batch,
+}  # a cell's kind -> how one of its batches runs (a transfer cell's batches are crafted by robust_attn.sweeps.transfer)
+
+
 def run_cell(
-    attack: Attack, data: ImageDataset, cell: AttackCell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
+    evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
 ) -> CellRun | None:
-    """Stream the data set through one attack (a corruption cell: through its conditions). Under
-    torch.distributed each rank takes every world-th batch (boundaries and seeds unchanged) and rank
-    0 gathers them with every rank's pass counts; other ranks get None."""
+    """Stream the data set through one cell's evaluation, batch by batch as its kind runs them.
+    Under torch.distributed each rank takes every world-th batch (boundaries and seeds unchanged)
+    and rank 0 gathers them with every rank's pass counts; other ranks get None."""
     n = len(data)
-    mode: Mode = cell.mode  # type: ignore[assignment]
+    run_batch = BATCH_RUNNERS[type(cell)]
     main = ctx is None or ctx.is_main
     bar = progress_bar(n, f"  {cell.model.ref} {cell.attack} [{cell.mode}]", enabled=progress and main)
     mine: list[BatchResult] = []
@@ -127,14 +154,11 @@ def run_cell(
         if ctx is not None and not ctx.shard(b):
             continue
         try:
-            if cell.conditions:
-                mine.append(_corruption_batch(attack, data, cell, spec.seed, idx, y))
-            else:
-                mine.append(sweep_batch(attack, batch_seed(spec.seed, cell, b), idx, x, y, list(cell.eps), mode))
+            mine.append(run_batch(evaluation, data, cell, spec, b, (idx, x, y)))
         except Exception as err:
             raise _batch_error(cell.model.ref, b, idx, err) from err
         hooks.batch_done(ctx.rank if ctx is not None else 0, b + 1)
         bar.update(len(idx) * (ctx.world if ctx is not None else 1))
     bar.close()
-    gathered = distributed.gather(ctx, (mine, attack.cost, _member_costs(attack)), f"cell {cell.model.ref} {cell.attack}")
-    return None if gathered is None else _assemble(gathered, cell.size, n, attack.categorical_columns)
+    gathered = distributed.gather(ctx, (mine, evaluation.cost, evaluation.member_costs()), f"cell {cell.model.ref} {cell.attack}")
+    return None if gathered is None else _assemble(gathered, cell.size, n, evaluation.categorical_columns)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from robust_attn import verified
+from robust_attn.corruptions.evaluation import CommonCorruptions
 from robust_attn.data import ImageDataset
 
 CACHE_VERSION = "corruptions-2"  # bump when a corruption's implementation changes its images (2: verified safetensors)
@@ -78,7 +79,9 @@ def store(path: Path, key: str, images: np.ndarray, record: dict[str, object], w
         print(f"note: remade the cached corrupted images {path}: {why}", flush=True)
 
 
-def corrupted_batch(attack: object, data: ImageDataset, idx: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:
+def corrupted_batch(
+    evaluation: CommonCorruptions, data: ImageDataset, idx: np.ndarray, corruption: str, severity: int, seed: int
+) -> np.ndarray:
     """uint8 (B, C, H, W): the published images when the data set has them, else read from the
     cache (verified) or made."""
     if data.published_corruptions is not None:
@@ -89,6 +92,6 @@ def corrupted_batch(attack: object, data: ImageDataset, idx: np.ndarray, corrupt
     cached, why = read_cached(path, key, clean.shape)
     if cached is not None:
         return cached
-    images = attack.corrupted(clean, corruption, severity, idx)  # type: ignore[attr-defined]
+    images = evaluation.corrupted(clean, corruption, severity, idx)
     store(path, key, images, {"corruption": corruption, "severity": int(severity), "seed": int(seed)}, why)
     return images

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from robust_attn.attacks import registry
-from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell
+from robust_attn.card import ModelCard
+from robust_attn.rundir import AttackCell, Cell, CorruptionCell, ModelInfo, ProbeCell
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 
 
@@ -16,47 +17,16 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def batch_seed(seed: int, unit: AttackCell | ProbeCell, batch: int) -> int:
+def batch_seed(seed: int, unit: Cell | ProbeCell, batch: int) -> int:
     """Seed for one batch's random starts: resumed runs replay the same stream."""
     return int(config_hash([seed, unit.config_hash, batch])[:15], 16)
 
 
-def weights_identity(meta: dict[str, Any]) -> str:
-    """What units are keyed on: the sha256 of the weights, not of the file, so a model retrained
-    to the same weights (a fresh zoo cache) replays the same random starts and results; the file
-    sha also covers metadata such as training times. Import-spec models have neither ("")."""
-    return str(meta.get("weights_sha256") or meta.get("checkpoint_sha256") or "")
-
-
-def model_info(ref: str, meta: dict[str, Any], has_attention: bool) -> ModelInfo:
-    """Who a model is, from the traits its source declared (resolve.declared_traits): architecture,
-    training regime and seed. Adversarially trained models are another population than
-    clean-trained ones of the same network: reports group by (architecture, training_regime)."""
-    return ModelInfo(ref, str(meta.get("architecture") or ref), meta.get("train_seed"), str(meta.get("training_regime", "unknown")),
-                     has_attention)  # fmt: skip
-
-
-def model_record(meta: dict[str, Any], info: ModelInfo) -> dict[str, Any]:
-    """What the manifest keeps of a model: its declared traits, checkpoint identity, its recorded
-    clean accuracy and training budget (robustness comparisons need matched budgets)."""
-    recipe = meta.get("recipe") or {}
-    return {
-        "architecture": info.architecture,
-        "training_regime": info.training_regime,
-        "has_attention": info.has_attention,
-        "model_name": meta.get("model") or meta.get("model_name"),
-        "model_kwargs": meta.get("model_kwargs"),
-        "train_seed": info.train_seed,
-        "checkpoint": meta.get("checkpoint"),
-        "checkpoint_sha256": meta.get("checkpoint_sha256"),
-        "weights_sha256": meta.get("weights_sha256"),
-        "checkpoint_clean_accuracy": meta.get("clean_accuracy"),
-        "trained_on": meta.get("dataset"),
-        "train_epochs": meta.get("epochs"),
-        "train_size": meta.get("train_size"),
-        "recipe": recipe.get("name") if isinstance(recipe, dict) else recipe,
-        "classes": meta.get("classes"),
-    }
+def model_info(card: ModelCard) -> ModelInfo:
+    """Who a model's rows belong to, from its card: architecture, training regime and seed.
+    Adversarially trained models are another population than clean-trained ones of the same
+    network: reports group by (architecture, training_regime)."""
+    return ModelInfo(card.ref, card.architecture, card.train_seed, card.training_regime, card.has_attention)
 
 
 def data_key(spec: SweepSpec) -> list[Any]:
@@ -66,21 +36,24 @@ def data_key(spec: SweepSpec) -> list[Any]:
     return key
 
 
-def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[AttackCell]:
-    """The attack cells of one model; their hash covers everything that changes the numbers."""
-    cells = []
+def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[Cell]:
+    """The cells of one model, one per evaluation of the spec (and mode, for attacks), of the
+    evaluation's kind; their hash covers everything that changes the numbers."""
+    from robust_attn.corruptions.evaluation import CommonCorruptions
+
+    cells: list[Cell] = []
     for a in spec.attacks:
-        traits = registry.attack_traits(a.name, a.backend, a.params)
-        if traits.threat_model == "corruption":  # no eps, no modes: each condition is its own evaluation of the clean images
-            conditions = registry.dry_attack(a.name, a.backend, a.params).conditions()  # type: ignore[attr-defined]
+        evaluation = registry.dry_evaluation(a.name, a.backend, a.params)
+        common: dict[str, Any] = {"model": info, "attack": a.key, "name": a.name, "backend": a.backend, "params": dict(a.params),
+                                  "traits": evaluation.traits().as_dict()}  # fmt: skip
+        if isinstance(evaluation, CommonCorruptions):  # no eps, no modes: each condition is its own evaluation of the clean images
+            conditions = evaluation.conditions()
             h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, data_key(spec)])
-            cells.append(
-                AttackCell(info, a.key, a.name, a.backend, "none", "independent", dict(a.params), [], h, traits.as_dict(), conditions)
-            )
+            cells.append(CorruptionCell(**common, norm="none", mode="independent", config_hash=h, conditions=conditions))
             continue
         for mode in spec.modes:
             h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, data_key(spec)])
-            cells.append(AttackCell(info, a.key, a.name, a.backend, traits.norm, mode, dict(a.params), list(a.eps), h, traits.as_dict()))
+            cells.append(AttackCell(**common, norm=evaluation.norm, mode=mode, config_hash=h, eps=list(a.eps)))
     return cells
 
 

@@ -1,9 +1,12 @@
 """Model-data compatibility, checked for every model before a sweep does any work.
 
-Checkpoints and zoo entries record the data set, image shape and classes they were trained on;
-other models (``package.module:factory``) get one dry forward pass on a batch of the sweep's
-data. A mismatch is a one-line error naming both sides and the fix. Each model's attention
-(the ``attention_maps`` protocol) is found here too, from its architecture or its module.
+Each model's card comes from its source once, here. Checkpoints and zoo entries record the data
+set, image shape and classes they were trained on; other models (``package.module:factory``, a
+timm architecture) get one dry forward pass on a batch of the sweep's data. A mismatch is a
+one-line error naming both sides and the fix. Each model's attention (the ``attention_maps``
+protocol) is checked here too, on its architecture or its module, and recorded in its card.
+Nothing loaded here is kept, except an import spec's module (building it runs the user's code,
+so it is built once), which the sweep uses at the model's turn and then releases.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from robust_attn.card import ModelCard, card_from_record
 from robust_attn.data import ImageDataset
 from robust_attn.errors import (
     AttackParameterError,
@@ -26,19 +30,26 @@ from robust_attn.errors import (
     raised_in_user_code,
     user_frames,
 )
-from robust_attn.probes import has_attention
-from robust_attn.resolve import build_import_spec, declared_traits, load_model_ref, recorded_metadata, skeleton, source_for
+from robust_attn.protocols import has_attention
+from robust_attn.resolve import attention_of, build_import_spec, load_model, recorded_card, skeleton, source_for
 from robust_attn.sweeps.spec import SweepSpec
 
 
 @dataclass
 class Checked:
-    """A model that passed the compatibility checks; import specs keep the module they built."""
+    """A model that passed the compatibility checks: its card, and for an import spec the module
+    built to check it (used at its turn, then released)."""
 
-    ref: str
-    has_attention: bool
+    card: ModelCard
     module: nn.Module | None = None
-    meta: dict[str, Any] | None = None  # what loading it reported, for a model loaded here
+
+    @property
+    def ref(self) -> str:
+        return self.card.ref
+
+    @property
+    def has_attention(self) -> bool:
+        return self.card.has_attention
 
 
 def _describe(dataset: str, shape: tuple[int, ...] | list[int] | None, classes: int | None) -> str:
@@ -46,23 +57,20 @@ def _describe(dataset: str, shape: tuple[int, ...] | list[int] | None, classes: 
     return f"{dataset} ({dims} images, {classes if classes is not None else '?'} classes)"
 
 
-def check_recorded(ref: str, meta: dict[str, Any], data: ImageDataset) -> None:
+def check_recorded(card: ModelCard, data: ImageDataset) -> None:
     """Compare what a checkpoint (or zoo entry) was trained on with the sweep's data."""
-    shape = meta.get("image_shape")
-    classes = meta.get("classes")
-    n_classes = len(classes) if isinstance(classes, list) else classes if isinstance(classes, int) else None
-    trained = meta.get("dataset")
+    trained = card.dataset
     expected = data.trained_as or data.name  # cifar10c is evaluated with models trained on cifar10
     ours = _describe(data.name, list(data.image_shape), len(data.classes))
-    theirs = _describe(str(trained), shape, n_classes)
+    theirs = _describe(str(trained), card.image_shape, card.num_classes)
     mismatched = (
         (trained is not None and str(trained) != expected)
-        or (shape is not None and list(shape) != list(data.image_shape))
-        or (n_classes is not None and n_classes != len(data.classes))
+        or (card.image_shape is not None and list(card.image_shape) != list(data.image_shape))
+        or (card.num_classes is not None and card.num_classes != len(data.classes))
     )
     if mismatched:
         raise ModelDataMismatch(
-            f"model {ref!r} was trained on {theirs} but the sweep's data is {ours}; "
+            f"model {card.ref!r} was trained on {theirs} but the sweep's data is {ours}; "
             f"set dataset = {str(trained)!r} in the spec, or sweep a model trained on {data.name}"
         )
 
@@ -120,7 +128,7 @@ def check_attacks(spec: SweepSpec, data: ImageDataset) -> None:
     """Every attack against the data: every eps grid (attacks and transfer tables) within the
     images' diameter in its norm, and what each attack itself declares it needs (e.g. more
     classes than APGD-T's targets)."""
-    from robust_attn.attacks.registry import dry_attack
+    from robust_attn.attacks.registry import dry_evaluation
     from robust_attn.sweeps.spec import check_eps_tables
 
     check_eps_tables(spec, tuple(data.image_shape))
@@ -129,33 +137,35 @@ def check_attacks(spec: SweepSpec, data: ImageDataset) -> None:
     ]
     for where, a in tables:
         try:
-            dry_attack(a.name, a.backend, a.params).check_data(len(data.classes), data.image_shape)
+            dry_evaluation(a.name, a.backend, a.params).check_data(len(data.classes), data.image_shape)
         except AttackParameterError as err:
             raise SpecError(f"{where}.{err.param}: {err} (data: {data.name})") from None
 
 
 def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[Checked]:
-    """Check every attack and model against the data before any work (one-line errors, exit 2 in the CLI)."""
+    """Check every attack and model against the data before any work (one-line errors, exit 2 in
+    the CLI); each model's card, with its attention as checked."""
     check_attacks(spec, data)
-    checked = []
-    for ref in spec.models:
-        source = source_for(ref)
-        if source.user_code:
-            module = build_import_spec(ref, device)
-            check_forward(ref, module, data, device)
-            checked.append(Checked(ref, check_attention(ref, module, data, device), module))
-            continue
-        source.check(ref)
-        recorded = recorded_metadata(ref)
-        if recorded is None:  # only a forward pass can tell (a timm architecture): load it once, keep it
-            module, meta = load_model_ref(ref, device, **load_options(spec, ref))
-            check_forward(ref, module, data, device)
-            checked.append(Checked(ref, check_attention(ref, module, data, device), module, meta))
-            continue
-        check_recorded(ref, recorded, data)
-        arch = skeleton(ref)
-        checked.append(Checked(ref, arch is not None and check_attention(ref, arch.to(device).eval(), data, device)))
-    return checked
+    return [_check_model(ref, spec, data, device) for ref in spec.models]
+
+
+def _check_model(ref: str, spec: SweepSpec, data: ImageDataset, device: torch.device) -> Checked:
+    source = source_for(ref)
+    if source.user_code:  # building it runs the user's code: once, kept until its turn
+        module = build_import_spec(ref, device)
+        check_forward(ref, module, data, device)
+        attention = attention_of(module) if check_attention(ref, module, data, device) else ()
+        return Checked(card_from_record(ref, source.kind, {"model_name": ref}, module, attention), module)
+    source.check(ref)
+    card = recorded_card(ref)
+    if card is None:  # only a forward pass can tell (a timm architecture): loaded once here, released
+        module, card = load_model(ref, device, **load_options(spec, ref))
+        check_forward(ref, module, data, device)
+        return Checked(card.with_(attention=card.attention if check_attention(ref, module, data, device) else ()))
+    check_recorded(card, data)
+    arch = skeleton(ref)
+    attentive = arch is not None and check_attention(ref, arch.to(device).eval(), data, device)
+    return Checked(card.with_(attention=attention_of(arch) if arch is not None and attentive else ()))
 
 
 def load_options(spec: SweepSpec, ref: str) -> dict[str, Any]:
@@ -163,14 +173,14 @@ def load_options(spec: SweepSpec, ref: str) -> dict[str, Any]:
     return {"data_dir": spec.data_dir, "model_dir": spec.model_dir, "download": spec.download, **spec.model_options.get(ref, {})}
 
 
-def trained_metadata(item: Checked, spec: SweepSpec, device: torch.device) -> dict[str, Any]:
-    """What a model records about itself once trained (weights identity, architecture, recipe,
-    seed), with its declared traits: from its header where the source records it there (zoo,
-    checkpoints), else from loading it once (other hubs: the weights' sha256 keys its cells)."""
-    if item.module is not None:
-        meta: dict[str, Any] = item.meta or {"model_name": item.ref, "source": "import"}
-        return {**declared_traits(meta, item.module, item.ref), **meta}
-    meta = recorded_metadata(item.ref) or {}
-    if not meta.get("weights_sha256"):
-        _, meta = load_model_ref(item.ref, device, progress=False, **load_options(spec, item.ref))
-    return {**declared_traits(meta, None, item.ref), **meta}
+def trained_card(item: Checked, spec: SweepSpec, device: torch.device) -> ModelCard:
+    """A model's card once trained (a zoo entry trained since the checks now records its weights'
+    identity); a source that records none in its header is loaded once to learn it (other hubs:
+    the weights' sha256 keys its cells)."""
+    card = item.card
+    if card.weights_identity or item.module is not None:
+        return card
+    recorded = recorded_card(item.ref)
+    if recorded is None or not recorded.weights_identity:
+        _, recorded = load_model(item.ref, device, progress=False, **load_options(spec, item.ref))
+    return recorded.with_(attention=card.attention)

@@ -24,13 +24,15 @@ import torch.nn as nn
 
 from robust_attn import distributed
 from robust_attn.attacks import Attack, create_attack
+from robust_attn.attacks.base import Evaluation
+from robust_attn.card import ModelCard
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.resolve import load_model_ref
-from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell, RunDir, RunWriter
+from robust_attn.rundir import AttackCell, Cell, ModelInfo, ProbeCell, RunDir, RunWriter
 from robust_attn.rundir.lock import RunLock
-from robust_attn.sweeps.cells import CellRun, build_attack, run_cell
+from robust_attn.sweeps.cells import CellRun, build_attack, build_evaluation, run_cell
 from robust_attn.sweeps.fingerprint import differences, fingerprint
 from robust_attn.sweeps.plan import (
     batch_seed,
@@ -39,11 +41,9 @@ from robust_attn.sweeps.plan import (
     make_indicator_unit,
     make_probe,
     model_info,
-    model_record,
     probe_attack,
-    weights_identity,
 )
-from robust_attn.sweeps.preflight import Checked, load_options, preflight, trained_metadata
+from robust_attn.sweeps.preflight import Checked, load_options, preflight, trained_card
 from robust_attn.sweeps.spec import AttackSpec, SweepSpec
 from robust_attn.versions import environment, library_versions
 
@@ -96,15 +96,15 @@ class _Model:
     """One model's units, planned before any work."""
 
     item: Checked
-    meta: dict[str, Any]
+    card: ModelCard
     info: ModelInfo
-    cells: list[AttackCell]
+    cells: list[Cell]
     probe: ProbeCell | None
     indicators: ProbeCell | None
     generalisation: ProbeCell | None = None
 
     @property
-    def units(self) -> list[AttackCell | ProbeCell]:
+    def units(self) -> list[Cell | ProbeCell]:
         return [*self.cells, *(u for u in (self.probe, self.indicators, self.generalisation) if u is not None)]
 
 
@@ -136,7 +136,7 @@ class _Job:
             print(text, flush=True)
 
     @property
-    def units(self) -> list[AttackCell | ProbeCell]:
+    def units(self) -> list[Cell | ProbeCell]:
         transfer = [u for t in self.transfers for u in (*t.cells.values(), *t.indicators.values())]
         return [*(u for m in self.models for u in m.units), *transfer]
 
@@ -151,28 +151,27 @@ class _Job:
         return list(distributed.broadcast(self.ctx, mine, "planning"))
 
 
-def _cell_meta(job: _Job, attack: Attack, run: CellRun, seconds: float) -> dict[str, Any]:
-    meta: dict[str, Any] = {"seconds": seconds, "attack_repr": repr(attack), "forwards": run.forwards, "backwards": run.backwards}
+def _cell_meta(job: _Job, evaluation: Evaluation, run: CellRun, seconds: float) -> dict[str, Any]:
+    meta: dict[str, Any] = {"seconds": seconds, "attack_repr": repr(evaluation), "forwards": run.forwards, "backwards": run.backwards}
     if job.ctx is not None:
         meta["world_size"] = job.ctx.world
-    if attack.is_ensemble:  # its members in order, with their passes (summed over ranks)
+    if run.members:  # an ensemble's members in order, with their passes (summed over ranks)
         meta["members"] = {k: {"forwards": f, "backwards": b} for k, (f, b) in run.members.items()}
     return meta
 
 
-def _run_attack_cells(job: _Job, model: nn.Module, cells: list[AttackCell]) -> None:
+def _run_cells(job: _Job, model: nn.Module, cells: list[Cell]) -> None:
     for cell in job.todo(cells):
         a = next(a for a in job.spec.attacks if a.key == cell.attack)
-        attack = build_attack(a, model, job.spec)
+        evaluation = build_evaluation(a, model, job.spec)
         t0 = time.perf_counter()
-        run = run_cell(attack, job.data, cell, job.spec, job.progress, job.ctx)
+        run = run_cell(evaluation, job.data, cell, job.spec, job.progress, job.ctx)
         if run is None:  # another rank writes
             continue
-        job.writer.write_cell(
-            cell, run.outcome, job.data.labels.numpy(), np.arange(len(job.data)), _cell_meta(job, attack, run, time.perf_counter() - t0)
-        )
-        if job.spec.save_examples:
-            job.writer.write_examples(cell, example_arrays(attack, job.data, cell, job.spec.save_examples))
+        meta = _cell_meta(job, evaluation, run, time.perf_counter() - t0)
+        job.writer.write_cell(cell, run.outcome, job.data.labels.numpy(), np.arange(len(job.data)), meta)
+        if job.spec.save_examples and isinstance(evaluation, Attack) and isinstance(cell, AttackCell):
+            job.writer.write_examples(cell, example_arrays(evaluation, job.data, cell, job.spec.save_examples))
 
 
 def _run_probe_units(job: _Job, ref: str, model: nn.Module, probe: ProbeCell | None, indicators: ProbeCell | None) -> None:
@@ -248,19 +247,19 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
     probe_with = probe_attack(spec) if spec.attention_samples > 0 else None
     any_attention = any(c.has_attention for c in checked)
     for item in checked:
-        meta = trained_metadata(item, spec, job.device)
-        info, sha = model_info(item.ref, meta, item.has_attention), weights_identity(meta)
-        job.manifest["models"][item.ref] = model_record(meta, info)
+        card = trained_card(item, spec, job.device)
+        info, sha = model_info(card), card.weights_identity
+        job.manifest["models"][item.ref] = card.manifest_record()
         wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.masks is not None))
         probe = make_probe(spec, info, sha, probe_with) if probe_with is not None and wants_probe else None
         indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
         general = make_generalisation_unit(spec, info, sha) if spec.generalisation else None
-        job.models.append(_Model(item, meta, info, make_cells(spec, info, sha), probe, indicators, general))
+        job.models.append(_Model(item, card, info, make_cells(spec, info, sha), probe, indicators, general))
     from robust_attn.sweeps.plan import data_key
     from robust_attn.sweeps.transfer import plan_transfer
 
     infos = {m.item.ref: m.info for m in job.models}
-    shas = {m.item.ref: weights_identity(m.meta) for m in job.models}
+    shas = {m.item.ref: m.card.weights_identity for m in job.models}
     job.checked = checked
     job.transfers = [plan_transfer(spec, t, infos, shas, data_key(spec)) for t in spec.transfer]
 
@@ -271,21 +270,29 @@ def _run_models(job: _Job) -> None:
         model_bar.set_postfix_str(m.item.ref)
         todo = job.todo(m.units)  # a collective: every rank calls it
         if not interactive():
-            job.say(f"{m.item.ref}: {sum(isinstance(u, AttackCell) for u in todo)} of {len(m.cells)} attack cells to run")
+            job.say(f"{m.item.ref}: {sum(isinstance(u, Cell) for u in todo)} of {len(m.cells)} cells to run")
         if todo:
             model = m.item.module if m.item.module is not None else load_model_ref(m.item.ref, job.device, progress=job.progress and job.main,
                                                                                    **load_options(job.spec, m.item.ref))[0]  # fmt: skip
-            _run_attack_cells(job, model, m.cells)
+            _run_cells(job, model, m.cells)
             _run_probe_units(job, m.item.ref, model, m.probe, m.indicators)
             _run_generalisation(job, m.item.ref, model, m.generalisation)
             del model
+        if m.item.ref not in _transferred(job.spec):
+            m.item.module = None  # released after its turn (a transfer table still needs the models it names)
         model_bar.update(1)
     model_bar.close()
 
 
-def _sweep_entry(spec: SweepSpec, out_dir: str, force: bool, progress: bool) -> None:
-    """A local rank launched by the ``workers`` option."""
-    run_sweep(spec, out_dir, force=force, progress=progress)
+def _transferred(spec: SweepSpec) -> set[str]:
+    """The models a transfer table names (as source, ensemble member or target)."""
+    return {m for t in spec.transfer for m in (*t.targets, *(s for source in t.sources for s in source))}
+
+
+def _sweep_entry(spec: SweepSpec, out_dir: str, force: bool, progress: bool, cards: list[ModelCard]) -> None:
+    """A local rank launched by the ``workers`` option: the parent checked the models already."""
+    device = resolve_device(spec.device)
+    _run(spec, Path(out_dir), device, force, progress, [Checked(card) for card in cards])
 
 
 def _load_data(spec: SweepSpec) -> ImageDataset:
@@ -338,9 +345,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path | None = None, *, force: bool
         RunWriter(root).claim(fingerprint(spec), lambda stored: differences(spec, stored))
         if spec.workers > 1 and device.type == "cpu" and not distributed.launched():
             data = _load_data(spec)
-            preflight(spec, data, device)  # bad models fail here, in one line, before any rank starts
+            checked = preflight(spec, data, device)  # bad models fail here, in one line, before any rank starts
+            del data
             with _environment(lock.env()):
-                distributed.launch_local(spec.workers, _sweep_entry, spec, str(root), force, progress)
+                distributed.launch_local(spec.workers, _sweep_entry, spec, str(root), force, progress, [c.card for c in checked])
             return root
         return _run(spec, root, device, force, progress)
 
@@ -360,15 +368,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _run(spec: SweepSpec, root: Path, device: torch.device, force: bool, progress: bool) -> Path:
-    """The sweep in this process (one rank of a job, or the only process)."""
+def _run(spec: SweepSpec, root: Path, device: torch.device, force: bool, progress: bool, checked: list[Checked] | None = None) -> Path:
+    """The sweep in this process (one rank of a job, or the only process); ``checked``: the
+    models as a parent process checked them (the checks run once per sweep)."""
     t_start = time.perf_counter()
     ctx = distributed.context(device)
     device = distributed.device_for(ctx, device)
     data = _load_data(spec)
     if len(data) < spec.n and (ctx is None or ctx.is_main):
         print(f"note: {spec.dataset} {spec.split} has {len(data)} images; using all of them (n = {spec.n} asked)")
-    checked = preflight(spec, data, device)
+    checked = preflight(spec, data, device) if checked is None else checked
     job = _Job(spec, root, data, device, ctx, RunWriter(root), _manifest(spec, data, device, ctx), force, progress, t_start)
     if ctx is not None:
         job.say(f"sweep over {ctx.world} ranks ({ctx.backend}); rank 0 writes {root}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse_eps
 from robust_attn.attacks.base import AttackOptions
-from robust_attn.attacks.registry import attack_traits, check_params, dry_attack
+from robust_attn.attacks.registry import attack_traits, check_params, dry_evaluation
 from robust_attn.data import list_datasets
 from robust_attn.device import check_device_name
 from robust_attn.errors import AttackParameterError, RobustAttnError, SpecError, UsageError
@@ -186,7 +186,7 @@ def _attack(i: int, raw: Any) -> AttackSpec:
     given = _attack_params(where, raw)
     try:
         params = check_params(name, backend, given)
-        dry_attack(name, backend, params)  # value checks, before any model is loaded
+        dry_evaluation(name, backend, params)  # value checks, before any model is loaded
     except AttackParameterError as err:
         raise _fail(f"{where}.{err.param}", str(err)) from None
     traits = attack_traits(name, backend, params)

@@ -21,7 +21,7 @@ import torch.nn as nn
 from robust_attn import distributed, hooks
 from robust_attn.attacks.base import finite_logits
 from robust_attn.attacks.registry import attack_traits
-from robust_attn.rundir import AttackCell, ModelInfo, ProbeCell, ProbeOutcome
+from robust_attn.rundir import ModelInfo, ProbeCell, ProbeOutcome, TransferCell
 from robust_attn.sweeps.cells import CellRun, _assemble, build_attack
 from robust_attn.sweeps.plan import config_hash
 from robust_attn.sweeps.spec import SweepSpec, TransferSpec
@@ -64,7 +64,7 @@ class TransferUnits:
     """The cells of one transfer table, by (target, source label), and each target's indicator unit."""
 
     spec: TransferSpec
-    cells: dict[tuple[str, str], AttackCell]
+    cells: dict[tuple[str, str], TransferCell]
     indicators: dict[str, ProbeCell]
 
 
@@ -72,15 +72,16 @@ def plan_transfer(
     spec: SweepSpec, t: TransferSpec, infos: dict[str, ModelInfo], shas: dict[str, str], data_key: list[Any]
 ) -> TransferUnits:
     traits = attack_traits(t.attack.name, t.attack.backend, t.attack.params)
-    cells: dict[tuple[str, str], AttackCell] = {}
+    cells: dict[tuple[str, str], TransferCell] = {}
     indicators = {}
     for target in t.targets:
         for source in dict.fromkeys([*t.sources, (target,)]):  # the diagonal: the white-box reference
             label = t.source_label(source)
             h = config_hash([target, shas[target], "transfer", [[s, shas[s]] for s in source], t.attack.name, t.attack.backend,
                              t.attack.params, list(t.attack.eps), spec.seed, data_key])  # fmt: skip
-            cells[(target, label)] = AttackCell(infos[target], f"{t.attack.key}<-{label}", t.attack.name, t.attack.backend, traits.norm,
-                                                "independent", dict(t.attack.params), list(t.attack.eps), h, traits.as_dict(), [], label)  # fmt: skip
+            cells[(target, label)] = TransferCell(model=infos[target], attack=t.attack.key, name=t.attack.name, backend=t.attack.backend,
+                                                  norm=traits.norm, mode="independent", params=dict(t.attack.params), config_hash=h,
+                                                  traits=traits.as_dict(), eps=list(t.attack.eps), source=label)  # fmt: skip
         h = config_hash([cells[(target, s)].config_hash for s in (t.source_label(x) for x in t.sources)] + [target, "transfer indicator"])
         indicators[target] = ProbeCell(infos[target], t.key, h, kind="indicators")
     return TransferUnits(t, cells, indicators)
@@ -128,12 +129,12 @@ def _indicator_rows(
         for k, eps in enumerate(t.attack.eps):
             gap = float(black[k].mean() - white[k].mean())
             hit = gap < -MARGIN and int(white[k].sum() - black[k].sum()) >= 2
-            rows.append({"attack": f"{t.attack.key}<-{label}", "indicator": INDICATOR, "level": "attack", "value": gap, "threshold": -MARGIN,
+            rows.append({"attack": t.attack.key, "source": label, "indicator": INDICATOR, "level": "attack", "value": gap, "threshold": -MARGIN,
                          "triggered": hit, "skipped": False,
                          "detail": f"at eps {eps:.4g}, crafted on {label}: {black[k].mean():.1%} vs white-box {white[k].mean():.1%}"
                                    + ("; the target's own gradients are masked: its white-box robustness is overstated, attack it with "
                                       "a transfer or query-only attack (square, autoattack)" if hit else "")})  # fmt: skip
-    keys = ["attack", "indicator", "level", "value", "threshold", "triggered", "skipped", "detail"]
+    keys = ["attack", "source", "indicator", "level", "value", "threshold", "triggered", "skipped", "detail"]
     return {k: np.asarray([r[k] for r in rows], dtype=object if isinstance(rows[0][k], str) else None) for k in keys} if rows else {}
 
 
@@ -175,7 +176,9 @@ def run_transfers(job: TransferJob, all_units: list[TransferUnits]) -> None:
         for target in groups:
             rows = _indicator_rows(units, target, outcomes, labels)
             job.writer.write_probe(units.indicators[target], ProbeOutcome(indicators=rows), {"seconds": None})
-            fired = [str(a) for a, h in zip(rows.get("attack", []), rows.get("triggered", [])) if h]
+            fired = [
+                f"{a} crafted on {s}" for a, s, h in zip(rows.get("attack", []), rows.get("source", []), rows.get("triggered", [])) if h
+            ]
             job.say(
                 f"  {target} transfer ({units.spec.attack.key}): "
                 + (f"{INDICATOR}: {', '.join(fired)}" if fired else "no transfer attack beats white-box")

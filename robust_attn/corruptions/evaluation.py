@@ -1,12 +1,14 @@
-"""Common corruptions as a threat model of the sweep: the 15 CIFAR-10-C corruptions at severities
-1-5 (Hendrycks & Dietterich, ICLR 2019; :mod:`robust_attn.corruptions`), or the published
-CIFAR-10-C / CIFAR-100-C images when the data set carries them.
+"""Common corruptions as an evaluation of their own kind: the 15 CIFAR-10-C corruptions at
+severities 1-5 (Hendrycks & Dietterich, ICLR 2019; :mod:`robust_attn.corruptions`), or the
+published CIFAR-10-C / CIFAR-100-C images when the data set carries them.
 
-It is registered like an attack (``name = "corruptions"`` in a spec's ``[[attacks]]`` table) and
-declares ``threat_model = "corruption"``: it has no eps grid; its conditions are (corruption,
-severity) pairs, each evaluated independently on the clean images, and the run directory records
-them in the ``corruption`` and ``severity`` columns. Corrupting is data preparation: the sweep
-caches the corrupted images by batch, so a second model does not make them again.
+Not an attack: it has no eps and perturbs nothing adversarially. It is registered under a name
+like the attacks (``name = "corruptions"`` in a spec's ``[[attacks]]`` table) and declares its
+kind, ``corruption``; its conditions are (corruption, severity) pairs, each evaluated
+independently on the clean images, and the run directory records them in the ``corruption`` and
+``severity`` columns of its own cells (:class:`robust_attn.rundir.CorruptionCell`). Corrupting is
+data preparation: the sweep caches the corrupted images by batch, so a second model does not
+make them again.
 """
 
 from __future__ import annotations
@@ -17,20 +19,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from robust_attn.attacks.base import Attack, AttackOptions, bad_param
+from robust_attn.attacks.base import AttackOptions, Evaluation, bad_param
 from robust_attn.attacks.registry import register_attack
-from robust_attn.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from robust_attn.corruptions.registry import CORRUPTIONS, SEVERITIES, corrupt
 
 
 @register_attack("corruptions", "native")
-class Corruptions(Attack):
+class CommonCorruptions(Evaluation):
     """Accuracy under common corruptions. Parameters: ``severities`` (default 1-5) and
     ``corruptions`` (default all 15, named as the CIFAR-10-C files: gaussian_noise, fog, ...)."""
 
+    kind: ClassVar[str] = "corruption"
     name = "corruptions"
     threat_model: ClassVar[str] = "corruption"
-    iterative = False
-    strength = 0  # not ranked against the eps-ball attacks
+    strength = 0  # not ranked against the attacks
 
     def __init__(
         self,
@@ -80,6 +82,3 @@ class Corruptions(Attack):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.predict(x)
-
-    def perturb(self, x: torch.Tensor, y: torch.Tensor, eps: float, stop_early: bool = False) -> torch.Tensor:
-        raise bad_param("eps", "corruptions have no eps: run them in a sweep (attacks table name = 'corruptions') or call corrupted()")
