@@ -62,10 +62,19 @@ def main() -> None:
             model, card = ra.load_model(name, "cpu", progress=False)
             meta = card.recorded
             guard = meta.get("guard", {})
-            rows.append((f"FGSM-AT at {e:g}/255", meta["clean_accuracy"], guard.get("kept_epoch"), meta["train_result"]["seconds"],
-                         robust_accuracy(model, args.n)))  # fmt: skip
-    print(f"\nbuiltin/{args.model}, seed {args.seed}, {base.epochs} epochs of {base.train_size:,} images; training wall time {train_s:.0f} s "
-          f"for {len(names)} models on {torch.get_num_threads()} cores; APGD-CE 100 steps, worst-case, {args.n} test images\n")  # fmt: skip
+            rows.append(
+                (
+                    f"FGSM-AT at {e:g}/255",
+                    meta["clean_accuracy"],
+                    guard.get("kept_epoch"),
+                    meta["train_result"]["seconds"],
+                    robust_accuracy(model, args.n),
+                )
+            )
+    print(
+        f"\nbuiltin/{args.model}, seed {args.seed}, {base.epochs} epochs of {base.train_size:,} images; training wall time {train_s:.0f} s "
+        f"for {len(names)} models on {torch.get_num_threads()} cores; APGD-CE 100 steps, worst-case, {args.n} test images\n"
+    )
     eps_cols = " | ".join(f"APGD-CE {e * 255:g}/255" for e in TEST_EPS)
     print(f"| training | clean (2,000 images) | kept epoch | train time (s) | {eps_cols} |")
     print("|---|---:|---:|---:|" + "---:|" * len(TEST_EPS))

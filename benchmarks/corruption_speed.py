@@ -56,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
             cells.append(f"{len(images) / wall:6.0f}|{len(images) / max(cpu, 1e-9):6.0f}")
         print(f"{name:18s} " + " ".join(cells), flush=True)
     count = len(args.corruptions) * len(SEVERITIES) * 10_000
-    print(f"projected for 10,000 images x {len(args.corruptions)} corruptions x 5 severities ({count:,} images): "
-          f"{wall_total:.0f} s wall, {cpu_total:.0f} s CPU ({count / max(cpu_total, 1e-9):,.0f} images/s of CPU time)")  # fmt: skip
+    print(
+        f"projected for 10,000 images x {len(args.corruptions)} corruptions x 5 severities ({count:,} images): "
+        f"{wall_total:.0f} s wall, {cpu_total:.0f} s CPU ({count / max(cpu_total, 1e-9):,.0f} images/s of CPU time)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,19 @@ ATTACKS = {
 
 def sweep(model: str, n: int, attacks: list[dict], mode: str, threads: int, workers: int, out: Path) -> tuple[float, pd.DataFrame]:
     torch.set_num_threads(threads)
-    spec = parse_spec({"name": "bench", "models": [model], "n": n, "batch_size": 50, "modes": [mode], "attention_samples": 0,
-                       "diagnostic_samples": 0, "workers": workers, "attacks": attacks})  # fmt: skip
+    spec = parse_spec(
+        {
+            "name": "bench",
+            "models": [model],
+            "n": n,
+            "batch_size": 50,
+            "modes": [mode],
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "workers": workers,
+            "attacks": attacks,
+        }
+    )
     t0 = time.perf_counter()
     run_sweep(spec, out, progress=False)
     return time.perf_counter() - t0, pd.read_parquet(out / "samples.parquet").drop(columns=["forwards", "backwards"])
@@ -88,8 +99,10 @@ def zoo_rows(tmp: Path, cores: int, ranks: int) -> None:
     base = f"{cores}-thread process"
     rank_label = f"{ranks} ranks x 1 thread"
     same = "identical to the 1-thread run" if weights[rank_label] == weights["1 thread"] else "differ from the 1-thread run"
-    print(f"\nzoo training, 2 entries x 2 epochs x 5,000 images: {base} {times[base]:.1f} s, 1 thread {times['1 thread']:.1f} s, "
-          f"{rank_label} {times[rank_label]:.1f} s: {times[base] / times[rank_label]:.2f}x; weights {same}")  # fmt: skip
+    print(
+        f"\nzoo training, 2 entries x 2 epochs x 5,000 images: {base} {times[base]:.1f} s, 1 thread {times['1 thread']:.1f} s, "
+        f"{rank_label} {times[rank_label]:.1f} s: {times[base] / times[rank_label]:.2f}x; weights {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -110,9 +110,12 @@ def torchattacks_seconds(model: nn.Module, data: ra.ImageDataset, eps: tuple[flo
     for e in eps:
         t0, right = time.perf_counter(), 0
         for b, (_, x, y) in enumerate(data.batches(batch)):
-            members = [torchattacks.APGD(model, eps=e, steps=100, seed=b, loss="ce"), torchattacks.APGDT(model, eps=e, steps=100, seed=b, n_classes=10),
-                       torchattacks.FAB(model, eps=e, steps=100, multi_targeted=True, n_classes=10, seed=b),
-                       torchattacks.Square(model, eps=e, n_queries=5000, seed=b)]  # fmt: skip
+            members = [
+                torchattacks.APGD(model, eps=e, steps=100, seed=b, loss="ce"),
+                torchattacks.APGDT(model, eps=e, steps=100, seed=b, n_classes=10),
+                torchattacks.FAB(model, eps=e, steps=100, multi_targeted=True, n_classes=10, seed=b),
+                torchattacks.Square(model, eps=e, n_queries=5000, seed=b),
+            ]
             adv = torchattacks.MultiAttack(members)(x, y)
             with torch.inference_mode():
                 right += int((model(adv).argmax(1) == y).sum())
@@ -181,8 +184,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     data = ra.load_dataset("builtin", "test", n=args.offset + args.n).subset(args.n, args.offset)
     params = json.loads(args.rapid_params)
-    print(f"rapid panel: {args.n} built-in test images from image {args.offset}, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"rapid {params or 'defaults'}, ablation {args.ablation or 'none'}", flush=True)  # fmt: skip
+    print(
+        f"rapid panel: {args.n} built-in test images from image {args.offset}, batch {args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"rapid {params or 'defaults'}, ablation {args.ablation or 'none'}",
+        flush=True,
+    )
     if args.rerun_rapid:
         rows = rerun_rapid(args.rerun_rapid, data, params, args.batch, json.loads(args.expect_weights), args.offset)
         if args.json:

@@ -48,9 +48,12 @@ def apgd_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, steps: 
                     parts.append(attack.sweep(x, y, [eps], mode="independent").correct[0])
             times[label], correct[label] = time.perf_counter() - t0, torch.cat(parts)
         same = int((correct["native-same-start"] == correct["torchattacks"]).sum())
-        print(f"APGD-CE {steps} steps, eps {eps * 255:.0f}/255: native {times['native']:.1f} s ({correct['native'].float().mean():.1%}), "
-              f"torchattacks {times['torchattacks']:.1f} s ({correct['torchattacks'].float().mean():.1%}): {times['torchattacks'] / times['native']:.2f}x; "
-              f"from the same start (NCHW, {times['native-same-start']:.1f} s) {same}/{len(data)} samples agree", flush=True)  # fmt: skip
+        print(
+            f"APGD-CE {steps} steps, eps {eps * 255:.0f}/255: native {times['native']:.1f} s ({correct['native'].float().mean():.1%}), "
+            f"torchattacks {times['torchattacks']:.1f} s ({correct['torchattacks'].float().mean():.1%}): {times['torchattacks'] / times['native']:.2f}x; "
+            f"from the same start (NCHW, {times['native-same-start']:.1f} s) {same}/{len(data)} samples agree",
+            flush=True,
+        )
         out[f"apgd_{eps * 255:.0f}"] = times["native"]
     return out
 
@@ -90,16 +93,23 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
         costs[1] += bw
     native_t = time.perf_counter() - t0
     native_acc = torch.cat(parts, 1).float().mean(1).tolist()
-    print(f"autoattack worst-case sweep (native APGD-CE, APGD-T, FAB-T, L-inf Square): {native_t:.1f} s, "
-          f"{costs[0] / len(data):,.0f} forwards and {costs[1] / len(data):,.0f} backwards per image; {_fmt(native_acc)}", flush=True)  # fmt: skip
+    print(
+        f"autoattack worst-case sweep (native APGD-CE, APGD-T, FAB-T, L-inf Square): {native_t:.1f} s, "
+        f"{costs[0] / len(data):,.0f} forwards and {costs[1] / len(data):,.0f} backwards per image; {_fmt(native_acc)}",
+        flush=True,
+    )
     print(f"  per member: {_members(native_s)}", flush=True)
     counted = CostCounter(model.to(memory_format=torch.contiguous_format)).eval()  # torchattacks' FAB needs NCHW
     t0, parts, lib_s = time.perf_counter(), [], {}  # type: ignore[var-annotated]
     for eps in EPS:
         correct = []
         for b, (_, x, y) in enumerate(data.batches(batch)):
-            members = [torchattacks.APGD(counted, eps=eps, steps=100, seed=b, loss="ce"), torchattacks.APGDT(counted, eps=eps, steps=100, seed=b, n_classes=10),
-                       torchattacks.FAB(counted, eps=eps, steps=100, multi_targeted=True, n_classes=10, seed=b), torchattacks.Square(counted, eps=eps, n_queries=5000, seed=b)]  # fmt: skip
+            members = [
+                torchattacks.APGD(counted, eps=eps, steps=100, seed=b, loss="ce"),
+                torchattacks.APGDT(counted, eps=eps, steps=100, seed=b, n_classes=10),
+                torchattacks.FAB(counted, eps=eps, steps=100, multi_targeted=True, n_classes=10, seed=b),
+                torchattacks.Square(counted, eps=eps, n_queries=5000, seed=b),
+            ]
             for name, member in zip(("apgd-ce", "apgd-t", "fab-t", "square"), members):
                 _timed(member, "forward", lib_s, name)
             adv = torchattacks.MultiAttack(members)(x, y)
@@ -108,8 +118,11 @@ def autoattack_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int) -
         parts.append(torch.cat(correct))
     lib_t = time.perf_counter() - t0
     lib_acc = [float(p.float().mean()) for p in parts]
-    print(f"torchattacks MultiAttack(APGD 100, APGDT, FAB, Square) per eps: {lib_t:.1f} s, {counted.forwards / len(data):,.0f} forwards and "
-          f"{counted.backwards / len(data):,.0f} backwards per image; {_fmt(lib_acc)}", flush=True)  # fmt: skip
+    print(
+        f"torchattacks MultiAttack(APGD 100, APGDT, FAB, Square) per eps: {lib_t:.1f} s, {counted.forwards / len(data):,.0f} forwards and "
+        f"{counted.backwards / len(data):,.0f} backwards per image; {_fmt(lib_acc)}",
+        flush=True,
+    )
     print(f"  per member: {_members(lib_s)}", flush=True)
     worst = max(n - t for n, t in zip(native_acc, lib_acc))
     print(f"autoattack: {lib_t / native_t:.2f}x faster; native accuracy minus torchattacks' at most {worst * 100:+.1f} points", flush=True)
@@ -135,9 +148,12 @@ def square_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, queri
                     parts.append(model(adv).argmax(1) == y)
             times[label], correct[label] = time.perf_counter() - t0, torch.cat(parts)
         same = int((correct["native"] == correct["torchattacks"]).sum())
-        print(f"Square {queries} queries, eps {eps * 255:.0f}/255: native {times['native']:.1f} s ({correct['native'].float().mean():.1%}), "
-              f"torchattacks {times['torchattacks']:.1f} s ({correct['torchattacks'].float().mean():.1%}): "
-              f"{times['torchattacks'] / times['native']:.2f}x; {same}/{len(data)} samples agree", flush=True)  # fmt: skip
+        print(
+            f"Square {queries} queries, eps {eps * 255:.0f}/255: native {times['native']:.1f} s ({correct['native'].float().mean():.1%}), "
+            f"torchattacks {times['torchattacks']:.1f} s ({correct['torchattacks'].float().mean():.1%}): "
+            f"{times['torchattacks'] / times['native']:.2f}x; {same}/{len(data)} samples agree",
+            flush=True,
+        )
 
 
 FMN_CONFIGS = ((100, 0.05), (50, 0.3))  # the default; half the steps with a faster epsilon factor
@@ -159,8 +175,11 @@ def fmn_rows(model: torch.nn.Module, data: ra.ImageDataset, batch: int, apgd_tim
         fmn_t = time.perf_counter() - t0
         fmn_acc = torch.cat(parts, 1).float().mean(1).tolist()
         f, b = attack.cost
-        print(f"FMN {steps} steps, gamma {gamma}, one run: {fmn_t:.1f} s ({f / len(data):.0f} forwards, {b / len(data):.0f} backwards per image) "
-              f"against APGD-CE at one eps {min(apgd_times.values()):.1f}-{one_eps:.1f} s: {fmn_t / one_eps:.2f}x the costliest eps", flush=True)  # fmt: skip
+        print(
+            f"FMN {steps} steps, gamma {gamma}, one run: {fmn_t:.1f} s ({f / len(data):.0f} forwards, {b / len(data):.0f} backwards per image) "
+            f"against APGD-CE at one eps {min(apgd_times.values()):.1f}-{one_eps:.1f} s: {fmn_t / one_eps:.2f}x the costliest eps",
+            flush=True,
+        )
         print(
             f"  FMN   {_fmt(fmn_acc)}\n  APGD  {_fmt(apgd_acc)}\n  FMN - APGD: "
             + ", ".join(f"{(a - b) * 100:+.1f}" for a, b in zip(fmn_acc, apgd_acc)),

@@ -63,14 +63,24 @@ def corruptions(n: int, batch: int) -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["ROBUST_ATTN_HOME"] = home
         os.symlink(os.path.join(os.path.expanduser("~/.cache/robust-attn"), "zoo"), os.path.join(home, "zoo"))
-        spec = ra.parse_spec({"models": ["builtin/vgg", "builtin/vgg@seed=1"], "n": n, "batch_size": batch, "attention_samples": 0,
-                              "diagnostic_samples": 0, "attacks": [{"name": "corruptions"}]})  # fmt: skip
+        spec = ra.parse_spec(
+            {
+                "models": ["builtin/vgg", "builtin/vgg@seed=1"],
+                "n": n,
+                "batch_size": batch,
+                "attention_samples": 0,
+                "diagnostic_samples": 0,
+                "attacks": [{"name": "corruptions"}],
+            }
+        )
         t0 = time.perf_counter()
         root = ra.run_sweep(spec, os.path.join(home, "run"), progress=True)
         total = time.perf_counter() - t0
         cells = {c["model"]: c["seconds"] for c in ra.load_run(root).manifest["cells"]}
-        print(f"sweep of two models (cold cache): {total:.1f} s; first model {cells['builtin/vgg']:.1f} s (makes the images), second "
-              f"{cells['builtin/vgg@seed=1']:.1f} s (reads them): the second model is {cells['builtin/vgg'] / cells['builtin/vgg@seed=1']:.1f}x faster")  # fmt: skip
+        print(
+            f"sweep of two models (cold cache): {total:.1f} s; first model {cells['builtin/vgg']:.1f} s (makes the images), second "
+            f"{cells['builtin/vgg@seed=1']:.1f} s (reads them): the second model is {cells['builtin/vgg'] / cells['builtin/vgg@seed=1']:.1f}x faster"
+        )
     if before is None:  # the transfer part reads the real cache again
         os.environ.pop("ROBUST_ATTN_HOME", None)
     else:

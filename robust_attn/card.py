@@ -115,9 +115,12 @@ def _budget(record: dict[str, Any]) -> Budget:
     recipe = record.get("recipe")
     result = record.get("train_result")
     seconds = result.get("seconds") if isinstance(result, dict) else None
-    return Budget(_int(record.get("epochs")), _int(record.get("train_size")),
-                  str(recipe.get("name")) if isinstance(recipe, dict) else (str(recipe) if recipe else None),
-                  float(seconds) if isinstance(seconds, int | float) else None)  # fmt: skip
+    return Budget(
+        _int(record.get("epochs")),
+        _int(record.get("train_size")),
+        str(recipe.get("name")) if isinstance(recipe, dict) else (str(recipe) if recipe else None),
+        float(seconds) if isinstance(seconds, int | float) else None,
+    )
 
 
 def _int(value: Any) -> int | None:

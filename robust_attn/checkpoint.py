@@ -35,8 +35,9 @@ def split_weights(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
     return weights, {k: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
 
 
-CHECKPOINT = verified.Entry(METADATA_KEY, "checkpoint", "delete it and retrain", "make it readable (chmod a+r), or copy it somewhere you can read",
-                            split_weights)  # fmt: skip
+CHECKPOINT = verified.Entry(
+    METADATA_KEY, "checkpoint", "delete it and retrain", "make it readable (chmod a+r), or copy it somewhere you can read", split_weights
+)
 """A checkpoint file the user names; the zoo describes its cached ones with its own fix."""
 
 

@@ -53,9 +53,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     c, h, _ = train.image_shape
     torch.manual_seed(args.seed)
     model = create_model(
-        args.model, num_classes=len(train.classes), in_channels=c, image_size=h, mean=list(train.mean), std=list(train.std),
-        width=args.width, layout=args.layout, dropout=args.dropout,
-    )  # fmt: skip
+        args.model,
+        num_classes=len(train.classes),
+        in_channels=c,
+        image_size=h,
+        mean=list(train.mean),
+        std=list(train.std),
+        width=args.width,
+        layout=args.layout,
+        dropout=args.dropout,
+    )
     out = Path(args.out) / f"{args.model}.safetensors"
     ranks = f", {ctx.world} ranks ({ctx.backend}, DistributedDataParallel)" if ctx is not None else ""
     if main:
@@ -117,12 +124,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from robust_attn.sweeps import load_spec, run_sweep
 
     spec = load_spec(args.spec).with_overrides(
-        models=tuple(args.models) if args.models else None, n=args.n, batch_size=args.batch_size, seed=args.seed,
-        device=args.device, precision=args.precision, data_dir=args.data_dir, download=True if args.download else None,
+        models=tuple(args.models) if args.models else None,
+        n=args.n,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        data_dir=args.data_dir,
+        download=True if args.download else None,
         verify=False if args.no_verify else None,
         modes=("independent",) if args.independent else (("worst-case", "independent") if args.both_modes else None),
-        save_examples=args.save_examples, fold_bn=True if args.fold_bn else None, workers=args.workers,
-    )  # fmt: skip
+        save_examples=args.save_examples,
+        fold_bn=True if args.fold_bn else None,
+        workers=args.workers,
+    )
     try:
         root = run_sweep(spec, args.out, force=args.force, progress=not args.quiet)
     except KeyboardInterrupt as err:
@@ -141,8 +156,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _print_stopped(err: KeyboardInterrupt) -> None:
     """What Ctrl-C left: the sweep's own account when it had started its units."""
     summary = getattr(err, "summary", None)
-    print(summary or "stopped before the sweep's first unit: nothing was written to the run directory (trained zoo models "
-          "stay in the cache); run the same command again to resume", file=sys.stderr)  # fmt: skip
+    print(
+        summary
+        or "stopped before the sweep's first unit: nothing was written to the run directory (trained zoo models "
+        "stay in the cache); run the same command again to resume",
+        file=sys.stderr,
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -331,8 +350,12 @@ def _where() -> str:
 
 def _on_launcher_stop(signum: int, frame: object) -> None:
     """torchrun stops the surviving ranks when one fails: say so in one line (finished units are on disk)."""
-    print(f"robust-attn: error: {_where()}stopped by the launcher because another rank failed (see the launcher's report for which); "
-          "rerun the same command to resume from the finished units", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"robust-attn: error: {_where()}stopped by the launcher because another rank failed (see the launcher's report for which); "
+        "rerun the same command to resume from the finished units",
+        file=sys.stderr,
+        flush=True,
+    )
     os._exit(1)
 
 
@@ -377,8 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import traceback
 
         traceback.print_exc()
-        print(f"robust-attn: internal error: {_where()}this is a bug in robust-attn, not in your input; please report it with the traceback above",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"robust-attn: internal error: {_where()}this is a bug in robust-attn, not in your input; please report it with the traceback above",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -25,8 +25,10 @@ def check_device_name(device: object) -> str:
     if device in ("auto", "cpu") or _CUDA.fullmatch(device):
         return device
     if device == "mps":
-        raise UsageError(f"device 'mps' (Apple GPUs) is not supported: robust-attn runs on cpu or CUDA; use {DEVICE_NAMES} "
-                         f"(here: {', '.join(available_devices())})")  # fmt: skip
+        raise UsageError(
+            f"device 'mps' (Apple GPUs) is not supported: robust-attn runs on cpu or CUDA; use {DEVICE_NAMES} "
+            f"(here: {', '.join(available_devices())})"
+        )
     raise UsageError(f"unknown device {device!r}; use {DEVICE_NAMES} (here: {', '.join(available_devices())})")
 
 
@@ -37,8 +39,10 @@ def available_devices() -> list[str]:
 
 
 def _missing(name: str, why: str) -> UsageError:
-    return UsageError(f"device {name!r} is not available here ({why}); devices here: {', '.join(available_devices())}; "
-                      "use one of them (--device, or device in the spec), or auto")  # fmt: skip
+    return UsageError(
+        f"device {name!r} is not available here ({why}); devices here: {', '.join(available_devices())}; "
+        "use one of them (--device, or device in the spec), or auto"
+    )
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -143,8 +143,17 @@ def launch_local(workers: int, entrypoint: Callable[..., Any], *args: Any) -> No
 
     check_workers(workers)
     threads = max(1, torch.get_num_threads() // workers)
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=workers, run_id=f"robust-attn-{os.getpid()}", rdzv_backend="c10d",
-                          rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2, start_method="spawn")  # fmt: skip
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=workers,
+        run_id=f"robust-attn-{os.getpid()}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        monitor_interval=0.2,
+        start_method="spawn",
+    )
     with tempfile.TemporaryDirectory(prefix="robust-attn-ranks-") as folder, _launcher_quiet():
         try:
             elastic_launch(config, _rank_main)(threads, folder, entrypoint, *args)
@@ -227,10 +236,17 @@ def record_error(folder: str | Path, err: BaseException) -> Path:
     message and attributes (an input error), or its traceback (a bug), and when it happened."""
     cls = type(err)
     attrs = {k: v for k, v in vars(err).items() if _json_safe(v)}
-    entry = {"rank": int(os.environ.get("RANK", "0")), "local_rank": int(os.environ.get("LOCAL_RANK", "0")), "time": time.time(),
-             "input_error": isinstance(err, RobustAttnError), "module": cls.__module__, "class": cls.__qualname__,
-             "message": str(err), "attrs": attrs,
-             "traceback": "".join(traceback.format_exception(err))}  # fmt: skip
+    entry = {
+        "rank": int(os.environ.get("RANK", "0")),
+        "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
+        "time": time.time(),
+        "input_error": isinstance(err, RobustAttnError),
+        "module": cls.__module__,
+        "class": cls.__qualname__,
+        "message": str(err),
+        "attrs": attrs,
+        "traceback": "".join(traceback.format_exception(err)),
+    }
     path = Path(folder) / f"rank-{entry['rank']}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(entry))
@@ -252,8 +268,10 @@ def error_from_ranks(folder: str | Path, workers: int, deaths: dict[int, str]) -
     silent = {r: how for r, how in deaths.items() if r not in {e.get("local_rank") for e in entries}}
     if silent:
         rank, how = min(silent.items())
-        return RankFailed(f"local rank {rank} of {workers} died ({how}) without reporting an error (killed, or out of memory?); "
-                          "rerun the same command to resume from the finished units")  # fmt: skip
+        return RankFailed(
+            f"local rank {rank} of {workers} died ({how}) without reporting an error (killed, or out of memory?); "
+            "rerun the same command to resume from the finished units"
+        )
     if entries:
         return _rebuild(entries[0], workers)
     return RankFailed(

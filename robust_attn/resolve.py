@@ -20,8 +20,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
 from robust_attn.card import ModelCard, card_from_record
+from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
 from robust_attn.model_sources import _SOURCES, ModelSource
 from robust_attn.protocols import has_attention
 
@@ -110,8 +110,9 @@ def is_import_spec(ref: str) -> bool:
 
 
 def _user_error(ref: str, what: str, err: BaseException) -> UserCodeError:
-    return UserCodeError(f"model {ref!r}: {what} raised {first_line(err)}; fix it in your code (traceback of your files below)",
-                         user_frames(err))  # fmt: skip
+    return UserCodeError(
+        f"model {ref!r}: {what} raised {first_line(err)}; fix it in your code (traceback of your files below)", user_frames(err)
+    )
 
 
 def _import_factory(ref: str) -> Any:
@@ -193,8 +194,15 @@ def _checkpoint_skeleton(ref: str) -> nn.Module | None:
     return create_model(meta["model"], **meta.get("model_kwargs", {})) if meta.get("model") in list_models() else None
 
 
-def _load_zoo(ref: str, device: str | torch.device = "auto", *, progress: bool = True, data_dir: str | None = None,
-              train_missing: bool = True, **_: Any) -> tuple[nn.Module, dict[str, Any]]:  # fmt: skip
+def _load_zoo(
+    ref: str,
+    device: str | torch.device = "auto",
+    *,
+    progress: bool = True,
+    data_dir: str | None = None,
+    train_missing: bool = True,
+    **_: Any,
+) -> tuple[nn.Module, dict[str, Any]]:
     from robust_attn.zoo import load_model
 
     return load_model(ref, device, progress=progress, data_dir=data_dir, train_missing=train_missing)
@@ -237,12 +245,27 @@ def _import_skeleton(ref: str) -> nn.Module | None:
 
 
 _BUILTIN_SOURCES = (
-    ModelSource("a .safetensors checkpoint", _is_checkpoint, _check_checkpoint, _load_checkpoint, _checkpoint_recorded, _checkpoint_skeleton,
-                kind="checkpoint"),
-    ModelSource("package.module:factory", is_import_spec, _check_import, _load_import, lambda ref: None, _import_skeleton, user_code=True,
-                kind="import"),
+    ModelSource(
+        "a .safetensors checkpoint",
+        _is_checkpoint,
+        _check_checkpoint,
+        _load_checkpoint,
+        _checkpoint_recorded,
+        _checkpoint_skeleton,
+        kind="checkpoint",
+    ),
+    ModelSource(
+        "package.module:factory",
+        is_import_spec,
+        _check_import,
+        _load_import,
+        lambda ref: None,
+        _import_skeleton,
+        user_code=True,
+        kind="import",
+    ),
     ModelSource("a zoo name", _is_zoo, _check_zoo, _load_zoo, _zoo_recorded, _zoo_skeleton, kind="zoo"),
-)  # fmt: skip
+)
 
 
 _HUB_REGISTERED = [False]

@@ -78,8 +78,15 @@ AT_EPOCHS = 10
 
 
 def _adversarial(model: str, description: str) -> ZooEntry:
-    return ZooEntry(f"builtin/{model}-at", model, dict(_CPU_KWARGS), recipe="fgsm-at", epochs=AT_EPOCHS,
-                    recipe_params={"train_eps": AT_EPS}, description=description)  # fmt: skip
+    return ZooEntry(
+        f"builtin/{model}-at",
+        model,
+        dict(_CPU_KWARGS),
+        recipe="fgsm-at",
+        epochs=AT_EPOCHS,
+        recipe_params={"train_eps": AT_EPS},
+        description=description,
+    )
 
 
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
@@ -179,15 +186,23 @@ def checkpoint_path(name: str | ZooEntry) -> Path:
 def cache_entry(name: str | ZooEntry) -> verified.Entry:
     """How entry ``name``'s cached checkpoint is named in errors, and the fix for a damaged one."""
     label = _entry(name).name
-    return verified.Entry(METADATA_KEY, f"zoo model {label}: cached checkpoint",
-                          f"retrain it with `robust-attn zoo train {label} --force`, or delete the file", split=split_weights)  # fmt: skip
+    return verified.Entry(
+        METADATA_KEY,
+        f"zoo model {label}: cached checkpoint",
+        f"retrain it with `robust-attn zoo train {label} --force`, or delete the file",
+        split=split_weights,
+    )
 
 
 def resume_entry(name: str | ZooEntry) -> verified.Entry:
     """As :func:`cache_entry`, for the resumable state of an unfinished training run."""
     label = _entry(name).name
-    return verified.Entry(METADATA_KEY, f"zoo model {label}: resumable state of an unfinished training run",
-                          f"delete it to train from the start, or retrain with `robust-attn zoo train {label} --force`", split=split_weights)  # fmt: skip
+    return verified.Entry(
+        METADATA_KEY,
+        f"zoo model {label}: resumable state of an unfinished training run",
+        f"delete it to train from the start, or retrain with `robust-attn zoo train {label} --force`",
+        split=split_weights,
+    )
 
 
 def recorded_config(name: str | ZooEntry) -> dict[str, Any] | None:
@@ -223,8 +238,10 @@ def stale_note(name: str | ZooEntry) -> str | None:
     meta = recorded_config(entry)
     if meta is None or meta.get("zoo_entry") == entry.config():
         return None
-    return (f"note: zoo model {entry.name}: the cached checkpoint {checkpoint_path(entry)} was trained with another configuration "
-            f"({config_change(meta.get('zoo_entry'), entry.config())}); training it again replaces it")  # fmt: skip
+    return (
+        f"note: zoo model {entry.name}: the cached checkpoint {checkpoint_path(entry)} was trained with another configuration "
+        f"({config_change(meta.get('zoo_entry'), entry.config())}); training it again replaces it"
+    )
 
 
 def check_before_training(entries: Iterable[ZooEntry], force: bool = False) -> None:
@@ -235,8 +252,11 @@ def check_before_training(entries: Iterable[ZooEntry], force: bool = False) -> N
         if not force:
             recorded_config(e)
             verified.verify(resume_path(checkpoint_path(e)), resume_entry(e))
-        verified.check_writable(checkpoint_path(e), f"zoo model {e.name}: its checkpoint",
-                                "make that folder writable, or set ROBUST_ATTN_HOME to a folder you can write")  # fmt: skip
+        verified.check_writable(
+            checkpoint_path(e),
+            f"zoo model {e.name}: its checkpoint",
+            "make that folder writable, or set ROBUST_ATTN_HOME to a folder you can write",
+        )
 
 
 def _seed_files(name: str) -> list[tuple[int, Path]]:
@@ -336,19 +356,37 @@ def train_entry(
     train, test = data if data is not None else entry_data(entry, data_dir)
     c, h, _ = train.image_shape
     torch.manual_seed(entry.seed)
-    model = create_model(entry.model, num_classes=len(train.classes), in_channels=c, image_size=h, mean=list(train.mean),
-                         std=list(train.std), **entry.model_kwargs)  # fmt: skip
+    model = create_model(
+        entry.model,
+        num_classes=len(train.classes),
+        in_channels=c,
+        image_size=h,
+        mean=list(train.mean),
+        std=list(train.std),
+        **entry.model_kwargs,
+    )
     if progress:
         n_threads = torch.get_num_threads()
         threads = f", {n_threads} thread{'s' if n_threads > 1 else ''}" if dev.type == "cpu" else ""
         print(f"training {label} ({entry.model}, {entry.epochs} epochs on {len(train)} {entry.dataset} images, {dev}{threads})", flush=True)
     t0 = time.perf_counter()
-    config = TrainConfig(epochs=entry.epochs, seed=entry.seed, device=dev, out=checkpoint_path(entry), resume=not force, progress=progress,
-                         show_bar=show_bar, label=label, metadata={"zoo_entry": entry.config(), "zoo_name": label})  # fmt: skip
+    config = TrainConfig(
+        epochs=entry.epochs,
+        seed=entry.seed,
+        device=dev,
+        out=checkpoint_path(entry),
+        resume=not force,
+        progress=progress,
+        show_bar=show_bar,
+        label=label,
+        metadata={"zoo_entry": entry.config(), "zoo_name": label},
+    )
     result = train_model(model, train, test, dataclasses.replace(get_recipe(entry.recipe), **entry.recipe_params), config)
     if progress:
-        print(f"trained {label}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(entry)}",
-              flush=True)  # fmt: skip
+        print(
+            f"trained {label}: clean test accuracy {result.test_accuracy:.2%} in {time.perf_counter() - t0:.0f} s -> {checkpoint_path(entry)}",
+            flush=True,
+        )
     return read_metadata(checkpoint_path(entry), cache_entry(entry))
 
 

@@ -85,8 +85,12 @@ def test_no_name_lists_outside_the_registries() -> None:
 
 
 def _state(model: nn.Module) -> tuple[bool, list[bool], dict[str, torch.Tensor], list[bool]]:
-    return (model.training, [m.training for m in model.modules()], copy.deepcopy(model.state_dict()),
-            [p.is_contiguous() for p in model.parameters()])  # fmt: skip
+    return (
+        model.training,
+        [m.training for m in model.modules()],
+        copy.deepcopy(model.state_dict()),
+        [p.is_contiguous() for p in model.parameters()],
+    )
 
 
 def test_attacks_leave_the_callers_model_alone() -> None:
@@ -121,8 +125,16 @@ def test_a_sweep_leaves_an_import_spec_model_alone(tmp_path: Path, monkeypatch) 
     import shared_model  # type: ignore[import-not-found]
 
     before = _state(shared_model.MODEL)
-    spec = ra.parse_spec({"models": ["shared_model:make"], "n": 12, "batch_size": 6, "attention_samples": 4, "diagnostic_samples": 4,
-                          "attacks": [{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "apgd", "steps": 2, "eps": ["2/255"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["shared_model:make"],
+            "n": 12,
+            "batch_size": 6,
+            "attention_samples": 4,
+            "diagnostic_samples": 4,
+            "attacks": [{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "apgd", "steps": 2, "eps": ["2/255"]}],
+        }
+    )
     ra.run_sweep(spec, tmp_path / "run", progress=False)
     after = _state(shared_model.MODEL)
     assert after[1] == before[1] and after[3] == before[3] and all(torch.equal(after[2][k], v) for k, v in before[2].items())

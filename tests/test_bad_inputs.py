@@ -100,8 +100,9 @@ ALL_CASES: list[Case] = CASES + EXTRA_CASES  # the rows of this file, then those
 
 
 @pytest.mark.parametrize(("case", "argv", "message"), ALL_CASES, ids=[c[0] for c in ALL_CASES])
-def test_bad_input_is_one_line_and_exit_2(case: str, argv: Callable[[Path], list[str]], message: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(
+    case: str, argv: Callable[[Path], list[str]], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc = main(argv(tmp_path))
     err = capsys.readouterr().err
     lines = err.splitlines()

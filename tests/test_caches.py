@@ -50,8 +50,14 @@ def _cache(entry: ZooEntry, config: dict[str, Any] | None = None) -> Path:
     """A cached checkpoint of ``entry`` as its training would write it (random weights, no training)."""
     torch.manual_seed(0)
     model = ra.create_model(entry.model, num_classes=10, **entry.model_kwargs)
-    meta = {"dataset": "builtin", "image_shape": [3, 32, 32], "classes": [str(i) for i in range(10)], "clean_accuracy": 0.5,
-            "zoo_entry": config if config is not None else entry.config(), "zoo_name": entry.name}  # fmt: skip
+    meta = {
+        "dataset": "builtin",
+        "image_shape": [3, 32, 32],
+        "classes": [str(i) for i in range(10)],
+        "clean_accuracy": 0.5,
+        "zoo_entry": config if config is not None else entry.config(),
+        "zoo_name": entry.name,
+    }
     path = checkpoint_path(entry)
     ra.save_checkpoint(path, model, meta)
     return path
@@ -80,8 +86,17 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def fake_train(model: torch.nn.Module, train: Any, test: Any, recipe: Any, config: TrainConfig) -> Any:
         runs.append(config.label)
-        ra.save_checkpoint(config.out, model, {"dataset": "builtin", "image_shape": [3, 32, 32], "classes": list(train.classes),  # type: ignore[arg-type]
-                                               "clean_accuracy": 0.25, **config.metadata})  # fmt: skip
+        ra.save_checkpoint(
+            config.out,
+            model,
+            {
+                "dataset": "builtin",
+                "image_shape": [3, 32, 32],
+                "classes": list(train.classes),  # type: ignore[arg-type]
+                "clean_accuracy": 0.25,
+                **config.metadata,
+            },
+        )
         return TrainResult(0.25, 1, 0.0, 0.0)
 
     monkeypatch.setattr(zoo, "entry_data", fake_data)
@@ -200,8 +215,9 @@ def test_listings_report_each_cache_file_without_stopping(monkeypatch: pytest.Mo
     assert states[0] == "cached" and states[3] == "stale" and states[2].startswith("damaged: empty (0 bytes") and list(states) == [0, 2, 3]
 
 
-def test_zoo_train_names_the_damaged_file_and_exits_2(monkeypatch: pytest.MonkeyPatch, no_training: None,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_zoo_train_names_the_damaged_file_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, no_training: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     entry = _register(monkeypatch)
     path = _cache(entry)
     path.write_bytes(b"")
@@ -217,16 +233,20 @@ def test_an_unreadable_zoo_checkpoint_names_its_owner_and_mode(monkeypatch: pyte
     before = _digest(path)
     refuse_reading(monkeypatch, path)
     mode = "0000" if os.geteuid() != 0 else "0600"
-    with pytest.raises(CheckpointError, match=rf"cached checkpoint '.*' cannot be read \(Permission denied: owned by .*\(uid {os.geteuid()}\), "
-                                              rf"mode {mode}\); ask its owner to make it readable \(chmod a\+r\), or set ROBUST_ATTN_HOME"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=rf"cached checkpoint '.*' cannot be read \(Permission denied: owned by .*\(uid {os.geteuid()}\), "
+        rf"mode {mode}\); ask its owner to make it readable \(chmod a\+r\), or set ROBUST_ATTN_HOME",
+    ):
         train_entries([entry.name])
     path.chmod(0o644)
     monkeypatch.undo()
     assert _digest(path) == before
 
 
-def test_a_sweep_checks_every_cached_model_before_training_or_attacking(monkeypatch: pytest.MonkeyPatch, no_training: None, tmp_path: Path,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_sweep_checks_every_cached_model_before_training_or_attacking(
+    monkeypatch: pytest.MonkeyPatch, no_training: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The damaged model is the second of three, the first is missing (it would train for minutes)
     and the third is fine: the sweep stops in its preflight, before training the first or
     attacking anything, and writes no cell."""
@@ -254,8 +274,9 @@ def test_force_replaces_a_damaged_checkpoint_on_the_users_word(monkeypatch: pyte
     assert fake_training == [entry.name] and verify_checkpoint(path)["weights_sha256"] == meta["weights_sha256"]
 
 
-def test_a_checkpoint_of_another_configuration_is_retrained_with_a_note(monkeypatch: pytest.MonkeyPatch, fake_training: list[str],
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_checkpoint_of_another_configuration_is_retrained_with_a_note(
+    monkeypatch: pytest.MonkeyPatch, fake_training: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     entry = _register(monkeypatch)
     path = _cache(entry, {**entry.config(), "epochs": 8})
     with pytest.raises(
@@ -276,8 +297,11 @@ def test_a_damaged_resumable_state_is_found_before_anything_trains(monkeypatch: 
     resume = resume_path(checkpoint_path(second))
     resume.parent.mkdir(parents=True, exist_ok=True)
     resume.write_bytes(b"partial")
-    with pytest.raises(CheckpointError, match=r"zoo model builtin/tiny-b: resumable state of an unfinished training run '.*' is corrupt or not "
-                                              r"a safetensors file .*; delete it to train from the start"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"zoo model builtin/tiny-b: resumable state of an unfinished training run '.*' is corrupt or not "
+        r"a safetensors file .*; delete it to train from the start",
+    ):
         train_entries([first.name, second.name])
     assert resume.read_bytes() == b"partial"
 
@@ -293,8 +317,11 @@ def test_an_unwritable_cache_folder_is_found_before_anything_trains(monkeypatch:
             verified.tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied"))
         )
     try:
-        with pytest.raises(CheckpointError, match=r"cannot write zoo model builtin/tiny-cache: its checkpoint '.*' \(Permission denied at .*\); "
-                                                  r"make that folder writable, or set ROBUST_ATTN_HOME"):  # fmt: skip
+        with pytest.raises(
+            CheckpointError,
+            match=r"cannot write zoo model builtin/tiny-cache: its checkpoint '.*' \(Permission denied at .*\); "
+            r"make that folder writable, or set ROBUST_ATTN_HOME",
+        ):
             train_entries([entry.name], force=True)
     finally:
         folder.chmod(0o755)
@@ -392,8 +419,11 @@ class _Untouchable:
 def test_training_refuses_fewer_than_one_epoch_before_using_data(epochs: Any, tmp_path: Path) -> None:
     model = ra.create_model("vgg", **SMALL)
     out = tmp_path / "vgg.safetensors"
-    with pytest.raises(UsageError, match=rf"^epochs must be a whole number >= 1, got {re.escape(repr(epochs))}: .* untrained checkpoint; "
-                                         "pass --epochs 1 or more"):  # fmt: skip
+    with pytest.raises(
+        UsageError,
+        match=rf"^epochs must be a whole number >= 1, got {re.escape(repr(epochs))}: .* untrained checkpoint; "
+        "pass --epochs 1 or more",
+    ):
         train_model(model, _Untouchable(), _Untouchable(), get_recipe("fast"), epochs=epochs, out=out)  # type: ignore[arg-type]
     assert not out.exists() and not list(tmp_path.iterdir())
     with pytest.raises(UsageError):
@@ -407,14 +437,19 @@ def test_recipes_refuse_what_would_fail_mid_run() -> None:
     with pytest.raises(UsageError, match=r"unknown recipe 'nosuch'; known: paper, cosine, fast, fgsm-at, pgd-at"):
         get_recipe("nosuch")
     fast = get_recipe("fast")
-    for field, value, message in [("epochs", 0, "epochs must be"), ("batch_size", 0, "batch size must be"), ("lr", -0.1, "learning rate must be"),
-                                  ("lr", float("nan"), "learning rate must be")]:  # fmt: skip
+    for field, value, message in [
+        ("epochs", 0, "epochs must be"),
+        ("batch_size", 0, "batch size must be"),
+        ("lr", -0.1, "learning rate must be"),
+        ("lr", float("nan"), "learning rate must be"),
+    ]:
         with pytest.raises(UsageError, match=message):
             dataclasses.replace(fast, **{field: value})  # type: ignore[arg-type]
 
 
-def test_train_epochs_0_is_refused_before_any_data_is_loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_train_epochs_0_is_refused_before_any_data_is_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import robust_attn.data
 
     monkeypatch.setattr(robust_attn.data, "load_dataset", lambda *a, **k: pytest.fail("data loaded before the epochs were checked"))
@@ -486,8 +521,9 @@ def test_an_unreadable_hub_original_is_one_line(timm_checkpoint: Path, monkeypat
     if os.geteuid() != 0:
         timm_checkpoint.chmod(0o000)
     else:
-        monkeypatch.setattr(weights, "open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")),
-                            raising=False)  # fmt: skip
+        monkeypatch.setattr(
+            weights, "open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")), raising=False
+        )
     with pytest.raises(
         CheckpointError, match=r"checkpoint '.*w\.pth' cannot be read \(Permission denied: owned by .*, mode \d{4}\); make it readable"
     ):
@@ -579,8 +615,9 @@ def test_a_damaged_corrupted_image_file_is_remade_with_a_note(kind: str, images:
     assert attack.made == 2, "the remade file serves the next read"
 
 
-def test_an_unreadable_corrupted_image_file_is_remade_with_a_note(images: Any, monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_an_unreadable_corrupted_image_file_is_remade_with_a_note(
+    images: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     attack = _Corruptions()
     made = _batch(attack, images)
     path = _only_cache_file()
@@ -590,8 +627,9 @@ def test_an_unreadable_corrupted_image_file_is_remade_with_a_note(images: Any, m
     assert f"note: remade the cached corrupted images {path}: it could not be read (Permission denied" in capsys.readouterr().out
 
 
-def test_a_damaged_corrupted_image_file_that_cannot_be_replaced(images: Any, monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_damaged_corrupted_image_file_that_cannot_be_replaced(
+    images: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     attack = _Corruptions()
     made = _batch(attack, images)
     path = _only_cache_file()
@@ -606,13 +644,22 @@ def test_a_damaged_corrupted_image_file_that_cannot_be_replaced(images: Any, mon
     )
 
 
-def test_a_sweep_over_zeroed_corrupted_images_gives_the_tables_of_a_fresh_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_a_sweep_over_zeroed_corrupted_images_gives_the_tables_of_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The issue's case: zeroed cache files were read and the corruption accuracy fell to chance.
     Now the second sweep remakes them (one note per file) and its samples equal the first's."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    spec = ra.parse_spec({"models": ["plain_cnn:make"], "n": 16, "batch_size": 8, "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "corruptions", "severities": [1, 5], "corruptions": ["gaussian_noise", "fog"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["plain_cnn:make"],
+            "n": 16,
+            "batch_size": 8,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "corruptions", "severities": [1, 5], "corruptions": ["gaussian_noise", "fog"]}],
+        }
+    )
     first = pd.read_parquet(ra.run_sweep(spec, tmp_path / "a", progress=False) / "samples.parquet")
     files = sorted(corrupted.cache_dir().glob("*.safetensors"))
     assert len(files) == 2 * 2 * 2  # two batches of each condition

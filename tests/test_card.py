@@ -82,9 +82,21 @@ def test_one_loader_serves_every_kind_of_reference(trained, factory: str, tmp_pa
 def test_the_card_reads_every_record_key_in_one_place() -> None:
     """A checkpoint's header becomes typed fields; what the manifest keeps of a model is the card's
     record (one name and one type per field, wherever it is read)."""
-    record = {"model": "vgg", "seed": 2, "recipe": {"name": "fgsm-at", "adversarial": "fgsm"}, "dataset": "builtin",
-              "image_shape": [3, 32, 32], "classes": ["a", "b"], "epochs": 6, "train_size": 20000, "clean_accuracy": 0.91,
-              "weights_sha256": "ab" * 32, "train_result": {"seconds": 12.5}, "mean": [0.5] * 3, "std": [0.2] * 3}  # fmt: skip
+    record = {
+        "model": "vgg",
+        "seed": 2,
+        "recipe": {"name": "fgsm-at", "adversarial": "fgsm"},
+        "dataset": "builtin",
+        "image_shape": [3, 32, 32],
+        "classes": ["a", "b"],
+        "epochs": 6,
+        "train_size": 20000,
+        "clean_accuracy": 0.91,
+        "weights_sha256": "ab" * 32,
+        "train_result": {"seconds": 12.5},
+        "mean": [0.5] * 3,
+        "std": [0.2] * 3,
+    }
     card = card_from_record("builtin/vgg-at@seed=2", "zoo", record)
     assert (card.architecture, card.training_regime, card.train_seed, card.num_classes) == ("vgg", "fgsm-at", 2, 2)
     assert card.budget.epochs == 6 and card.budget.recipe == "fgsm-at" and card.budget.seconds == 12.5
@@ -126,8 +138,15 @@ def test_an_import_spec_is_built_once_and_released_after_its_turn(factory: str, 
         seen.append(job)
         real(job, model, cells)  # type: ignore[arg-type]
 
-    spec = ra.parse_spec({"models": [factory], "n": 20, "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": [factory],
+            "n": 20,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}],
+        }
+    )
     runner._run_cells = spy  # type: ignore[assignment]
     try:
         ra.run_sweep(spec, tmp_path / "run", progress=False)
@@ -146,8 +165,15 @@ def test_a_local_rank_does_not_check_the_models_again(trained, tmp_path: Path, m
     from robust_attn.sweeps import runner
     from robust_attn.sweeps.preflight import preflight
 
-    spec = ra.parse_spec({"models": [str(trained[1])], "n": 20, "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": [str(trained[1])],
+            "n": 20,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}],
+        }
+    )
     data = ra.load_dataset("builtin", "test", n=20)
     cards = [c.card for c in preflight(spec, data, torch.device("cpu"))]
     monkeypatch.setattr(runner, "preflight", lambda *a, **k: pytest.fail("a rank checked the models again"))
@@ -171,7 +197,14 @@ def test_a_zoo_header_is_read_once_per_sweep(trained, tmp_path: Path, monkeypatc
     from robust_attn.sweeps import preflight as preflight_mod
 
     monkeypatch.setattr(preflight_mod, "recorded_card", count)
-    spec = ra.parse_spec({"models": [str(trained[1])], "n": 20, "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": [str(trained[1])],
+            "n": 20,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}],
+        }
+    )
     ra.run_sweep(spec, tmp_path / "run", progress=False)
     assert calls == [str(trained[1])]

@@ -32,8 +32,16 @@ PGD: dict[str, Any] = {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]}
 
 
 def _sweep(root: Path, name: str, models: list[str], attacks: list[dict[str, Any]], **settings: object) -> Path:
-    raw = {"name": name, "models": [f"{M}:{m}" for m in models], "n": 24, "batch_size": 24, "attention_samples": 0,
-           "diagnostic_samples": 0, "attacks": attacks, **settings}  # fmt: skip
+    raw = {
+        "name": name,
+        "models": [f"{M}:{m}" for m in models],
+        "n": 24,
+        "batch_size": 24,
+        "attention_samples": 0,
+        "diagnostic_samples": 0,
+        "attacks": attacks,
+        **settings,
+    }
     return ra.run_sweep(ra.parse_spec(raw), root / name, progress=False)
 
 

@@ -94,8 +94,9 @@ def _table(name: str, backend: str) -> str:
 
 
 @pytest.mark.slow
-def test_every_registered_evaluation_appears_in_the_sweep_the_indicators_and_the_report(tmp_path: Path,
-                                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_every_registered_evaluation_appears_in_the_sweep_the_indicators_and_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One sweep of every registration on a constructed model: a results row for each, an indicator
     row for each eps-ball attack, and each named in the report."""
     (tmp_path / "contract_models.py").write_text(
@@ -105,8 +106,10 @@ def test_every_registered_evaluation_appears_in_the_sweep_the_indicators_and_the
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = tmp_path / "contract.toml"
-    spec.write_text('models = ["contract_models:make"]\nn = 8\nbatch_size = 8\nattention_samples = 0\ndiagnostic_samples = 8\n'
-                    + "".join(_table(n, b) for n, b in REGISTERED))  # fmt: skip
+    spec.write_text(
+        'models = ["contract_models:make"]\nn = 8\nbatch_size = 8\nattention_samples = 0\ndiagnostic_samples = 8\n'
+        + "".join(_table(n, b) for n, b in REGISTERED)
+    )
     run_dir = ra.run_sweep(ra.load_spec(spec), tmp_path / "run", progress=False)
     run = ra.load_run(run_dir)
     ids = [n if b == "native" else f"{n}@{b}" for n, b in REGISTERED]  # the spec's ids (AttackSpec.key)

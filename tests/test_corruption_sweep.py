@@ -23,8 +23,14 @@ CORR = {"name": "corruptions", "severities": [1, 5], "corruptions": ["gaussian_n
 
 
 def _spec(**extra: object) -> ra.SweepSpec:
-    raw = {"models": ["plain_cnn:make", "attention_cnn:make"], "n": 16, "batch_size": 8, "attention_samples": 0, "diagnostic_samples": 0,
-           "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}, CORR]}  # fmt: skip
+    raw = {
+        "models": ["plain_cnn:make", "attention_cnn:make"],
+        "n": 16,
+        "batch_size": 8,
+        "attention_samples": 0,
+        "diagnostic_samples": 0,
+        "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}, CORR],
+    }
     return ra.parse_spec({**raw, **extra})
 
 
@@ -80,8 +86,9 @@ def test_batches_resume_and_the_cache(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.undo()
     c = pd.read_parquet(ra.run_sweep(_spec(batch_size=5), tmp_path / "c", progress=False) / "samples.parquet")
     key = ["model", "attack", "corruption", "severity", "sample"]
-    pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True)[["pred", "correct"]],
-                                  c.sort_values(key).reset_index(drop=True)[["pred", "correct"]])  # fmt: skip
+    pd.testing.assert_frame_equal(
+        a.sort_values(key).reset_index(drop=True)[["pred", "correct"]], c.sort_values(key).reset_index(drop=True)[["pred", "correct"]]
+    )
     from robust_attn.sweeps import runner
 
     monkeypatch.setattr(runner, "run_cell", lambda *args, **kw: pytest.fail("a finished cell ran again"))
@@ -128,9 +135,18 @@ def test_cifar10c_reads_the_published_files(tmp_path: Path) -> None:
     labels = _write_cifar10(tmp_path / "data", 6)
     files = _write_cifar10c(tmp_path / "data", labels, ["fog", "gaussian_noise"])
     ckpt = _cifar_model(tmp_path)
-    spec = ra.parse_spec({"models": [ckpt], "dataset": "cifar10c", "data_dir": str(tmp_path / "data"), "verify": False, "n": 6,
-                          "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "corruptions", "severities": [2, 4], "corruptions": ["fog", "gaussian_noise"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": [ckpt],
+            "dataset": "cifar10c",
+            "data_dir": str(tmp_path / "data"),
+            "verify": False,
+            "n": 6,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "corruptions", "severities": [2, 4], "corruptions": ["fog", "gaussian_noise"]}],
+        }
+    )
     run = ra.load_run(ra.run_sweep(spec, tmp_path / "run", progress=False))
     model, _ = ra.load_model(ckpt)
     out = run.corruptions[(ckpt, "corruptions")]
@@ -158,8 +174,18 @@ def test_bad_corruption_tables_name_the_field(change: dict, message: str) -> Non
 
 def test_cifar10c_without_its_files(tmp_path: Path) -> None:
     labels = _write_cifar10(tmp_path / "data", 6)
-    spec = ra.parse_spec({"models": [_cifar_model(tmp_path)], "dataset": "cifar10c", "data_dir": str(tmp_path / "data"), "verify": False,
-                          "n": 6, "attention_samples": 0, "diagnostic_samples": 0, "attacks": [CORR]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": [_cifar_model(tmp_path)],
+            "dataset": "cifar10c",
+            "data_dir": str(tmp_path / "data"),
+            "verify": False,
+            "n": 6,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [CORR],
+        }
+    )
     with pytest.raises(
         ra.RobustAttnError, match=r"CIFAR-10-C folder '.*CIFAR-10-C' not found; download CIFAR-10-C.tar from https://zenodo"
     ):

@@ -58,9 +58,22 @@ def constant(value: int, n: int = 16, channels: int = 3, size: int = 32) -> np.n
 
 def test_names_families_and_order() -> None:
     assert CORRUPTIONS == (
-        "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-        "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-    )  # fmt: skip
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "defocus_blur",
+        "glass_blur",
+        "motion_blur",
+        "zoom_blur",
+        "snow",
+        "frost",
+        "fog",
+        "brightness",
+        "contrast",
+        "elastic_transform",
+        "pixelate",
+        "jpeg_compression",
+    )
     assert FAMILIES == ("noise", "blur", "weather", "digital")
     by_family = {f: [n for n in CORRUPTIONS if CORRUPTION_FAMILIES[n] == f] for f in FAMILIES}
     assert by_family == {

@@ -22,9 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _spec(ckpt: Path, **extra: object) -> dict:
-    raw = {"name": "gpu", "models": [str(ckpt)], "n": 64, "batch_size": 32, "device": "cuda", "attention_samples": 16, "diagnostic_samples": 16,
-           "attacks": [{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 3, "random_start": False, "eps": ["2/255"]},
-                       {"name": "apgd", "steps": 5, "eps": ["2/255"]}, {"name": "fmn", "steps": 10, "eps": ["2/255"]}]}  # fmt: skip
+    raw = {
+        "name": "gpu",
+        "models": [str(ckpt)],
+        "n": 64,
+        "batch_size": 32,
+        "device": "cuda",
+        "attention_samples": 16,
+        "diagnostic_samples": 16,
+        "attacks": [
+            {"name": "fgsm", "eps": ["0", "4/255"]},
+            {"name": "pgd", "steps": 3, "random_start": False, "eps": ["2/255"]},
+            {"name": "apgd", "steps": 5, "eps": ["2/255"]},
+            {"name": "fmn", "steps": 10, "eps": ["2/255"]},
+        ],
+    }
     raw.update(extra)
     return raw
 
@@ -35,10 +47,45 @@ def test_sweep_report_and_train_on_cuda(trained, tmp_path: Path) -> None:  # typ
     gpu_acc, cpu_acc = pd.read_csv(run / "results.csv")["accuracy"], pd.read_csv(cpu / "results.csv")["accuracy"]
     assert (gpu_acc - cpu_acc).abs().max() <= 0.05, "cuDNN rounds differently from the CPU, but not by much"
     assert ra.make_report(run, progress=False).pdf.is_file()
-    assert main(["train", "vgg", "--width", "0.0625", "--epochs", "1", "--train-size", "256", "--test-size", "64", "--device", "cuda",
-                 "--out", str(tmp_path / "ckpt")]) == 0  # fmt: skip
-    assert main(["sweep", str(ROOT / "attacks" / "fgsm.toml"), "--models", str(trained[1]), "-n", "32", "--device", "cuda", "--quiet",
-                 "--out", str(tmp_path / "cli")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "vgg",
+                "--width",
+                "0.0625",
+                "--epochs",
+                "1",
+                "--train-size",
+                "256",
+                "--test-size",
+                "64",
+                "--device",
+                "cuda",
+                "--out",
+                str(tmp_path / "ckpt"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "sweep",
+                str(ROOT / "attacks" / "fgsm.toml"),
+                "--models",
+                str(trained[1]),
+                "-n",
+                "32",
+                "--device",
+                "cuda",
+                "--quiet",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -61,8 +108,21 @@ def test_torchrun_with_nccl(trained, tmp_path: Path) -> None:  # type: ignore[no
         f'models = ["{trained[1]}"]\nn = 64\nbatch_size = 16\ndevice = "cuda"\n[[attacks]]\nname = "apgd"\nsteps = 5\neps = ["2/255"]\n'
     )
     ranks = min(2, torch.cuda.device_count())
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(ranks), "--standalone", "-m", "robust_attn", "sweep", str(spec),
-           "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(ranks),
+        "--standalone",
+        "-m",
+        "robust_attn",
+        "sweep",
+        str(spec),
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=dict(os.environ))
     assert done.returncode == 0, done.stderr[-2000:]
     import json

@@ -124,8 +124,13 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         else:
             pytest.importorskip(module, reason="the docs extra is not installed (pip install -e '.[docs]')")
     site = tmp_path / "site"
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     spec = (site / "spec.html").read_text()
     assert 'id="attack-apgd"' in spec and "runs/&lt;name&gt;/" in spec, "placeholders in field docs are shown, not eaten as HTML tags"

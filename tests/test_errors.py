@@ -91,8 +91,17 @@ def test_a_rank_that_died_without_a_record_is_named(tmp_path: Path, monkeypatch:
 
 
 def test_a_class_the_parent_cannot_import_is_still_an_input_error(tmp_path: Path) -> None:
-    entry = {"rank": 0, "local_rank": 0, "time": 0, "input_error": True, "module": "gone_plugin", "class": "MyError",
-             "message": "my plugin's one line", "attrs": {}, "traceback": ""}  # fmt: skip
+    entry = {
+        "rank": 0,
+        "local_rank": 0,
+        "time": 0,
+        "input_error": True,
+        "module": "gone_plugin",
+        "class": "MyError",
+        "message": "my plugin's one line",
+        "attrs": {},
+        "traceback": "",
+    }
     (tmp_path / "rank-0.json").write_text(json.dumps(entry))
     back = error_from_ranks(tmp_path, 2, {})
     assert type(back) is RobustAttnError and str(back) == "my plugin's one line"
@@ -302,8 +311,13 @@ def test_transfer_and_attacks_tables_give_the_same_eps_error(attack: str, eps: s
 
 def test_an_eps_at_the_diameter_is_accepted() -> None:
     """55 < sqrt(3072) = 55.43 (an L2 radius that still binds) and 3072 itself (L1) pass."""
-    spec = ra.parse_spec({"models": ["builtin/vgg"], "attacks": [{"name": "pgd-l2", "steps": 2, "eps": ["0", "55"]}],
-                          "transfer": [{"sources": "all", "targets": "all", "attack": "apgd-l1", "steps": 2, "eps": ["3072"]}]})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["builtin/vgg"],
+            "attacks": [{"name": "pgd-l2", "steps": 2, "eps": ["0", "55"]}],
+            "transfer": [{"sources": "all", "targets": "all", "attack": "apgd-l1", "steps": 2, "eps": ["3072"]}],
+        }
+    )
     assert spec.attacks[0].eps == (0.0, 55.0) and spec.transfer[0].attack.eps == (3072.0,)
 
 

@@ -18,11 +18,18 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(EXAMPLES))
-    spec = ra.parse_spec({
-        "name": "ext", "plugins": ["momentum_fgsm"], "models": ["attention_cnn:make", "plain_cnn:make"], "n": 24, "batch_size": 12,
-        "attention_samples": 8, "diagnostic_samples": 8,
-        "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}, {"name": "mi-fgsm", "steps": 5, "eps": ["2/255", "8/255"]}],
-    })  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "name": "ext",
+            "plugins": ["momentum_fgsm"],
+            "models": ["attention_cnn:make", "plain_cnn:make"],
+            "n": 24,
+            "batch_size": 12,
+            "attention_samples": 8,
+            "diagnostic_samples": 8,
+            "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}, {"name": "mi-fgsm", "steps": 5, "eps": ["2/255", "8/255"]}],
+        }
+    )
     root = ra.run_sweep(spec, tmp_path_factory.mktemp("ext") / "run", progress=False)
     yield root
     mp.undo()

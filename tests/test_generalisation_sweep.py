@@ -19,9 +19,18 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(EXAMPLES))
-    spec = ra.parse_spec({"models": ["plain_cnn:make", "attention_cnn:make"], "n": 8, "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "fgsm", "eps": ["0"]}], "generalisation": ["shapes-unseen-classes", "mnist"],
-                          "generalisation_train": 120, "generalisation_test": 60})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["plain_cnn:make", "attention_cnn:make"],
+            "n": 8,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0"]}],
+            "generalisation": ["shapes-unseen-classes", "mnist"],
+            "generalisation_train": 120,
+            "generalisation_test": 60,
+        }
+    )
     root = ra.run_sweep(spec, tmp_path_factory.mktemp("gen") / "run", progress=False)
     yield root
     mp.undo()
@@ -43,9 +52,18 @@ def test_a_finished_probe_is_not_run_again(run_dir: Path, monkeypatch: pytest.Mo
 
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.setattr(probes, "generalisation_rows", lambda *a: pytest.fail("probed again"))
-    spec = ra.parse_spec({"models": ["plain_cnn:make", "attention_cnn:make"], "n": 8, "attention_samples": 0, "diagnostic_samples": 0,
-                          "attacks": [{"name": "fgsm", "eps": ["0"]}], "generalisation": ["shapes-unseen-classes", "mnist"],
-                          "generalisation_train": 120, "generalisation_test": 60})  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["plain_cnn:make", "attention_cnn:make"],
+            "n": 8,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0"]}],
+            "generalisation": ["shapes-unseen-classes", "mnist"],
+            "generalisation_train": 120,
+            "generalisation_test": 60,
+        }
+    )
     ra.run_sweep(spec, run_dir, progress=False)
 
 

@@ -69,14 +69,25 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     under every threat model (eps-ball attacks, corruptions, transfer) and the generalisation probe."""
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(EXAMPLES))
-    spec = ra.parse_spec({
-        "name": "html", "models": ["attention_cnn:make", "plain_cnn:make"], "n": 24, "batch_size": 12, "attention_samples": 6,
-        "diagnostic_samples": 6, "attacks": [{"name": "fgsm", "eps": ["0", "1/255", "2/255", "4/255", "8/255"]},
-                                             {"name": "pgd", "steps": 2, "eps": ["1/255", "2/255", "8/255"]},
-                                             {"name": "corruptions", "severities": [1, 5], "corruptions": ["gaussian_noise", "fog"]}],
-        "transfer": [{"sources": "all", "targets": "all", "attack": "fgsm", "eps": ["2/255", "8/255"]}],
-        "generalisation": ["shapes-unseen-classes"], "generalisation_train": 60, "generalisation_test": 30,
-    })  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "name": "html",
+            "models": ["attention_cnn:make", "plain_cnn:make"],
+            "n": 24,
+            "batch_size": 12,
+            "attention_samples": 6,
+            "diagnostic_samples": 6,
+            "attacks": [
+                {"name": "fgsm", "eps": ["0", "1/255", "2/255", "4/255", "8/255"]},
+                {"name": "pgd", "steps": 2, "eps": ["1/255", "2/255", "8/255"]},
+                {"name": "corruptions", "severities": [1, 5], "corruptions": ["gaussian_noise", "fog"]},
+            ],
+            "transfer": [{"sources": "all", "targets": "all", "attack": "fgsm", "eps": ["2/255", "8/255"]}],
+            "generalisation": ["shapes-unseen-classes"],
+            "generalisation_train": 60,
+            "generalisation_test": 30,
+        }
+    )
     root = ra.run_sweep(spec, tmp_path_factory.mktemp("html") / "run", progress=False)
     ra.make_report(root, progress=False)
     yield root

@@ -282,8 +282,15 @@ def test_cifar100_entry_is_recorded_as_100_classes() -> None:
     assert meta is not None and meta["dataset"] == "cifar100" and meta["image_shape"] == [3, 32, 32]
     assert len(meta["classes"]) == 100 and len(set(meta["classes"])) == 100 and meta["classes"][:2] == ["apple", "aquarium_fish"]
     assert len(recorded_robustbench(SMALL_REF)["classes"]) == 10
-    cifar10 = ImageDataset("cifar10", "test", torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.zeros(1, dtype=torch.long),
-                           tuple(recorded_robustbench(SMALL_REF)["classes"]), (0.5,) * 3, (0.5,) * 3)  # fmt: skip
+    cifar10 = ImageDataset(
+        "cifar10",
+        "test",
+        torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+        torch.zeros(1, dtype=torch.long),
+        tuple(recorded_robustbench(SMALL_REF)["classes"]),
+        (0.5,) * 3,
+        (0.5,) * 3,
+    )
     with pytest.raises((RobustAttnError, ValueError), match=r"100 classes"):
         check_recorded(recorded_card(ref), cifar10)  # type: ignore[arg-type]
     check_recorded(recorded_card(SMALL_REF), cifar10)  # type: ignore[arg-type]

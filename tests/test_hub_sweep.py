@@ -26,8 +26,19 @@ def _one_thread() -> None:
 
 
 def _spec(tmp_path: Path, models: list[object], **extra: object) -> ra.SweepSpec:
-    return ra.parse_spec({"models": models, "dataset": "cifar10", "data_dir": str(tmp_path / "data"), "verify": False, "n": 8,
-                          "attention_samples": 0, "diagnostic_samples": 4, "attacks": ATTACKS, **extra})  # fmt: skip
+    return ra.parse_spec(
+        {
+            "models": models,
+            "dataset": "cifar10",
+            "data_dir": str(tmp_path / "data"),
+            "verify": False,
+            "n": 8,
+            "attention_samples": 0,
+            "diagnostic_samples": 4,
+            "attacks": ATTACKS,
+            **extra,
+        }
+    )
 
 
 def test_a_robustbench_model_is_swept_by_name(tmp_path: Path) -> None:

@@ -189,8 +189,9 @@ def test_autoattack_l1_matches_the_reference_per_sample(cnn_batch: Case) -> None
     out = attack.sweep(x, y, [eps])
     aa = AutoAttack(model, norm="L1", eps=eps, version="custom", attacks=["apgd-ce", "apgd-t"], seed=SEED, device="cpu")
     aa.apgd = APGDAttack(model, n_iter=10, norm="L1", eps=eps, seed=SEED, n_restarts=2, use_largereps=True, device="cpu")
-    aa.apgd_targeted = APGDAttack_targeted(model, n_iter=10, norm="L1", eps=eps, seed=SEED, n_target_classes=2, use_largereps=True,
-                                           device="cpu")  # fmt: skip
+    aa.apgd_targeted = APGDAttack_targeted(
+        model, n_iter=10, norm="L1", eps=eps, seed=SEED, n_target_classes=2, use_largereps=True, device="cpu"
+    )
     _, y_adv = aa.run_standard_evaluation(x, y, batch_size=len(x))
     codes = out.columns["fooled_by"][0]
     assert int((codes == 1).sum()) > 0, "APGD-T must fool some survivors of APGD-CE for the comparison to cover it"
@@ -310,7 +311,9 @@ def test_autoattack_rand_matches_the_reference_within_sampling_error(kind: str) 
     assert (standard.apgd.n_iter, standard.apgd.n_restarts, standard.apgd.eot_iter) == (100, 1, 20)
     full = create_attack("autoattack-rand", nn.Linear(2, 3))
     assert [(name, m.loss, m.steps, m.restarts, m.eot) for name, m in full.members] == [  # type: ignore[attr-defined]
-        ("apgd-ce", "ce", 100, 1, 20), ("apgd-dlr", "dlr", 100, 1, 20)]  # fmt: skip
+        ("apgd-ce", "ce", 100, 1, 20),
+        ("apgd-dlr", "dlr", 100, 1, 20),
+    ]
     assert full.traits().randomized and attack_traits("autoattack-rand").randomized
 
     model, x, y, eps = randomized_case(kind, MODEL_SEED)

@@ -30,8 +30,17 @@ E1, E2, E4, E8 = (k / 255 for k in (1, 2, 4, 8))
 CLEAN = np.array([1, 1, 0, 1, 1], bool)
 
 
-def _cell(attack: str, eps: list[float], correct: list[list[int]], mode: str = "worst-case", *, threat_model: str = "white-box",
-          norm: str = "linf", min_norm: np.ndarray | None = None, source: str | None = None) -> CellView:  # fmt: skip
+def _cell(
+    attack: str,
+    eps: list[float],
+    correct: list[list[int]],
+    mode: str = "worst-case",
+    *,
+    threat_model: str = "white-box",
+    norm: str = "linf",
+    min_norm: np.ndarray | None = None,
+    source: str | None = None,
+) -> CellView:
     return CellView(attack, threat_model, norm, mode, np.array(eps), np.array(correct, bool), min_norm, source)
 
 
@@ -78,8 +87,16 @@ H8, H4 = "white-box:linf:8/255", "white-box:linf:4/255"
 
 
 def _sweep(root: Path, name: str, models: list[str], attacks: list[dict[str, Any]], **settings: object) -> Path:
-    raw = {"name": name, "models": [f"{M}:{m}" for m in models], "n": 24, "batch_size": 24, "attention_samples": 0,
-           "diagnostic_samples": 0, "attacks": attacks, **settings}  # fmt: skip
+    raw = {
+        "name": name,
+        "models": [f"{M}:{m}" for m in models],
+        "n": 24,
+        "batch_size": 24,
+        "attention_samples": 0,
+        "diagnostic_samples": 0,
+        "attacks": attacks,
+        **settings,
+    }
     return ra.run_sweep(ra.parse_spec(raw), root / name, progress=False)
 
 
@@ -88,11 +105,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     root = tmp_path_factory.mktemp("leaderboard")
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(CONSTRUCTED))
-    out = {"study": _sweep(root, "study", ["memory0", "memory1", "const"], [FGSM, PGD]),
-           "new": _sweep(root, "new", ["steady", "const"], [FGSM, PGD, APGD]),
+    out = {
+        "study": _sweep(root, "study", ["memory0", "memory1", "const"], [FGSM, PGD]),
+        "new": _sweep(root, "new", ["steady", "const"], [FGSM, PGD, APGD]),
         "extra": _sweep(root, "extra", ["const"], [{"name": "fgsm", "eps": ["1/255", "8/255"]}]),  # one threat no other run has
-           "train": _sweep(root, "train", ["const"], [FGSM], split="train"),
-           "l2": _sweep(root, "l2", ["const"], [{"name": "pgd-l2", "steps": 1, "eps": ["0.5"]}])}  # fmt: skip
+        "train": _sweep(root, "train", ["const"], [FGSM], split="train"),
+        "l2": _sweep(root, "l2", ["const"], [{"name": "pgd-l2", "steps": 1, "eps": ["0.5"]}]),
+    }
     (out["study"] / "report.html").write_text("<html></html>")  # the leaderboard links a run's report; it does not read it
     yield out
     mp.undo()

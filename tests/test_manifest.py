@@ -74,8 +74,13 @@ def test_a_fresh_sweep_parses_and_the_parse_returns_the_manifest_itself(base: Pa
 
 def test_fields_a_newer_writer_adds_are_accepted_and_kept(run: Path) -> None:
     data = _written(run)
-    newer = {**data, "spec_fingerprint": "5363a0a1ffc6ca2e", "sealed": {"at": "2026-12-07T00:00:00+00:00", "note": "study"},
-             "files": {"results.csv": {"size": 12, "sha256": "ab" * 32}}, "from_the_future": [1, {"x": None}]}  # fmt: skip
+    newer = {
+        **data,
+        "spec_fingerprint": "5363a0a1ffc6ca2e",
+        "sealed": {"at": "2026-12-07T00:00:00+00:00", "note": "study"},
+        "files": {"results.csv": {"size": 12, "sha256": "ab" * 32}},
+        "from_the_future": [1, {"x": None}],
+    }
     newer["cells"] = [{**c, "new_cell_field": True} for c in data["cells"]]
     assert manifest.parse(copy.deepcopy(newer), run / "manifest.json") == newer
 
@@ -134,8 +139,11 @@ REFUSED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("a cell without slug", _del("cells.0.slug"), r"field 'cells\[0\]\.slug' is missing"),
     ("a cell's eps a string", _set("cells.0.eps", "0, 4/255"), r"field 'cells\[0\]\.eps' must be a list of numbers, got the string"),
     ("an eps a string", _set("cells.0.eps.1", "4/255"), r"field 'cells\[0\]\.eps\[1\]' must be a number, got the string \"4/255\""),
-    ("has_attention a string", _set(f"models.{MODEL}.has_attention", "yes"),
-     r"field 'models\[\"bi_models:good\"\]\.has_attention' must be true or false, got the string \"yes\""),
+    (
+        "has_attention a string",
+        _set(f"models.{MODEL}.has_attention", "yes"),
+        r"field 'models\[\"bi_models:good\"\]\.has_attention' must be true or false, got the string \"yes\"",
+    ),
     ("train_seed a float", _set(f"models.{MODEL}.train_seed", 1.5), r"\.train_seed' must be an integer or null, got the number 1\.5"),
     ("n a string", _set("dataset.n", "20"), r"field 'dataset\.n' must be an integer, got the string \"20\""),
     ("n a boolean", _set("dataset.n", True), r"field 'dataset\.n' must be an integer, got true"),
@@ -146,12 +154,18 @@ REFUSED: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("a planned unit without config_hash", _del("planned.0.config_hash"), r"field 'planned\[0\]\.config_hash' is missing"),
     ("spec_fingerprint a number", _set("spec_fingerprint", 5), r"field 'spec_fingerprint' must be a string, got the number 5"),
     ("files a list", _set("files", []), r"field 'files' must be an object of file records by name, got a list"),
-    ("a file size a string", _set("files", {"results.csv": {"size": "12", "sha256": "ab"}}),
-     r"field 'files\[\"results\.csv\"\]\.size' must be an integer, got the string \"12\""),
+    (
+        "a file size a string",
+        _set("files", {"results.csv": {"size": "12", "sha256": "ab"}}),
+        r"field 'files\[\"results\.csv\"\]\.size' must be an integer, got the string \"12\"",
+    ),
     ("sealed a string", _set("sealed", "yes"), r"field 'sealed' must be an object, got the string \"yes\""),
-    ("partial_attacks of strings", _set("partial_attacks", {"pgd": "a"}),
-     r"field 'partial_attacks\[\"pgd\"\]' must be a list of strings, got the string \"a\""),
-]  # fmt: skip
+    (
+        "partial_attacks of strings",
+        _set("partial_attacks", {"pgd": "a"}),
+        r"field 'partial_attacks\[\"pgd\"\]' must be a list of strings, got the string \"a\"",
+    ),
+]
 
 
 @pytest.mark.parametrize(("case", "edit", "pattern"), REFUSED, ids=[c[0] for c in REFUSED])
@@ -202,9 +216,15 @@ def test_every_declared_type_is_known() -> None:
 
 @pytest.mark.parametrize(
     ("type_", "words"),
-    [("list[cell]", "a list of cell records"), ("string | null", "a string or null"), ("map[model]", "an object of model records by name"),
-     ("map[list[string]]", "an object of lists by name"), ("integer", "an integer"), ("bool", "true or false")],
-)  # fmt: skip
+    [
+        ("list[cell]", "a list of cell records"),
+        ("string | null", "a string or null"),
+        ("map[model]", "an object of model records by name"),
+        ("map[list[string]]", "an object of lists by name"),
+        ("integer", "an integer"),
+        ("bool", "true or false"),
+    ],
+)
 def test_types_in_words(type_: str, words: str) -> None:
     assert manifest.describe(type_) == words
 
@@ -259,11 +279,16 @@ def test_upgrade_converts_version_2_and_the_result_parses(run: Path) -> None:
 
 @pytest.mark.parametrize(
     ("edit", "pattern"),
-    [(_set("cells", {}), r"field 'cells' must be a list of v2 cell records, got an object"),
-     (_set("spec.attacks.0.eps", "4/255"), r"field 'spec\.attacks\[0\]\.eps' must be a list of numbers"),
-     (_set("cells.0.attack", "pgd"), r"field 'cells\[0\]\.attack' names 'pgd', which is not among the attacks of the recorded spec \(fgsm\)"),
-     (_drop("dataset"), r"field 'dataset' is missing")],
-)  # fmt: skip
+    [
+        (_set("cells", {}), r"field 'cells' must be a list of v2 cell records, got an object"),
+        (_set("spec.attacks.0.eps", "4/255"), r"field 'spec\.attacks\[0\]\.eps' must be a list of numbers"),
+        (
+            _set("cells.0.attack", "pgd"),
+            r"field 'cells\[0\]\.attack' names 'pgd', which is not among the attacks of the recorded spec \(fgsm\)",
+        ),
+        (_drop("dataset"), r"field 'dataset' is missing"),
+    ],
+)
 def test_upgrade_of_a_damaged_version_2_is_one_line_and_rewrites_nothing(
     edit: Callable[[dict[str, Any]], Any], pattern: str, run: Path
 ) -> None:
@@ -308,8 +333,13 @@ def test_report_into_read_only_figures_writes_nothing(run: Path, monkeypatch: py
             make_report(run, progress=False)
     finally:
         (run / "figures").chmod(0o755)
-    _one_line(err, re.escape(f"cannot write the report's figures under {run / 'figures'} (Permission denied); make it writable, or copy "
-                             "the run directory and report the copy"))  # fmt: skip
+    _one_line(
+        err,
+        re.escape(
+            f"cannot write the report's figures under {run / 'figures'} (Permission denied); make it writable, or copy "
+            "the run directory and report the copy"
+        ),
+    )
     assert not (run / "report.pdf").exists() and not (run / "summary.csv").exists()
 
 

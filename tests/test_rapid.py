@@ -62,8 +62,16 @@ def linear(seed: int = 0) -> nn.Sequential:
 def small_cnn(seed: int = 0) -> nn.Sequential:
     """Fixed random weights, inputs centred so that its predictions spread over several classes."""
     torch.manual_seed(seed)
-    return nn.Sequential(Centred(), nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-                         nn.Linear(8 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10)).eval()  # fmt: skip
+    return nn.Sequential(
+        Centred(),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 32),
+        nn.ReLU(),
+        nn.Linear(32, 10),
+    ).eval()
 
 
 class Quantised(nn.Module):
@@ -524,16 +532,36 @@ def test_traits_registry_and_parameters() -> None:
     assert traits.ensemble and traits.iterative and not traits.minimum_norm and not traits.probe
     assert traits.norm == "linf" and create_attack("rapid-l2", model).traits().norm == "l2"
     assert 0 < traits.strength < AutoAttack.strength
-    assert rapid.params() == {"steps": 100, "restarts": 3, "restart_reach": 2.0, "square_queries": 5000, "extrapolate": True,
-                              "abort_loss": -0.6, "retries": 3, "retry_reach": 0.1, "seed": 0}  # fmt: skip
+    assert rapid.params() == {
+        "steps": 100,
+        "restarts": 3,
+        "restart_reach": 2.0,
+        "square_queries": 5000,
+        "extrapolate": True,
+        "abort_loss": -0.6,
+        "retries": 3,
+        "retry_reach": 0.1,
+        "seed": 0,
+    }
     assert rapid.categorical_columns["fooled_by"] == ["apgd-ce", "malt", "restart", "square", "extrapolate", "retry", "clean"]
     decisions = create_attack("rapid", model, restarts=3).categorical_columns["decision"]
-    assert [d for d in decisions if "restart" in d and "stopped" not in d and "retry" not in d] == [f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in
-                                                         ((1, "logit"), (2, "logit, malt"), (3, "logit, malt, logit"))]  # fmt: skip
-    for bad, param in (({"steps": 0}, "steps"), ({"square_queries": 1.5}, "square_queries"), ({"restarts": -1}, "restarts"),
-                       ({"retries": 1.5}, "retries"), ({"retry_reach": -1}, "retry_reach"), ({"restart_reach": "far"}, "restart_reach"), ({"restart_reach": -0.1}, "restart_reach"), ({"targeted": True}, "targeted"),
-                       ({"extrapolate": "yes"}, "extrapolate"), ({"abort_loss": 0.5}, "abort_loss"), ({"abort_loss": math.nan}, "abort_loss"),
-                       ({"abort_loss": "low"}, "abort_loss")):  # fmt: skip
+    assert [d for d in decisions if "restart" in d and "stopped" not in d and "retry" not in d] == [
+        f"apgd-ce > malt nearest > restart x{r} ({o} order)" for r, o in ((1, "logit"), (2, "logit, malt"), (3, "logit, malt, logit"))
+    ]
+    for bad, param in (
+        ({"steps": 0}, "steps"),
+        ({"square_queries": 1.5}, "square_queries"),
+        ({"restarts": -1}, "restarts"),
+        ({"retries": 1.5}, "retries"),
+        ({"retry_reach": -1}, "retry_reach"),
+        ({"restart_reach": "far"}, "restart_reach"),
+        ({"restart_reach": -0.1}, "restart_reach"),
+        ({"targeted": True}, "targeted"),
+        ({"extrapolate": "yes"}, "extrapolate"),
+        ({"abort_loss": 0.5}, "abort_loss"),
+        ({"abort_loss": math.nan}, "abort_loss"),
+        ({"abort_loss": "low"}, "abort_loss"),
+    ):
         with pytest.raises(AttackParameterError) as err:
             create_attack("rapid", model, **bad)
         assert err.value.param == param and "\n" not in str(err.value)

@@ -180,11 +180,20 @@ def small_run(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     model_path = trained[1]
     twin = model_path.with_name("twin.safetensors")  # a second model: paired comparisons need two
     twin.write_bytes(model_path.read_bytes())
-    spec = parse_spec({
-        "name": "small", "models": [str(model_path), str(twin)], "n": 40, "batch_size": 20, "modes": ["worst-case", "independent"],
-        "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255", "16/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]},
-                    {"name": "fgsm", "backend": "torchattacks", "eps": ["0", "8/255"]}],
-    })  # fmt: skip
+    spec = parse_spec(
+        {
+            "name": "small",
+            "models": [str(model_path), str(twin)],
+            "n": 40,
+            "batch_size": 20,
+            "modes": ["worst-case", "independent"],
+            "attacks": [
+                {"name": "fgsm", "eps": ["0", "2/255", "8/255", "16/255"]},
+                {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]},
+                {"name": "fgsm", "backend": "torchattacks", "eps": ["0", "8/255"]},
+            ],
+        }
+    )
     return run_sweep(spec, tmp_path_factory.mktemp("run") / "small", progress=False)
 
 
@@ -198,8 +207,15 @@ def test_report_pdf_markdown_and_summary(small_run: Path) -> None:
     text = "\n".join(p.extract_text() for p in pages)
     first = pages[0].extract_text()
     assert "Robustness report: small" in first and "Instances only" in first and "Sanity checks" in first, "page 1 is the answer"
-    for needle in ("fgsm (worst-case)", "all attacks (worst-case)", "fgsm (independent)", "Cost and strength per attack",
-                   "Appendix: paired comparison of model instances", "Weakly supervised segmentation", "indicator: unconstrained attack failure"):  # fmt: skip
+    for needle in (
+        "fgsm (worst-case)",
+        "all attacks (worst-case)",
+        "fgsm (independent)",
+        "Cost and strength per attack",
+        "Appendix: paired comparison of model instances",
+        "Weakly supervised segmentation",
+        "indicator: unconstrained attack failure",
+    ):
         assert needle in text, needle
     # summary; checks; per-model curves and 6 tables (2 modes x 3 attacks); costs; attention; drift and segmentation; run; appendix
     assert len(pages) == report.pages == 9
@@ -251,16 +267,35 @@ def test_nothing_in_paired_csv_is_dropped(small_run: Path) -> None:
 
 def _claims(rows: list[tuple[str, str, float, float, float, float, float, str]]) -> pd.DataFrame:
     """rows: (architecture, claim, eps, diff, low, high, p, verdict), Jaccard for the maps claim."""
-    return pd.DataFrame([{"architecture": a, "against": "vgg", "claim": c, "eps": e, "measure": "Jaccard" if c.startswith("maps") else "accuracy",
-                          "value": 0.5 + d, "baseline": 0.5, "diff": d, "ci_low": lo, "ci_high": hi, "p_value": p, "seeds": 3, "verdict": v}
-                         for a, c, e, d, lo, hi, p, v in rows])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "architecture": a,
+                "against": "vgg",
+                "claim": c,
+                "eps": e,
+                "measure": "Jaccard" if c.startswith("maps") else "accuracy",
+                "value": 0.5 + d,
+                "baseline": 0.5,
+                "diff": d,
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_value": p,
+                "seeds": 3,
+                "verdict": v,
+            }
+            for a, c, e, d, lo, hi, p, v in rows
+        ]
+    )
 
 
-CLAIMS = [("att2", "clean accuracy is higher", 0.0, 0.01, -0.02, 0.04, 0.4, "inconclusive"),
-          ("att2", "robust to fgsm", 2 / 255, 0.20, 0.01, 0.39, 0.038, "supported"),
-          ("att3", "clean accuracy is higher", 0.0, 0.05, 0.02, 0.08, 0.004, "supported"),
-          ("att3", "robust to fgsm", 2 / 255, -0.10, -0.19, -0.01, 0.0101, "not supported"),
-          ("att2", "maps segment better than saliency", 0.0, 0.08, 0.02, 0.14, 0.0099, "supported")]  # fmt: skip
+CLAIMS = [
+    ("att2", "clean accuracy is higher", 0.0, 0.01, -0.02, 0.04, 0.4, "inconclusive"),
+    ("att2", "robust to fgsm", 2 / 255, 0.20, 0.01, 0.39, 0.038, "supported"),
+    ("att3", "clean accuracy is higher", 0.0, 0.05, 0.02, 0.08, 0.004, "supported"),
+    ("att3", "robust to fgsm", 2 / 255, -0.10, -0.19, -0.01, 0.0101, "not supported"),
+    ("att2", "maps segment better than saliency", 0.0, 0.08, 0.02, 0.14, 0.0099, "supported"),
+]
 
 
 def test_fragile_marking_follows_p() -> None:
@@ -268,9 +303,18 @@ def test_fragile_marking_follows_p() -> None:
     the sentences and the claims table's row style."""
     from robust_attn.reports.verdicts import annotate, claim_sentences, is_fragile
 
-    assert [is_fragile(p, v) for p, v in [(0.0099, "supported"), (0.01, "supported"), (0.049, "not supported"), (0.05, "supported"),
-                                          (0.03, "inconclusive"), (0.03, "instances only"), (float("nan"), "supported")]] == [
-        False, True, True, False, False, True, False]  # fmt: skip
+    assert [
+        is_fragile(p, v)
+        for p, v in [
+            (0.0099, "supported"),
+            (0.01, "supported"),
+            (0.049, "not supported"),
+            (0.05, "supported"),
+            (0.03, "inconclusive"),
+            (0.03, "instances only"),
+            (float("nan"), "supported"),
+        ]
+    ] == [False, True, True, False, False, True, False]
     claims = annotate(_claims(CLAIMS))
     assert claims["fragile"].tolist() == [False, True, False, True, False]
     assert claims["label"].tolist() == ["inconclusive", "supported (fragile)", "supported", "not supported (fragile)", "supported"]
@@ -339,8 +383,16 @@ def test_compare_study_report_leads_with_the_answer_in_15_pages(compare_copy: Pa
     pages = PdfReader(report.pdf).pages
     assert len(pages) == report.pages <= 15
     first = pages[0].extract_text()
-    for needle in ("Robustness report: compare", "Supported", "Inconclusive", "Headline", "Sanity checks", "supported (fragile)",
-                   "robust to apgd-100 at 2/255", "difference from the baseline"):  # fmt: skip
+    for needle in (
+        "Robustness report: compare",
+        "Supported",
+        "Inconclusive",
+        "Headline",
+        "Sanity checks",
+        "supported (fragile)",
+        "robust to apgd-100 at 2/255",
+        "difference from the baseline",
+    ):
         assert needle in first, needle
     assert "The paper's claims" in pages[1].extract_text(), "the claims table follows the summary"
     assert "Appendix: paired comparison of model instances" in pages[-1].extract_text()
@@ -375,11 +427,30 @@ def seeded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             model = ra.create_model(arch, width=0.0625, layout="compact", dropout=0.0)
             epochs = 3 if (arch, seed) == ("vgg", 1) else 2
             path = folder / f"{arch}-s{seed}.safetensors"
-            ra.save_checkpoint(path, model, {"dataset": "builtin", "image_shape": [3, 32, 32], "classes": [str(i) for i in range(10)],
-                                             "seed": seed, "epochs": epochs, "train_size": 100})  # fmt: skip
+            ra.save_checkpoint(
+                path,
+                model,
+                {
+                    "dataset": "builtin",
+                    "image_shape": [3, 32, 32],
+                    "classes": [str(i) for i in range(10)],
+                    "seed": seed,
+                    "epochs": epochs,
+                    "train_size": 100,
+                },
+            )
             refs.append(str(path))
-    spec = parse_spec({"name": "seeded", "models": refs, "n": 40, "batch_size": 20, "attention_samples": 10, "diagnostic_samples": 10,
-                       "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255"]}, {"name": "pgd", "steps": 2, "eps": ["2/255"]}]})  # fmt: skip
+    spec = parse_spec(
+        {
+            "name": "seeded",
+            "models": refs,
+            "n": 40,
+            "batch_size": 20,
+            "attention_samples": 10,
+            "diagnostic_samples": 10,
+            "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255"]}, {"name": "pgd", "steps": 2, "eps": ["2/255"]}],
+        }
+    )
     return run_sweep(spec, folder / "run", progress=False)
 
 
@@ -439,8 +510,15 @@ def test_ensemble_members_that_fool_none_are_listed(trained, tmp_path: Path) -> 
     from robust_attn.reports.tables import curves, fooled_first, headline_attack, headline_rows
 
     _, ckpt = trained
-    spec = {"name": "aa", "models": [str(ckpt)], "n": 24, "batch_size": 24, "attention_samples": 0, "diagnostic_samples": 8,
-            "attacks": [{"name": "autoattack", "steps": 3, "targets": 1, "fab_steps": 2, "square_queries": 3, "eps": ["8/255"]}]}  # fmt: skip
+    spec = {
+        "name": "aa",
+        "models": [str(ckpt)],
+        "n": 24,
+        "batch_size": 24,
+        "attention_samples": 0,
+        "diagnostic_samples": 8,
+        "attacks": [{"name": "autoattack", "steps": 3, "targets": 1, "fab_steps": 2, "square_queries": 3, "eps": ["8/255"]}],
+    }
     run = load_run(run_sweep(parse_spec(spec), tmp_path / "run", progress=False))
     (entry,) = run.manifest["cells"]  # one model, one attack, one mode
     assert list(entry["members"]) == ["apgd-ce", "apgd-t", "fab-t", "square"]

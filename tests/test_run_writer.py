@@ -175,14 +175,20 @@ def test_a_second_writer_is_refused_in_one_line(tmp_path: Path, capsys: pytest.C
     spec = _spec_file(tmp_path)
     root = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from robust_attn.rundir.lock import RunLock
             RunLock({str(root)!r}).acquire()
             print("held", flush=True)
             time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert main(["sweep", str(spec), "--quiet", "--out", str(root)]) == 2

@@ -24,8 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _spec(models: list[str], **extra: object) -> dict:
-    raw = {"name": "t", "models": models, "n": 30, "batch_size": 15, "attention_samples": 12,
-           "attacks": [{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 2, "eps": ["2/255", "4/255"]}]}  # fmt: skip
+    raw = {
+        "name": "t",
+        "models": models,
+        "n": 30,
+        "batch_size": 15,
+        "attention_samples": 12,
+        "attacks": [{"name": "fgsm", "eps": ["0", "4/255"]}, {"name": "pgd", "steps": 2, "eps": ["2/255", "4/255"]}],
+    }
     raw.update(extra)
     return raw
 
@@ -194,8 +200,14 @@ def test_progress_in_a_log_is_one_line_per_cell(trained, tmp_path: Path) -> None
     spec.write_text(f'models = ["{trained[1]}"]\nn = 30\nattention_samples = 0\n[[attacks]]\nname = "fgsm"\neps = ["0", "4/255"]\n')
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
-        subprocess.run([sys.executable, "-m", "robust_attn", "sweep", str(spec), "--out", str(tmp_path / "run")],
-                       stdout=f, stderr=subprocess.STDOUT, check=True, timeout=300, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "robust_attn", "sweep", str(spec), "--out", str(tmp_path / "run")],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=300,
+            cwd=ROOT,
+        )
     text = log.read_text()
     assert "\r" not in text
     cell_lines = [line for line in text.splitlines() if "fgsm [worst-case]: 30/30 img in" in line]

@@ -159,8 +159,14 @@ def test_min_norm_curve_is_the_sweep(trained, batch, tmp_path, name: str, params
         out = attack.sweep(x, y, eps, mode=mode)
         norms = out.columns["min_norm"]
         assert torch.equal(out.correct, torch.stack([norms > e for e in eps])), mode
-    spec = {"name": "mn", "models": [str(ckpt)], "n": 30, "batch_size": 15, "attention_samples": 0,
-            "attacks": [{"name": name, **params, "eps": ["0", "2/255", "8/255"]}]}  # fmt: skip
+    spec = {
+        "name": "mn",
+        "models": [str(ckpt)],
+        "n": 30,
+        "batch_size": 15,
+        "attention_samples": 0,
+        "attacks": [{"name": name, **params, "eps": ["0", "2/255", "8/255"]}],
+    }
     run = run_sweep(parse_spec(spec), tmp_path / "run", progress=False)
     s = pd.read_parquet(run / "samples.parquet")
     assert s["min_norm"].notna().all() and (s["correct"] == (s["min_norm"] > s["eps"])).all()

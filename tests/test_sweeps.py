@@ -22,9 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _spec(ckpt: Path, **extra: object) -> dict:
     raw = {
-        "name": "t", "models": [str(ckpt)], "n": 60, "batch_size": 25, "modes": ["worst-case", "independent"],
+        "name": "t",
+        "models": [str(ckpt)],
+        "n": 60,
+        "batch_size": 25,
+        "modes": ["worst-case", "independent"],
         "attacks": [{"name": "fgsm", "eps": ["0", "2/255", "8/255"]}, {"name": "pgd", "steps": 3, "eps": ["2/255", "8/255"]}],
-    }  # fmt: skip
+    }
     raw.update(extra)
     return raw
 
@@ -42,8 +46,14 @@ def test_shipped_specs_parse() -> None:
         spec = load_spec(ROOT / "attacks" / f"{name}.toml")
         assert spec.name == name and spec.attacks
     quick = load_spec(ROOT / "attacks" / "quickstart.toml")
-    assert quick.models == ("builtin/vgg", "builtin/vgg@seed=1", "builtin/vgg@seed=2", "builtin/vgg-att3-pc", "builtin/vgg-att3-pc@seed=1",
-                            "builtin/vgg-att3-pc@seed=2")  # fmt: skip
+    assert quick.models == (
+        "builtin/vgg",
+        "builtin/vgg@seed=1",
+        "builtin/vgg@seed=2",
+        "builtin/vgg-att3-pc",
+        "builtin/vgg-att3-pc@seed=1",
+        "builtin/vgg-att3-pc@seed=2",
+    )
     fgsm, pgd, apgd = quick.attacks
     assert [round(e * 255) for e in fgsm.eps] == [0, 1, 2, 3, 4, 6, 8, 12, 16]
     assert [round(e * 255) for e in pgd.eps] == [2, 4, 8] and pgd.params["steps"] == 10
@@ -106,8 +116,25 @@ def test_sweep_writes_files_and_is_deterministic(trained, tmp_path: Path) -> Non
     run = run_sweep(spec, tmp_path / "a", progress=False)
     rows = _rows(run / "results.csv", drop_seconds=False)
     assert len(rows) == 2 * (3 + 2)  # modes x (fgsm eps + pgd eps)
-    assert set(rows[0]) >= {"model", "architecture", "train_seed", "attack", "backend", "norm", "params", "eps", "eps_label", "n",
-                            "correct", "accuracy", "ci_low", "ci_high", "seconds", "forwards_per_sample", "backwards_per_sample"}  # fmt: skip
+    assert set(rows[0]) >= {
+        "model",
+        "architecture",
+        "train_seed",
+        "attack",
+        "backend",
+        "norm",
+        "params",
+        "eps",
+        "eps_label",
+        "n",
+        "correct",
+        "accuracy",
+        "ci_low",
+        "ci_high",
+        "seconds",
+        "forwards_per_sample",
+        "backwards_per_sample",
+    }
     for r in rows:
         low, high = wilson_interval(int(r["correct"]), int(r["n"]))
         assert float(r["ci_low"]) == pytest.approx(low, abs=1e-6) and float(r["ci_high"]) == pytest.approx(high, abs=1e-6)

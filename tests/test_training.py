@@ -136,8 +136,29 @@ def test_training_log_has_no_carriage_returns(tmp_path: Path) -> None:
     """`robust-attn train` written to a file: one line per epoch (with img/s), no tqdm stream."""
     log = tmp_path / "train.log"
     with open(log, "w") as f:
-        subprocess.run([sys.executable, "-m", "robust_attn", "train", "vgg", "--width", "0.0625", "--epochs", "2", "--train-size", "256",
-                        "--test-size", "64", "--out", str(tmp_path)], stdout=f, stderr=subprocess.STDOUT, check=True, timeout=300)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "robust_attn",
+                "train",
+                "vgg",
+                "--width",
+                "0.0625",
+                "--epochs",
+                "2",
+                "--train-size",
+                "256",
+                "--test-size",
+                "64",
+                "--out",
+                str(tmp_path),
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=300,
+        )
     text = log.read_text()
     assert "\r" not in text
     epochs = [line for line in text.splitlines() if line.startswith("epoch ")]

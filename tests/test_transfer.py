@@ -46,12 +46,26 @@ def run_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type:
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(folder))
     mp.setenv("TRANSFER_CKPT", str(trained[1]))
-    spec = ra.parse_spec({
-        "models": ["tr_models:plain", "tr_models:quantised"], "n": 40, "batch_size": 20, "attention_samples": 0, "diagnostic_samples": 0,
-        "attacks": [{"name": "fgsm", "eps": ["0"]}],
-        "transfer": [{"sources": ["tr_models:plain"], "targets": "all", "attack": "pgd", "steps": 10, "random_start": False,
-                      "eps": ["4/255", "16/255"]}],
-    })  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["tr_models:plain", "tr_models:quantised"],
+            "n": 40,
+            "batch_size": 20,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0"]}],
+            "transfer": [
+                {
+                    "sources": ["tr_models:plain"],
+                    "targets": "all",
+                    "attack": "pgd",
+                    "steps": 10,
+                    "random_start": False,
+                    "eps": ["4/255", "16/255"],
+                }
+            ],
+        }
+    )
     root = ra.run_sweep(spec, folder / "run", progress=False)
     yield root
     mp.undo()
@@ -61,8 +75,11 @@ def test_the_matrix_has_every_pair_and_the_diagonal_is_white_box(run_dir: Path, 
     run = ra.load_run(run_dir)
     pairs = {(t, s) for (t, _, s), c in run.transfers.items()}
     assert all(c.source == s and a == "pgd-10" for (_, a, s), c in run.transfers.items()), "the attack id names the attack only"
-    assert pairs == {("tr_models:plain", "tr_models:plain"), ("tr_models:quantised", "tr_models:plain"),
-                     ("tr_models:quantised", "tr_models:quantised")}  # fmt: skip
+    assert pairs == {
+        ("tr_models:plain", "tr_models:plain"),
+        ("tr_models:quantised", "tr_models:plain"),
+        ("tr_models:quantised", "tr_models:quantised"),
+    }
     diagonal = run.transfers[("tr_models:plain", "pgd-10", "tr_models:plain")]
     data = ra.load_dataset("builtin", "test", n=40)
     _, x, y = next(data.batches(40))
@@ -89,11 +106,19 @@ def test_a_plain_model_does_not_raise_it(trained, tmp_path: Path, monkeypatch: p
     (tmp_path / "tr_models2.py").write_text(MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("TRANSFER_CKPT", str(trained[1]))
-    spec = ra.parse_spec({
-        "models": ["tr_models2:plain", "tr_models2:quantised"], "n": 40, "batch_size": 40, "attention_samples": 0, "diagnostic_samples": 0,
-        "attacks": [{"name": "fgsm", "eps": ["0"]}],
-        "transfer": [{"sources": ["tr_models2:quantised"], "targets": ["tr_models2:plain"], "attack": "pgd", "steps": 10, "eps": ["8/255"]}],
-    })  # fmt: skip
+    spec = ra.parse_spec(
+        {
+            "models": ["tr_models2:plain", "tr_models2:quantised"],
+            "n": 40,
+            "batch_size": 40,
+            "attention_samples": 0,
+            "diagnostic_samples": 0,
+            "attacks": [{"name": "fgsm", "eps": ["0"]}],
+            "transfer": [
+                {"sources": ["tr_models2:quantised"], "targets": ["tr_models2:plain"], "attack": "pgd", "steps": 10, "eps": ["8/255"]}
+            ],
+        }
+    )
     run = ra.load_run(ra.run_sweep(spec, tmp_path / "run", progress=False))
     rows = run.indicators[run.indicators["indicator"] == "black-box beats white-box"]
     assert len(rows) == 1 and not rows["triggered"].any(), rows[["value", "detail"]]
@@ -106,10 +131,24 @@ def test_a_finished_matrix_is_not_crafted_again(run_dir: Path, monkeypatch: pyte
     monkeypatch.setenv("TRANSFER_CKPT", str(trained[1]))
     monkeypatch.setattr(transfer, "_craft_batch", lambda *a: pytest.fail("crafted again"))
     spec = ra.load_run(run_dir).manifest["spec"]
-    raw = {"models": ["tr_models:plain", "tr_models:quantised"], "n": 40, "batch_size": 20, "attention_samples": 0, "diagnostic_samples": 0,
-           "attacks": [{"name": "fgsm", "eps": ["0"]}],
-           "transfer": [{"sources": ["tr_models:plain"], "targets": "all", "attack": "pgd", "steps": 10, "random_start": False,
-                         "eps": ["4/255", "16/255"]}]}  # fmt: skip
+    raw = {
+        "models": ["tr_models:plain", "tr_models:quantised"],
+        "n": 40,
+        "batch_size": 20,
+        "attention_samples": 0,
+        "diagnostic_samples": 0,
+        "attacks": [{"name": "fgsm", "eps": ["0"]}],
+        "transfer": [
+            {
+                "sources": ["tr_models:plain"],
+                "targets": "all",
+                "attack": "pgd",
+                "steps": 10,
+                "random_start": False,
+                "eps": ["4/255", "16/255"],
+            }
+        ],
+    }
     assert spec["n"] == 40
     ra.run_sweep(ra.parse_spec(raw), run_dir, progress=False)
 

@@ -66,7 +66,7 @@ def top_level_page() -> str:
 def package_page(package: str, title: str) -> str:
     """A package's docstring and every name of its ``__all__``."""
     members = "\n".join(f"        - {n}" for n in public_names(package))
-    return (f"# {title}: `{package}`\n\n::: {package}\n    options:\n      show_root_heading: false\n      members:\n{members}\n")  # fmt: skip
+    return f"# {title}: `{package}`\n\n::: {package}\n    options:\n      show_root_heading: false\n      members:\n{members}\n"
 
 
 def pages() -> dict[str, str]:

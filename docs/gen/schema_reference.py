@@ -78,8 +78,11 @@ def _schema() -> Any:
 def tables() -> dict[str, tuple[Any, ...]]:
     """Every column table the schema defines (module constants holding ``Column`` tuples)."""
     schema = _schema()
-    found = {name: value for name, value in vars(schema).items()
-             if isinstance(value, tuple) and value and all(isinstance(c, schema.Column) for c in value) and not name.startswith("_")}  # fmt: skip
+    found = {
+        name: value
+        for name, value in vars(schema).items()
+        if isinstance(value, tuple) and value and all(isinstance(c, schema.Column) for c in value) and not name.startswith("_")
+    }
     missing = sorted(set(found) - set(TABLES))
     if missing:
         raise RuntimeError(f"docs/gen/schema_reference.py: table {missing[0]} has no file in TABLES; add it")
@@ -162,5 +165,7 @@ def result_columns() -> str:
 def format_version() -> str:
     schema = _schema()
     upgradable = ", ".join(str(v) for v in schema.UPGRADABLE)
-    return (f"The current format version is **{schema.FORMAT_VERSION}** (`manifest.json`'s `format_version`); "
-            f"`robust-attn upgrade DIR` converts run directories of version {upgradable} in place.")  # fmt: skip
+    return (
+        f"The current format version is **{schema.FORMAT_VERSION}** (`manifest.json`'s `format_version`); "
+        f"`robust-attn upgrade DIR` converts run directories of version {upgradable} in place."
+    )

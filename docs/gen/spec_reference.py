@@ -103,9 +103,19 @@ def own_parameters(cls: type) -> list[tuple[str, str, str]]:
 def traits_text(cls: Any) -> str:
     """The traits a class declares, in words."""
     t = cls.class_traits()
-    flags = [label for label, on in (("iterative", t.iterative), ("single-step", not t.iterative), ("traceable", t.traceable),
-                                     ("minimum-norm", t.minimum_norm), ("ensemble", t.ensemble), ("randomized", t.randomized),
-                                     ("probe", t.probe)) if on]  # fmt: skip
+    flags = [
+        label
+        for label, on in (
+            ("iterative", t.iterative),
+            ("single-step", not t.iterative),
+            ("traceable", t.traceable),
+            ("minimum-norm", t.minimum_norm),
+            ("ensemble", t.ensemble),
+            ("randomized", t.randomized),
+            ("probe", t.probe),
+        )
+        if on
+    ]
     if t.threat_model != "white-box":
         flags.insert(0, t.threat_model)
     return ", ".join(flags) + (f"; strength {t.strength}" if t.strength else "")
@@ -155,8 +165,10 @@ def common_options() -> str:
     from robust_attn.attacks.base import AttackOptions
 
     names = ", ".join(code(n) for n in AttackOptions.__annotations__ if n != "targeted")
-    return (f"Every attack also takes the options {names}; in a spec they are top-level fields (one value for every attack), "
-            f"and {code('targeted')} is refused because sweeps take no target labels.")  # fmt: skip
+    return (
+        f"Every attack also takes the options {names}; in a spec they are top-level fields (one value for every attack), "
+        f"and {code('targeted')} is refused because sweeps take no target labels."
+    )
 
 
 def attack_table() -> str:

@@ -186,8 +186,14 @@ class APGD(Attack):
         self.interval_decrease = max(int(0.03 * steps), 1)
 
     def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "restarts": self.restarts, "loss": self.loss, "rho": self.rho, "eot": self.eot,
-                "targeted": self.targeted}  # fmt: skip
+        return {
+            "steps": self.steps,
+            "restarts": self.restarts,
+            "loss": self.loss,
+            "rho": self.rho,
+            "eot": self.eot,
+            "targeted": self.targeted,
+        }
 
     def traits(self) -> AttackTraits:
         """The class's traits; ``randomized`` when the gradient averages several passes."""
@@ -347,10 +353,25 @@ class APGD(Attack):
         else:
             sparsity = l0_norm(adv - x)
             topk = sparsity / x[0].numel() / L1_STEP_DECAY
-        s = _Active(ids, x, y, target, adv, adv.clone(), grad, adv.clone(), grad.clone(), loss.clone(), loss.clone(),
-                    torch.ones(n, dtype=torch.bool, device=x.device),  # as the reference: the first checkpoint halves on oscillation only
-                    torch.full((n, 1, 1, 1), (1.0 if l1 else 2.0) * eps, device=x.device, dtype=x.dtype),
-                    torch.zeros(steps, n, device=x.device), topk, sparsity, torch.zeros(n, dtype=torch.bool, device=x.device))  # fmt: skip
+        s = _Active(
+            ids,
+            x,
+            y,
+            target,
+            adv,
+            adv.clone(),
+            grad,
+            adv.clone(),
+            grad.clone(),
+            loss.clone(),
+            loss.clone(),
+            torch.ones(n, dtype=torch.bool, device=x.device),  # as the reference: the first checkpoint halves on oscillation only
+            torch.full((n, 1, 1, 1), (1.0 if l1 else 2.0) * eps, device=x.device, dtype=x.dtype),
+            torch.zeros(steps, n, device=x.device),
+            topk,
+            sparsity,
+            torch.zeros(n, dtype=torch.bool, device=x.device),
+        )
         if final:
             self._drop_fooled(s, logits, loss, result, fooled)
         k, since_check = (max(int(0.04 * steps), 1) if l1 else self.first_interval), 0

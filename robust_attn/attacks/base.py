@@ -105,8 +105,10 @@ def check_targets(targets: int, classes: int, attack: str) -> None:
     """A targeted member runs against the classes ranked after the true one: a number of targets
     the data cannot have is an error (the default, 9, is capped as AutoAttack caps it)."""
     if targets != DEFAULT_TARGETS and targets > classes - 1:
-        raise bad_param("targets", f"{attack} with targets = {targets} needs at least {targets + 1} classes, the data has {classes}; "
-                        f"use targets <= {classes - 1}")  # fmt: skip
+        raise bad_param(
+            "targets",
+            f"{attack} with targets = {targets} needs at least {targets + 1} classes, the data has {classes}; use targets <= {classes - 1}",
+        )
 
 
 def bad_param(name: str, message: str) -> AttackParameterError:
@@ -204,8 +206,18 @@ class Evaluation:
     @classmethod
     def class_traits(cls) -> AttackTraits:
         """The capabilities this class declares."""
-        return AttackTraits(cls.norm, cls.iterative, cls.traceable, cls.minimum_norm, cls.is_ensemble, cls.strength, cls.probe,
-                            cls.randomized, cls.threat_model, cls.kind_of())  # fmt: skip
+        return AttackTraits(
+            cls.norm,
+            cls.iterative,
+            cls.traceable,
+            cls.minimum_norm,
+            cls.is_ensemble,
+            cls.strength,
+            cls.probe,
+            cls.randomized,
+            cls.threat_model,
+            cls.kind_of(),
+        )
 
     @classmethod
     def kind_of(cls) -> str:

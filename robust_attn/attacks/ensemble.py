@@ -191,8 +191,9 @@ class Ensemble(Attack):
         return {"fooled_by": codes}
 
 
-def _autoattack_members(model: nn.Module, norm: Norm, steps: int, targets: int, fab_steps: int, square_queries: int,
-                        options: AttackOptions) -> list[tuple[str, Attack]]:  # fmt: skip
+def _autoattack_members(
+    model: nn.Module, norm: Norm, steps: int, targets: int, fab_steps: int, square_queries: int, options: AttackOptions
+) -> list[tuple[str, Attack]]:
     apgd, apgdt = (APGD, APGDT) if norm == "linf" else (APGDL2, APGDTL2)
     native: AttackOptions = dict(options)  # type: ignore[assignment]
     library: AttackOptions = {"precision": options.get("precision", "fp32")}
@@ -206,7 +207,7 @@ def _autoattack_members(model: nn.Module, norm: Norm, steps: int, targets: int, 
         ("apgd-t", apgdt(model, steps=steps, targets=targets, **native)),
         ("fab-t", (FABT if norm == "linf" else FABTL2)(model, steps=fab_steps, targets=targets, **native)),
         ("square", square),
-    ]  # fmt: skip
+    ]
 
 
 @register_attack("autoattack", "native")

@@ -166,16 +166,21 @@ def torchattacks_params(cls_name: str, params: dict[str, Any]) -> dict[str, Any]
     cls = getattr(torchattacks, cls_name)
     signature = inspect.signature(cls).parameters
     if "eps" not in signature:
-        raise AttackParameterError("eps", f"torchattacks.{cls_name} takes no eps (it is not an eps-ball attack), so a sweep cannot run it "
-                                          "at an eps grid; use a class that takes eps, e.g. torchattacks:PGD or torchattacks:Square")  # fmt: skip
+        raise AttackParameterError(
+            "eps",
+            f"torchattacks.{cls_name} takes no eps (it is not an eps-ball attack), so a sweep cannot run it "
+            "at an eps grid; use a class that takes eps, e.g. torchattacks:PGD or torchattacks:Square",
+        )
     accepted = {n: p for n, p in signature.items() if n not in _SUPPLIED and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     choices = _declared_choices(cls)
     out = {}
     for name, value in params.items():
         if name not in accepted:
             hint = f"did you mean {close[0]!r}? " if (close := difflib.get_close_matches(name, accepted, n=1)) else ""
-            raise AttackParameterError(name, f"torchattacks.{cls_name} takes no parameter {name!r}; {hint}it takes: {', '.join(accepted)} "
-                                             "(eps comes from the eps grid)")  # fmt: skip
+            raise AttackParameterError(
+                name,
+                f"torchattacks.{cls_name} takes no parameter {name!r}; {hint}it takes: {', '.join(accepted)} (eps comes from the eps grid)",
+            )
         out[name] = _like_default(cls_name, name, accepted[name].default, value, choices.get(name))
     missing = [n for n, p in accepted.items() if p.default is inspect.Parameter.empty and n not in out]
     if missing:
@@ -241,5 +246,14 @@ def _torchattacks_param_names(cls_name: str) -> set[str]:
     return {n for n in inspect.signature(getattr(torchattacks, cls_name)).parameters if n not in _SUPPLIED}
 
 
-register_prefix(PrefixBackend("torchattacks:", "torchattacks", _check_torchattacks, TorchattacksByName, _torchattacks_norm,
-                              torchattacks_params, _torchattacks_param_names))  # fmt: skip
+register_prefix(
+    PrefixBackend(
+        "torchattacks:",
+        "torchattacks",
+        _check_torchattacks,
+        TorchattacksByName,
+        _torchattacks_norm,
+        torchattacks_params,
+        _torchattacks_param_names,
+    )
+)

@@ -96,8 +96,10 @@ class FABT(MinimumNormAttack):
         super().__init__(model, **options)
         positive_int(steps=steps, targets=targets)
         if not 0 <= alpha_max <= 1 or eta < 1 or not 0 < beta < 1:
-            raise bad_param("alpha_max" if not 0 <= alpha_max <= 1 else "eta" if eta < 1 else "beta",
-                            f"need 0 <= alpha_max <= 1, eta >= 1 and 0 < beta < 1, got {alpha_max}, {eta}, {beta}")  # fmt: skip
+            raise bad_param(
+                "alpha_max" if not 0 <= alpha_max <= 1 else "eta" if eta < 1 else "beta",
+                f"need 0 <= alpha_max <= 1, eta >= 1 and 0 < beta < 1, got {alpha_max}, {eta}, {beta}",
+            )
         self.steps, self.targets, self.alpha_max, self.eta, self.beta = steps, targets, alpha_max, eta, beta
         self.p = math.inf if self.norm == "linf" else 2.0
 

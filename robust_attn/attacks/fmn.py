@@ -54,8 +54,13 @@ class FMN(MinimumNormAttack):
         self.dual = 1.0 if self.norm == "linf" else 2.0
 
     def params(self) -> dict[str, Any]:
-        return {"steps": self.steps, "max_stepsize": self.max_stepsize, "min_stepsize": self.min_stepsize, "gamma": self.gamma,
-                "targeted": self.targeted}  # fmt: skip
+        return {
+            "steps": self.steps,
+            "max_stepsize": self.max_stepsize,
+            "min_stepsize": self.min_stepsize,
+            "gamma": self.gamma,
+            "targeted": self.targeted,
+        }
 
     def _project(self, delta: torch.Tensor, epsilon: torch.Tensor) -> torch.Tensor:
         eps = epsilon.view(-1, *([1] * (delta.dim() - 1)))

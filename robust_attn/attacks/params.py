@@ -110,8 +110,11 @@ def coerce_params(cls: type[Evaluation], params: dict[str, Any]) -> dict[str, An
     out = {}
     for name, value in params.items():
         if name not in hints:
-            raise AttackParameterError(name, f"takes no parameter {name!r}; it takes: {', '.join(own)} "
-                                             "(and the options of every attack: seed, precision, channels_last, fold_bn)")  # fmt: skip
+            raise AttackParameterError(
+                name,
+                f"takes no parameter {name!r}; it takes: {', '.join(own)} "
+                "(and the options of every attack: seed, precision, channels_last, fold_bn)",
+            )
         try:
             out[name] = _convert(hints[name], value)
         except (TypeError, ValueError):

@@ -99,5 +99,8 @@ def check_eps_for_image(norm: str, eps: float | Sequence[float], image_shape: Se
     worst = max(values)
     if worst > diameter:
         shape = "x".join(str(int(s)) for s in image_shape)
-        raise bad_param("eps", f"{norm} eps {worst:g} exceeds the {norm} diameter of a {shape} image in [0, 1] ({diameter:g}); "
-                        f"use a radius up to {diameter:g}")  # fmt: skip
+        raise bad_param(
+            "eps",
+            f"{norm} eps {worst:g} exceeds the {norm} diameter of a {shape} image in [0, 1] ({diameter:g}); "
+            f"use a radius up to {diameter:g}",
+        )

@@ -176,6 +176,8 @@ def create_attack(name: str, model: nn.Module, backend: str = "native", **params
     kind (``corruptions``) is refused: it perturbs nothing, use :func:`create_evaluation`."""
     built = create_evaluation(name, model, backend, **params)
     if not isinstance(built, Attack):
-        raise UsageError(f"{name!r} is an evaluation of kind {built.kind_of()}, not an attack (it has no eps); run it in a sweep "
-                         "([[attacks]] name = ...) or build it with robust_attn.create_evaluation")  # fmt: skip
+        raise UsageError(
+            f"{name!r} is an evaluation of kind {built.kind_of()}, not an attack (it has no eps); run it in a sweep "
+            "([[attacks]] name = ...) or build it with robust_attn.create_evaluation"
+        )
     return built

@@ -12,8 +12,12 @@ DEFOCUS_BLUR = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))  # dis
 GLASS_BLUR = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))  # sigma, max delta, iterations
 MOTION_BLUR = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))  # ImageMagick radius, sigma; angle ~ U(-45, 45)
 ZOOM_BLUR = (  # zoom factors, exactly as the reference's np.arange calls produce them
-    np.arange(1, 1.06, 0.01), np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01), np.arange(1, 1.21, 0.01), np.arange(1, 1.26, 0.01),
-)  # fmt: skip
+    np.arange(1, 1.06, 0.01),
+    np.arange(1, 1.11, 0.01),
+    np.arange(1, 1.16, 0.01),
+    np.arange(1, 1.21, 0.01),
+    np.arange(1, 1.26, 0.01),
+)
 
 
 def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:

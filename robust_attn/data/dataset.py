@@ -56,9 +56,17 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         published = self.published_corruptions
         shifted = None if published is None else (lambda c, s, idx: published(c, s, np.asarray(idx) + offset))
         return ImageDataset(
-            self.name, self.split, self.images[sl], self.labels[sl], self.classes, self.mean, self.std,
-            None if self.masks is None else self.masks[sl], shifted, self.trained_as,
-        )  # fmt: skip
+            self.name,
+            self.split,
+            self.images[sl],
+            self.labels[sl],
+            self.classes,
+            self.mean,
+            self.std,
+            None if self.masks is None else self.masks[sl],
+            shifted,
+            self.trained_as,
+        )
 
     def batches(
         self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None

@@ -73,9 +73,15 @@ def load_builtin(split: str = "train", n: int | None = None, seed: int = 0) -> I
     count = offered if n is None else min(n, offered)
     images, labels, masks = generate_shapes(count, split, seed)
     return ImageDataset(
-        BUILTIN, split, torch.from_numpy(images), torch.from_numpy(labels), SHAPE_CLASSES,
-        BUILTIN_MEAN, BUILTIN_STD, torch.from_numpy(masks),
-    )  # fmt: skip
+        BUILTIN,
+        split,
+        torch.from_numpy(images),
+        torch.from_numpy(labels),
+        SHAPE_CLASSES,
+        BUILTIN_MEAN,
+        BUILTIN_STD,
+        torch.from_numpy(masks),
+    )
 
 
 def load_dataset(
@@ -121,8 +127,10 @@ def _cifar_c(name: str) -> Loader:
 
     def load(split: str, n: int | None, data_dir: str | Path | None, download: bool, verify: bool, seed: int) -> ImageDataset:
         if data_dir is None:
-            raise DataNotFound(f"{name} needs data_dir: the folder holding {spec.folder}/ (from {spec.record}) and the clean "
-                               f"{spec.clean} test set beside it (robust-attn sweep --download fetches the clean set)")  # fmt: skip
+            raise DataNotFound(
+                f"{name} needs data_dir: the folder holding {spec.folder}/ (from {spec.record}) and the clean "
+                f"{spec.clean} test set beside it (robust-attn sweep --download fetches the clean set)"
+            )
         try:
             clean = load_torchvision(spec.clean, "test", data_dir, download=download, verify=verify).subset(n)
         except DataNotFound as err:
@@ -132,15 +140,19 @@ def _cifar_c(name: str) -> Loader:
 
         folder = Path(data_dir).expanduser() / spec.folder
         if not folder.is_dir():  # before any work, not at the first corruption cell
-            raise DataNotFound(f"{spec.folder} folder {str(folder)!r} not found; download {spec.folder}.tar from {spec.record} "
-                               f"and unpack it into {str(data_dir)!r}")  # fmt: skip
+            raise DataNotFound(
+                f"{spec.folder} folder {str(folder)!r} not found; download {spec.folder}.tar from {spec.record} "
+                f"and unpack it into {str(data_dir)!r}"
+            )
 
         @lru_cache(maxsize=2)
         def block(corruption: str, severity: int) -> np.ndarray:
             published = load_cifar_c(name, data_dir, corruption, severity, n=len(clean))
             if len(published) < len(clean) or not torch.equal(published.labels, clean.labels):
-                raise DataError(f"{spec.folder}/labels.npy does not match the first {len(clean)} labels of the clean {spec.clean} "
-                                f"test set under {data_dir} (or holds fewer rows); both must be the published files")  # fmt: skip
+                raise DataError(
+                    f"{spec.folder}/labels.npy does not match the first {len(clean)} labels of the clean {spec.clean} "
+                    f"test set under {data_dir} (or holds fewer rows); both must be the published files"
+                )
             return published.images.numpy()
 
         return replace(clean, name=name, published_corruptions=lambda c, s, idx: block(c, s)[np.asarray(idx)], trained_as=spec.clean)
@@ -149,14 +161,34 @@ def _cifar_c(name: str) -> Loader:
 
 
 register_dataset(
-    DataSource(BUILTIN, _builtin, has_masks=True, generated=True, image_shape=(3, 32, 32), num_classes=len(SHAPE_CLASSES),
-               description="ten shape classes on cluttered 32x32 backgrounds, with object masks")
-)  # fmt: skip
+    DataSource(
+        BUILTIN,
+        _builtin,
+        has_masks=True,
+        generated=True,
+        image_shape=(3, 32, 32),
+        num_classes=len(SHAPE_CLASSES),
+        description="ten shape classes on cluttered 32x32 backgrounds, with object masks",
+    )
+)
 for _name, _spec in TORCHVISION_SETS.items():
-    register_dataset(DataSource(_name, _torchvision(_name), description=f"torchvision {_spec.class_name}, read from data_dir",
-                                image_shape=_spec.image_shape, num_classes=_spec.num_classes))  # fmt: skip
+    register_dataset(
+        DataSource(
+            _name,
+            _torchvision(_name),
+            description=f"torchvision {_spec.class_name}, read from data_dir",
+            image_shape=_spec.image_shape,
+            num_classes=_spec.num_classes,
+        )
+    )
 for _name, _clean in (("cifar10c", "cifar10"), ("cifar100c", "cifar100")):
     register_dataset(
-        DataSource(_name, _cifar_c(_name), splits=("test",), description="published CIFAR-C corruptions of the clean test set in data_dir",
-                   image_shape=TORCHVISION_SETS[_clean].image_shape, num_classes=TORCHVISION_SETS[_clean].num_classes)
-    )  # fmt: skip
+        DataSource(
+            _name,
+            _cifar_c(_name),
+            splits=("test",),
+            description="published CIFAR-C corruptions of the clean test set in data_dir",
+            image_shape=TORCHVISION_SETS[_clean].image_shape,
+            num_classes=TORCHVISION_SETS[_clean].num_classes,
+        )
+    )

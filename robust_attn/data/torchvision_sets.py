@@ -45,12 +45,31 @@ def _svhn_split(split: str) -> dict[str, Any]:
 
 
 TORCHVISION_SETS: dict[str, TorchvisionSpec] = {
-    "cifar10": TorchvisionSpec("CIFAR10", "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), _train_flag, lambda d: tuple(d.classes)),
-    "cifar100": TorchvisionSpec("CIFAR100", "cifar-100-python", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), _train_flag, lambda d: tuple(d.classes), num_classes=100),
-    "svhn": TorchvisionSpec("SVHN", "train_32x32.mat / test_32x32.mat", (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), _svhn_split, lambda d: tuple(str(i) for i in range(10))),
+    "cifar10": TorchvisionSpec(
+        "CIFAR10", "cifar-10-batches-py", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), _train_flag, lambda d: tuple(d.classes)
+    ),
+    "cifar100": TorchvisionSpec(
+        "CIFAR100",
+        "cifar-100-python",
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+        _train_flag,
+        lambda d: tuple(d.classes),
+        num_classes=100,
+    ),
+    "svhn": TorchvisionSpec(
+        "SVHN",
+        "train_32x32.mat / test_32x32.mat",
+        (0.4377, 0.4438, 0.4728),
+        (0.1980, 0.2010, 0.1970),
+        _svhn_split,
+        lambda d: tuple(str(i) for i in range(10)),
+    ),
     "mnist": TorchvisionSpec("MNIST", "MNIST/raw", (0.1307,), (0.3081,), _train_flag, lambda d: tuple(d.classes), (1, 28, 28)),
-    "fashionmnist": TorchvisionSpec("FashionMNIST", "FashionMNIST/raw", (0.2860,), (0.3530,), _train_flag, lambda d: tuple(d.classes), (1, 28, 28)),
-}  # fmt: skip
+    "fashionmnist": TorchvisionSpec(
+        "FashionMNIST", "FashionMNIST/raw", (0.2860,), (0.3530,), _train_flag, lambda d: tuple(d.classes), (1, 28, 28)
+    ),
+}
 
 
 def _images_nchw(data: Any) -> torch.Tensor:
@@ -87,8 +106,10 @@ def load_torchvision(name: str, split: str, data_dir: str | Path | None, *, down
         ) from None
     except OSError as err:  # a file that cannot be read or written, or a download that could not connect
         doing = "download" if download else "read"
-        raise DataError(f"could not {doing} {name} under {str(root)!r}: {err.strerror or err}; check the folder's permissions"
-                        + (" and the network (or download it elsewhere and copy it there)" if download else "")) from None  # fmt: skip
+        raise DataError(
+            f"could not {doing} {name} under {str(root)!r}: {err.strerror or err}; check the folder's permissions"
+            + (" and the network (or download it elsewhere and copy it there)" if download else "")
+        ) from None
     labels = torch.as_tensor(np.asarray(ds.labels if hasattr(ds, "labels") else ds.targets), dtype=torch.int64)
     return ImageDataset(name, split, _images_nchw(ds.data), labels, spec.class_names(ds), spec.mean, spec.std)
 

@@ -60,10 +60,21 @@ def unavailable_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) ->
     bad = (flat.abs().amax(dim=1) == 0) | ~torch.isfinite(flat).all(dim=1)
     share = float(bad.float().mean())
     hit = share > GRADIENT_SHARE
-    return Indicator("unavailable gradients", "model", share, GRADIENT_SHARE, hit, False,
-                     f"{share:.0%} of samples have zero or non-finite input gradients"
-                     + ("; gradient attacks cannot work here (quantisation, a non-differentiable layer?): use BPDA or a gradient-free "
-                        "attack such as Square (autoattack runs it)" if hit else ""))  # fmt: skip
+    return Indicator(
+        "unavailable gradients",
+        "model",
+        share,
+        GRADIENT_SHARE,
+        hit,
+        False,
+        f"{share:.0%} of samples have zero or non-finite input gradients"
+        + (
+            "; gradient attacks cannot work here (quantisation, a non-differentiable layer?): use BPDA or a gradient-free "
+            "attack such as Square (autoattack runs it)"
+            if hit
+            else ""
+        ),
+    )
 
 
 def probability_outputs(model: nn.Module, x: torch.Tensor) -> Indicator:
@@ -71,9 +82,17 @@ def probability_outputs(model: nn.Module, x: torch.Tensor) -> Indicator:
     out = _logits(model, x)
     sums = out.sum(dim=1)
     probabilities = bool((out >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
-    return Indicator("probability outputs", "model", float(probabilities), 0.5, probabilities, False,
-                     "outputs are probabilities, not logits: losses saturate and gradients vanish; return the logits (drop the softmax)"
-                     if probabilities else "outputs are logits")  # fmt: skip
+    return Indicator(
+        "probability outputs",
+        "model",
+        float(probabilities),
+        0.5,
+        probabilities,
+        False,
+        "outputs are probabilities, not logits: losses saturate and gradients vanish; return the logits (drop the softmax)"
+        if probabilities
+        else "outputs are logits",
+    )
 
 
 def randomness(model: nn.Module, x: torch.Tensor) -> Indicator:
@@ -81,9 +100,16 @@ def randomness(model: nn.Module, x: torch.Tensor) -> Indicator:
     a, b = _logits(model, x), _logits(model, x)
     diff = float((a - b).abs().max())
     hit = diff > 1e-5 * max(1.0, float(a.abs().max()))
-    return Indicator("randomness in the forward pass", "model", diff, 1e-5, hit, False,
-                     f"two forward passes differ by up to {diff:.3g}" + ("; the model is random (dropout left on, model.train()?): "
-                     "evaluate it in eval mode, or attack with EOT" if hit else ""))  # fmt: skip
+    return Indicator(
+        "randomness in the forward pass",
+        "model",
+        diff,
+        1e-5,
+        hit,
+        False,
+        f"two forward passes differ by up to {diff:.3g}"
+        + ("; the model is random (dropout left on, model.train()?): evaluate it in eval mode, or attack with EOT" if hit else ""),
+    )
 
 
 def unstable_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> Indicator:
@@ -93,9 +119,16 @@ def unstable_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen
     moved = F.cross_entropy(_logits(model, (x + noise).clamp(0, 1)), y, reduction="none")
     change = float(((moved - base).abs() / (base.abs() + 1e-12)).median())
     hit = change > UNSTABLE_CHANGE
-    return Indicator("unstable predictions", "model", change, UNSTABLE_CHANGE, hit, False,
-                     f"median relative loss change {change:.3g} under noise of 0.1/255"
-                     + ("; the loss landscape is noisy or random: attacks following its gradient are unreliable" if hit else ""))  # fmt: skip
+    return Indicator(
+        "unstable predictions",
+        "model",
+        change,
+        UNSTABLE_CHANGE,
+        hit,
+        False,
+        f"median relative loss change {change:.3g} under noise of 0.1/255"
+        + ("; the loss landscape is noisy or random: attacks following its gradient are unreliable" if hit else ""),
+    )
 
 
 def silent_success(attack: Attack, trace: AttackTrace, returned_fooled: torch.Tensor) -> Indicator:
@@ -103,10 +136,16 @@ def silent_success(attack: Attack, trace: AttackTrace, returned_fooled: torch.Te
     silent = trace.ever_fooled & ~returned_fooled.cpu()
     share = float(silent.float().mean())
     hit = bool(silent.any())
-    return Indicator("silent success", "attack", share, 0.0, hit, False,
-                     f"{int(silent.sum())} samples were fooled by an intermediate point that the attack did not return"
-                     + ("; use worst-case mode (it keeps the first fooling point) or an attack that returns its best point (apgd)"
-                        if hit else ""))  # fmt: skip
+    return Indicator(
+        "silent success",
+        "attack",
+        share,
+        0.0,
+        hit,
+        False,
+        f"{int(silent.sum())} samples were fooled by an intermediate point that the attack did not return"
+        + ("; use worst-case mode (it keeps the first fooling point) or an attack that returns its best point (apgd)" if hit else ""),
+    )
 
 
 def incomplete_optimisation(trace: AttackTrace, survivors: torch.Tensor) -> Indicator:
@@ -119,9 +158,16 @@ def incomplete_optimisation(trace: AttackTrace, survivors: torch.Tensor) -> Indi
     gain = (end - late) / (end - start).clamp_min(1e-12)
     value = float(torch.nan_to_num(gain, nan=0.0, posinf=0.0, neginf=0.0).median())
     hit = value > LATE_GAIN
-    return Indicator("incomplete optimisation", "attack", value, LATE_GAIN, hit, False,
-                     f"survivors made {value:.0%} (median) of their loss gain in the last 10% of the steps"
-                     + ("; the loss is still rising: run more steps" if hit else ""))  # fmt: skip
+    return Indicator(
+        "incomplete optimisation",
+        "attack",
+        value,
+        LATE_GAIN,
+        hit,
+        False,
+        f"survivors made {value:.0%} (median) of their loss gain in the last 10% of the steps"
+        + ("; the loss is still rising: run more steps" if hit else ""),
+    )
 
 
 def unconstrained_failure(attack: Attack, x: torch.Tensor, y: torch.Tensor) -> Indicator:
@@ -131,7 +177,18 @@ def unconstrained_failure(attack: Attack, x: torch.Tensor, y: torch.Tensor) -> I
     adv = attack(x, y, eps)
     accuracy = float((attack.predict(adv) == y).float().mean())
     hit = accuracy > UNCONSTRAINED_ACCURACY
-    return Indicator("unconstrained attack failure", "attack", accuracy, UNCONSTRAINED_ACCURACY, hit, False,
-                     f"accuracy {accuracy:.1%} without a budget (eps = {eps:.3g})"
-                     + ("; an attack that cannot fool the model even without a budget is failing (masked gradients, too few steps, "
-                        "bad step size): results at real budgets overstate robustness" if hit else ""))  # fmt: skip
+    return Indicator(
+        "unconstrained attack failure",
+        "attack",
+        accuracy,
+        UNCONSTRAINED_ACCURACY,
+        hit,
+        False,
+        f"accuracy {accuracy:.1%} without a budget (eps = {eps:.3g})"
+        + (
+            "; an attack that cannot fool the model even without a budget is failing (masked gradients, too few steps, "
+            "bad step size): results at real budgets overstate robustness"
+            if hit
+            else ""
+        ),
+    )

@@ -48,8 +48,12 @@ def diagnose(
 ) -> dict[str, np.ndarray]:
     """Indicator rows (column -> array) for ``model`` and each (attack id, attack, largest eps)."""
     generator = torch.Generator().manual_seed(seed)
-    model_level = [ind.unavailable_gradients(model, x, y), ind.probability_outputs(model, x), ind.randomness(model, x),
-                   ind.unstable_predictions(model, x, y, generator)]  # fmt: skip
+    model_level = [
+        ind.unavailable_gradients(model, x, y),
+        ind.probability_outputs(model, x),
+        ind.randomness(model, x),
+        ind.unstable_predictions(model, x, y, generator),
+    ]
     rows = [{"attack": "(model)", **i.row()} for i in model_level]
     with torch.no_grad():
         clean_correct = model(x).argmax(dim=1) == y

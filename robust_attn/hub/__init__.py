@@ -89,8 +89,18 @@ def register_hub_sources() -> None:
     """Register ``robustbench:<name>`` and ``timm:<name>`` with :mod:`robust_attn.resolve`."""
     from robust_attn.model_sources import ModelSource, register_source
 
-    register_source(ModelSource("robustbench:<name>", is_robustbench_ref, check_robustbench, load_robustbench,
-                                recorded_robustbench, skeleton_robustbench, qualify_robustbench, kind="robustbench"))  # fmt: skip
+    register_source(
+        ModelSource(
+            "robustbench:<name>",
+            is_robustbench_ref,
+            check_robustbench,
+            load_robustbench,
+            recorded_robustbench,
+            skeleton_robustbench,
+            qualify_robustbench,
+            kind="robustbench",
+        )
+    )
     register_source(
         ModelSource("timm:<name>", is_timm_ref, check_timm, load_timm, lambda ref: None, skeleton_timm, qualify_timm, kind="timm")
     )

@@ -37,8 +37,10 @@ def _copy(url: str, tmp: str, dest: Path, by_hand: str) -> None:
     with open(tmp, "rb") as f:
         head = f.read(2048)
     if not head or looks_like_html(head):
-        raise CheckpointError(f"Google Drive sent {'nothing' if not head else 'an HTML page (quota exceeded?)'} instead of {dest}; "
-                              f"try later, or download {by_hand} by hand and save it as {dest}")  # fmt: skip
+        raise CheckpointError(
+            f"Google Drive sent {'nothing' if not head else 'an HTML page (quota exceeded?)'} instead of {dest}; "
+            f"try later, or download {by_hand} by hand and save it as {dest}"
+        )
 
 
 def download_gdrive(gdrive_id: str, dest: Path, progress: bool = True) -> None:

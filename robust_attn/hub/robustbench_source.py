@@ -52,8 +52,10 @@ def _gdrive_ids(rb: RobustBenchRef) -> list[str]:
             f"RobustBench serves {rb.ref} through timm, not a weight file; load timm:{in_timm} with download=True (--download)"
         )
     if not ids:
-        raise ModelError(f"RobustBench builds {rb.ref} from torchvision's pretrained weights, not a weight file; "
-                         "sweep the torchvision model as a package.module:factory")  # fmt: skip
+        raise ModelError(
+            f"RobustBench builds {rb.ref} from torchvision's pretrained weights, not a weight file; "
+            "sweep the torchvision model as a package.module:factory"
+        )
     return list(ids) if isinstance(ids, list) else [ids]
 
 
@@ -84,8 +86,15 @@ def _convert(model: nn.Module, rb: RobustBenchRef, files: list[Path], ids: list[
         fix = f"download it again with --download, or save {gdrive_page(gid)} as {path}"
         state = unwrap(read_file(path, fix), path, ROBUSTBENCH_WRAPPERS)
         ignored += fit_state_dict(member, state, path, f"RobustBench's {rb.name} ({type(member).__name__})")
-    record = {"source": "robustbench", "name": rb.name, "dataset": rb.dataset, "threat_model": rb.threat_model,
-              "definitions": zoo_location(), "ignored_keys": ignored, **hub_cache.original_record(files)}  # fmt: skip
+    record = {
+        "source": "robustbench",
+        "name": rb.name,
+        "dataset": rb.dataset,
+        "threat_model": rb.threat_model,
+        "definitions": zoo_location(),
+        "ignored_keys": ignored,
+        **hub_cache.original_record(files),
+    }
     return hub_cache.write_cache(cache_file(rb), model.state_dict(), record)
 
 
@@ -122,8 +131,10 @@ def load_robustbench(
     meta = _from_cache(model, rb, files)
     if meta is None:
         if not all(p.is_file() for p in files) and not download and cache_file(rb).is_file():
-            raise CheckpointError(f"hub cache {str(cache_file(rb))!r} does not fit RobustBench's {rb.name} any more and "
-                                  f"{files[0]} is gone; delete the cache and download again with --download")  # fmt: skip
+            raise CheckpointError(
+                f"hub cache {str(cache_file(rb))!r} does not fit RobustBench's {rb.name} any more and "
+                f"{files[0]} is gone; delete the cache and download again with --download"
+            )
         _fetch_missing(rb, files, ids, download, progress)
         meta = _convert(model, rb, files, ids)
     return model.to(resolve_device(device)).eval(), metadata(rb, model, meta)

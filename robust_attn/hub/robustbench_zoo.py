@@ -65,8 +65,10 @@ def parse_ref(ref: str, dataset: str | None = None, threat_model: str | None = N
     for word in qualifiers:
         key, value = ("dataset", word.lower()) if word.lower() in DATASETS else ("threat_model", _threat_model(word) or "")
         if not value or key in given:
-            raise ModelError(f"bad RobustBench reference {ref!r}; write robustbench:[DATASET/][THREAT_MODEL/]NAME with DATASET in "
-                             f"{', '.join(DATASETS)} and THREAT_MODEL in {', '.join(THREAT_MODELS)}")  # fmt: skip
+            raise ModelError(
+                f"bad RobustBench reference {ref!r}; write robustbench:[DATASET/][THREAT_MODEL/]NAME with DATASET in "
+                f"{', '.join(DATASETS)} and THREAT_MODEL in {', '.join(THREAT_MODELS)}"
+            )
         given[key] = value
     for key, option, known in (("dataset", dataset, DATASETS), ("threat_model", threat_model, THREAT_MODELS)):
         if option is None:
@@ -137,8 +139,10 @@ def get_entry(rb: RobustBenchRef) -> dict[str, Any]:
     """The zoo entry of ``rb``, or a one-line error with close matches (or where the name does exist)."""
     entries = zoo().get(rb.dataset, {}).get(rb.threat_model)
     if entries is None:
-        raise ModelError(f"RobustBench has no {rb.dataset}/{rb.threat_model} leaderboard; pick one of "
-                         + ", ".join(f"{ds}/{tm}" for ds, tms in zoo().items() for tm in tms))  # fmt: skip
+        raise ModelError(
+            f"RobustBench has no {rb.dataset}/{rb.threat_model} leaderboard; pick one of "
+            + ", ".join(f"{ds}/{tm}" for ds, tms in zoo().items() for tm in tms)
+        )
     if rb.name in entries:
         return entries[rb.name]
     if found := _elsewhere(rb.name):

@@ -130,24 +130,42 @@ def _convert_checkpoint(
     classes = num_classes or _classifier_classes(name, state) or int(_cfg(name).num_classes)
     model = _make(name, classes, False, arch)
     ignored = fit_state_dict(model, state, path, f"timm's {name} with {classes} classes")
-    record = {"source": "timm", "name": name, "num_classes": classes, "ignored_keys": ignored, "architecture_options": arch,
-              **hub_cache.original_record([path])}  # fmt: skip
+    record = {
+        "source": "timm",
+        "name": name,
+        "num_classes": classes,
+        "ignored_keys": ignored,
+        "architecture_options": arch,
+        **hub_cache.original_record([path]),
+    }
     return model, hub_cache.write_cache(cache, model.state_dict(), record)
 
 
 def _download_pretrained(name: str, cache: Path, num_classes: int | None, arch: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     cfg = _cfg(name)
     if num_classes not in (None, cfg.num_classes):
-        raise ModelError(f"timm's pretrained {name} has {cfg.num_classes} classes, not {num_classes}; drop num_classes, or pass "
-                         "checkpoint = PATH of weights fine-tuned to your classes")  # fmt: skip
+        raise ModelError(
+            f"timm's pretrained {name} has {cfg.num_classes} classes, not {num_classes}; drop num_classes, or pass "
+            "checkpoint = PATH of weights fine-tuned to your classes"
+        )
     try:
         model = _make(name, int(cfg.num_classes), True, arch)
     except OSError as err:  # no network, a proxy, the hub's HTTP errors (huggingface_hub's errors are OSErrors)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(f"could not download timm's pretrained {name} ({reason}); check the network, "
-                         "or pass checkpoint = PATH of weights saved on a machine that has it") from None  # fmt: skip
-    record = {"source": "timm", "name": name, "num_classes": int(cfg.num_classes), "pretrained_tag": cfg.tag,
-              "pretrained_from": cfg.hf_hub_id or cfg.url, "originals": [], "original_sha256": [], "architecture_options": arch}  # fmt: skip
+        raise ModelError(
+            f"could not download timm's pretrained {name} ({reason}); check the network, "
+            "or pass checkpoint = PATH of weights saved on a machine that has it"
+        ) from None
+    record = {
+        "source": "timm",
+        "name": name,
+        "num_classes": int(cfg.num_classes),
+        "pretrained_tag": cfg.tag,
+        "pretrained_from": cfg.hf_hub_id or cfg.url,
+        "originals": [],
+        "original_sha256": [],
+        "architecture_options": arch,
+    }
     return model, hub_cache.write_cache(cache, model.state_dict(), record)
 
 
@@ -181,8 +199,10 @@ def check_options(ref: str, options: dict[str, Any]) -> dict[str, Any]:
         if known is not None and key not in known:
             close = difflib.get_close_matches(key, [*LOAD_OPTIONS, *sorted(known)], n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ModelError(f"{ref}: unknown option {key!r}; {hint}a timm model table takes {', '.join(LOAD_OPTIONS)}, "
-                             f"and the architecture's own options ({', '.join(sorted(known)[:8])}, ...)")  # fmt: skip
+            raise ModelError(
+                f"{ref}: unknown option {key!r}; {hint}a timm model table takes {', '.join(LOAD_OPTIONS)}, "
+                f"and the architecture's own options ({', '.join(sorted(known)[:8])}, ...)"
+            )
     return arch
 
 
@@ -216,8 +236,10 @@ def load_timm(
     elif found is None and download:
         found = _download_pretrained(name, cache, num_classes, arch)
     elif found is None:
-        raise CheckpointError(f"timm:{name} has no weights: pass checkpoint = PATH (a saved state dict), "
-                              "or download=True (--download) for timm's pretrained weights")  # fmt: skip
+        raise CheckpointError(
+            f"timm:{name} has no weights: pass checkpoint = PATH (a saved state dict), "
+            "or download=True (--download) for timm's pretrained weights"
+        )
     model, meta = found
     cfg = getattr(model, "pretrained_cfg", None) or _cfg(name).to_dict()
     wrapped = NormalizedClassifier(model, tuple(cfg["mean"]), tuple(cfg["std"])).to(resolve_device(device)).eval()
@@ -276,16 +298,20 @@ def _check_classes(ref: str, options: dict[str, Any], dataset: str, classes: int
     if checkpoint is None:
         default = int(_cfg(name).num_classes)
         if options.get("download") and default != classes:
-            raise ModelError(f"{ref}: timm's pretrained weights have {default} classes but the sweep's data {dataset} has {classes}; "
-                             f"pass checkpoint = PATH of weights trained on {dataset} and {fix}")  # fmt: skip
+            raise ModelError(
+                f"{ref}: timm's pretrained weights have {default} classes but the sweep's data {dataset} has {classes}; "
+                f"pass checkpoint = PATH of weights trained on {dataset} and {fix}"
+            )
         return
     path = Path(str(checkpoint)).expanduser()
     if not path.is_file():
         return  # the loader says it is missing
     found = _checkpoint_classes(name, path)
     if found is not None and found != classes:  # (no classifier found: the loader says what the file lacks)
-        raise ModelError(f"{ref}: its checkpoint's classifier has {found} outputs but the sweep's data {dataset} has {classes} classes; "
-                         f"{fix} and pass a checkpoint trained on those {classes} classes (these weights are for another task)")  # fmt: skip
+        raise ModelError(
+            f"{ref}: its checkpoint's classifier has {found} outputs but the sweep's data {dataset} has {classes} classes; "
+            f"{fix} and pass a checkpoint trained on those {classes} classes (these weights are for another task)"
+        )
 
 
 def _checkpoint_classes(name: str, path: Path) -> int | None:

@@ -160,8 +160,10 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: Path,
             )
     ignored = sorted(best.keys() - expected.keys())
     if deeper := _inside_the_architecture(model, ignored):
-        raise CheckpointError(f"checkpoint {str(path)!r} does not fit {what}: it has extra layers ({', '.join(deeper[:2])}, ...); "
-                              "is it a deeper variant of this architecture?")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit {what}: it has extra layers ({', '.join(deeper[:2])}, ...); "
+            "is it a deeper variant of this architecture?"
+        )
     model.load_state_dict({k: v for k, v in best.items() if k in expected}, strict=False)
     return ignored
 

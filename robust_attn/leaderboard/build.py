@@ -86,8 +86,10 @@ def _check_data(sources: list[Source]) -> None:
         if data(s) != first:
             differ = [k for k in DATA_KEYS if data(s)[k] != first[k]]
             show = "; ".join(f"{k} {first[k]} vs {data(s)[k]}" for k in differ if k != "classes") or "their classes differ"
-            raise RunDirError(f"runs {sources[0].label} and {s.label} are on different data ({show}); "
-                              "a leaderboard ranks models on one data set: build one per data set")  # fmt: skip
+            raise RunDirError(
+                f"runs {sources[0].label} and {s.label} are on different data ({show}); "
+                "a leaderboard ranks models on one data set: build one per data set"
+            )
 
 
 def run_threats(s: Source) -> set[Threat]:
@@ -135,9 +137,12 @@ def _notes(sources: list[Source]) -> list[str]:
     notes = []
     sizes = {s.label: len(s.run.labels) for s in sources}
     if len(set(sizes.values())) > 1:
-        notes.append("the runs evaluate different numbers of samples (" + ", ".join(f"{k} {v}" for k, v in sizes.items()) +
-                     "): values from runs of different sizes are on different sets of test images (the first n of the split); "
-                     "each value names its run and samples")  # fmt: skip
+        notes.append(
+            "the runs evaluate different numbers of samples ("
+            + ", ".join(f"{k} {v}" for k, v in sizes.items())
+            + "): values from runs of different sizes are on different sets of test images (the first n of the split); "
+            "each value names its run and samples"
+        )
     for s in sources:
         if s.run.missing:
             notes.append(f"run {s.label} is unfinished: {s.run.missing_summary()}")
@@ -151,23 +156,57 @@ def _notes(sources: list[Source]) -> list[str]:
     return notes
 
 
-def _context(sources: list[Source], columns: list[Threat], headline: Threat, archs: list[Entry], models: list[Entry], notes: list[str],
-             reports: dict[str, str | None], title: str | None) -> dict[str, Any]:  # fmt: skip
+def _context(
+    sources: list[Source],
+    columns: list[Threat],
+    headline: Threat,
+    archs: list[Entry],
+    models: list[Entry],
+    notes: list[str],
+    reports: dict[str, str | None],
+    title: str | None,
+) -> dict[str, Any]:
     from robust_attn import __version__
 
     ds = sources[0].run.manifest.get("dataset", {})
-    runs = [{"label": s.label, "href": s.report, "n": len(s.run.labels), "models": len(s.run.models), "path": str(s.run.root),
-             "attacks": ", ".join(s.run.attacks)} for s in sources]  # fmt: skip
+    runs = [
+        {
+            "label": s.label,
+            "href": s.report,
+            "n": len(s.run.labels),
+            "models": len(s.run.models),
+            "path": str(s.run.root),
+            "attacks": ", ".join(s.run.attacks),
+        }
+        for s in sources
+    ]
     tables = [
-        {"id": "architectures", "title": "Architectures", "name_heading": "architecture",
-         "caption": "Each population (an architecture with its training regime) over its training seeds in one run: the mean over "
-                    "seeds and samples, with a 95% interval covering both.", "rows": [row(e, columns, reports) for e in archs]},
-        {"id": "models", "title": "Models", "name_heading": "model",
-         "caption": "Each trained model (one seed): robust accuracy under its strongest evaluation.", "rows": [row(e, columns, reports) for e in models]},
-    ]  # fmt: skip
-    return {"title": title or f"Robustness leaderboard: {ds.get('name')} {ds.get('split')}",
-            "dataset": f"{len(sources)} run{'s' if len(sources) > 1 else ''} on the {ds.get('name')} {ds.get('split')} split "
-                       f"(data seed {ds.get('seed')}, {len(ds.get('classes') or [])} classes)",
-            "columns": [{"key": t.key, "label": t.label} for t in columns], "headline": headline.key, "headline_label": headline.label,
-            "tables": tables, "runs": runs, "notes": notes, "version": __version__,
-            "generated": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        {
+            "id": "architectures",
+            "title": "Architectures",
+            "name_heading": "architecture",
+            "caption": "Each population (an architecture with its training regime) over its training seeds in one run: the mean over "
+            "seeds and samples, with a 95% interval covering both.",
+            "rows": [row(e, columns, reports) for e in archs],
+        },
+        {
+            "id": "models",
+            "title": "Models",
+            "name_heading": "model",
+            "caption": "Each trained model (one seed): robust accuracy under its strongest evaluation.",
+            "rows": [row(e, columns, reports) for e in models],
+        },
+    ]
+    return {
+        "title": title or f"Robustness leaderboard: {ds.get('name')} {ds.get('split')}",
+        "dataset": f"{len(sources)} run{'s' if len(sources) > 1 else ''} on the {ds.get('name')} {ds.get('split')} split "
+        f"(data seed {ds.get('seed')}, {len(ds.get('classes') or [])} classes)",
+        "columns": [{"key": t.key, "label": t.label} for t in columns],
+        "headline": headline.key,
+        "headline_label": headline.label,
+        "tables": tables,
+        "runs": runs,
+        "notes": notes,
+        "version": __version__,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

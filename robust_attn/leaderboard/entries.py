@@ -185,8 +185,20 @@ def model_entry(name: str, evals: list[_Evaluated], order: list[str], headline: 
     arch, regime = population(main.source.run, main.model)
     forwards, backwards = _cost([(ev, _used(ev, scores)) for ev in evals if any(v.run == ev.source.label for v in scores.values())])
     info = [ev.source.run.model_info(ev.model) for ev in evals]
-    return Entry("model", name, arch, regime, 1, _model_value(main.clean, main.source.label), scores, _evaluation(scores, order),
-                 forwards, backwards, _budget(info), [r for r in order if any(v.run == r for v in scores.values())])  # fmt: skip
+    return Entry(
+        "model",
+        name,
+        arch,
+        regime,
+        1,
+        _model_value(main.clean, main.source.label),
+        scores,
+        _evaluation(scores, order),
+        forwards,
+        backwards,
+        _budget(info),
+        [r for r in order if any(v.run == r for v in scores.values())],
+    )
 
 
 def architecture_entry(label: str, parts: list[list[_Evaluated]], order: list[str], headline: str) -> Entry:
@@ -206,8 +218,20 @@ def architecture_entry(label: str, parts: list[list[_Evaluated]], order: list[st
     forwards, backwards = _cost([(ev, _used(ev, scores)) for ev in evs])
     clean = _arch_value(np.asarray([ev.clean for ev in main], dtype=float), primary)
     info = [ev.source.run.model_info(ev.model) for part in parts for ev in part]
-    return Entry("architecture", label, arch, regime, len(main), clean, scores, _evaluation(scores, order),
-                 forwards, backwards, _budget(info), [r for r in order if any(v.run == r for v in scores.values())])  # fmt: skip
+    return Entry(
+        "architecture",
+        label,
+        arch,
+        regime,
+        len(main),
+        clean,
+        scores,
+        _evaluation(scores, order),
+        forwards,
+        backwards,
+        _budget(info),
+        [r for r in order if any(v.run == r for v in scores.values())],
+    )
 
 
 def entries(sources: list[Source], threats: list[Threat], headline: Threat) -> tuple[list[Entry], list[Entry], list[str]]:

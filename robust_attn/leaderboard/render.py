@@ -36,8 +36,13 @@ def cell(v: Value | None, architecture: bool) -> dict[str, str] | None:
     who = f"{v.seeds} seeds x {v.n} samples" if architecture else f"{v.n} samples"
     by = f" by {' + '.join(v.attacks)}" if v.attacks else ""
     other = "" if v.primary else "; only another run than the row's evaluated this threat (other samples)"
-    return {"sort": f"{v.value:.6f}", "text": _pct(v.value), "interval": interval, "mark": "" if v.primary else "†",
-            "title": f"{_pct(v.value)}% (95% interval {interval or 'n/a'}), {who}{by}, run {v.run}{other}"}  # fmt: skip
+    return {
+        "sort": f"{v.value:.6f}",
+        "text": _pct(v.value),
+        "interval": interval,
+        "mark": "" if v.primary else "†",
+        "title": f"{_pct(v.value)}% (95% interval {interval or 'n/a'}), {who}{by}, run {v.run}{other}",
+    }
 
 
 def _number(x: float | None) -> str:
@@ -49,12 +54,20 @@ def row(e: Entry, columns: list[Threat], reports: dict[str, str | None]) -> dict
     """The template's view of one entry."""
     arch = e.kind == "architecture"
     return {
-        "rank": e.rank, "name": e.name, "kind": e.kind, "population": e.architecture if arch else _population(e),
-        "regime": e.training_regime, "seeds": e.seeds, "clean": cell(e.clean, arch),
-        "scores": [cell(e.scores.get(t.key), arch) for t in columns], "evaluation": e.evaluation,
-        "forwards": _number(e.forwards), "backwards": _number(e.backwards), **e.budget,
+        "rank": e.rank,
+        "name": e.name,
+        "kind": e.kind,
+        "population": e.architecture if arch else _population(e),
+        "regime": e.training_regime,
+        "seeds": e.seeds,
+        "clean": cell(e.clean, arch),
+        "scores": [cell(e.scores.get(t.key), arch) for t in columns],
+        "evaluation": e.evaluation,
+        "forwards": _number(e.forwards),
+        "backwards": _number(e.backwards),
+        **e.budget,
         "reports": [{"label": r, "href": reports[r]} for r in e.runs if reports.get(r)],
-    }  # fmt: skip
+    }
 
 
 def _population(e: Entry) -> str:
@@ -76,16 +89,36 @@ def csv_table(archs: list[Entry], models: list[Entry], columns: list[Threat], re
 
     rows = []
     for e in [*archs, *models]:
-        r: dict[str, Any] = {"kind": e.kind, "rank": e.rank, "name": e.name, "architecture": e.architecture,
-                             "training_regime": e.training_regime, "seeds": e.seeds, "n": e.clean.n, "clean": e.clean.value,
-                             "clean_low": e.clean.low, "clean_high": e.clean.high}  # fmt: skip
+        r: dict[str, Any] = {
+            "kind": e.kind,
+            "rank": e.rank,
+            "name": e.name,
+            "architecture": e.architecture,
+            "training_regime": e.training_regime,
+            "seeds": e.seeds,
+            "n": e.clean.n,
+            "clean": e.clean.value,
+            "clean_low": e.clean.low,
+            "clean_high": e.clean.high,
+        }
         for t in columns:
             v = e.scores.get(t.key)
-            r |= {t.key: v.value if v else None, f"{t.key} low": v.low if v else None, f"{t.key} high": v.high if v else None,
-                  f"{t.key} n": v.n if v else None, f"{t.key} run": v.run if v else None,
-                  f"{t.key} attacks": " + ".join(v.attacks) if v else None}  # fmt: skip
-        r |= {"evaluation": e.evaluation, "forwards_per_sample": e.forwards, "backwards_per_sample": e.backwards, **e.budget,
-              "runs": " ".join(e.runs), "report": " ".join(str(reports[x]) for x in e.runs if reports.get(x))}  # fmt: skip
+            r |= {
+                t.key: v.value if v else None,
+                f"{t.key} low": v.low if v else None,
+                f"{t.key} high": v.high if v else None,
+                f"{t.key} n": v.n if v else None,
+                f"{t.key} run": v.run if v else None,
+                f"{t.key} attacks": " + ".join(v.attacks) if v else None,
+            }
+        r |= {
+            "evaluation": e.evaluation,
+            "forwards_per_sample": e.forwards,
+            "backwards_per_sample": e.backwards,
+            **e.budget,
+            "runs": " ".join(e.runs),
+            "report": " ".join(str(reports[x]) for x in e.runs if reports.get(x)),
+        }
         rows.append(r)
     df = pd.DataFrame(rows)
     for c in df.columns:

@@ -141,12 +141,15 @@ class VGG(nn.Module):
         c1, c2, c3 = w[2][-1], w[3][-1], w[4][-1]
         cg = c3
         self.global_path = nn.Sequential(
-            _pool(), *_conv_bn_relu(c3, cg, 0.0),
-            _pool(), *_conv_bn_relu(cg, cg, 0.0),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+            _pool(),
+            *_conv_bn_relu(c3, cg, 0.0),
+            _pool(),
+            *_conv_bn_relu(cg, cg, 0.0),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
             *([nn.Dropout(0.5 * dropout)] if dropout > 0 else []),
             nn.Linear(cg, cg),
-        )  # fmt: skip
+        )
 
         stage_channels = {0: [], 2: [c2, c3], 3: [c1, c2, c3]}[attention_stages]
         self.project_l1: nn.Module | None = None

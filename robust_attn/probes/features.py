@@ -10,25 +10,19 @@ in module order, caught by a forward hook during an ordinary forward pass: for m
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
 import torch.nn as nn
 
 from robust_attn.data.dataset import ImageDataset
 from robust_attn.errors import ModelError
+from robust_attn.protocols import has_features
 
 BATCH = 256
 
 
 class FeatureProtocolError(ModelError):
     """``features(x)`` returned something other than a (B, D) tensor, or the model has no descriptor."""
-
-
-def has_features(model: nn.Module) -> bool:
-    """Whether ``model`` declares its descriptor with a method ``features(x)`` (not a submodule)."""
-    return inspect.ismethod(getattr(model, "features", None))
 
 
 def last_linear(model: nn.Module) -> nn.Linear | None:
@@ -41,8 +35,9 @@ def _hooked_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The input of the model's last nn.Linear during ``model(x)``, flattened to (B, D)."""
     layer = last_linear(model)
     if layer is None:
-        raise FeatureProtocolError(f"{type(model).__name__} has neither a features(x) method nor an nn.Linear layer; "
-                                   "add features(x) -> (B, D) (docs/extending.md)")  # fmt: skip
+        raise FeatureProtocolError(
+            f"{type(model).__name__} has neither a features(x) method nor an nn.Linear layer; add features(x) -> (B, D) (docs/extending.md)"
+        )
     seen: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
     try:

@@ -9,22 +9,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from robust_attn.errors import ModelError
+from robust_attn.protocols import attention_names, has_attention  # noqa: F401  (has_attention: the probes' public name)
 
 TOP_FRACTION = 0.1  # drift IoU compares the top 10% most-attended pixels
 BOX_SIDE = 0.5  # centred-box baseline: a square covering the middle half of each side
-
-
-def has_attention(model: nn.Module) -> bool:
-    """Whether ``model`` follows the attention protocol: a method ``attention_maps(x)`` returning
-    one (B, H, W) map per attended stage (each summing to 1 over space, or in [0, 1]). Any model
-    that has it gets the attention probes, drift and segmentation, whatever its name or origin."""
-    return callable(getattr(model, "attention_maps", None))
-
-
-def stage_names(model: nn.Module, count: int) -> list[str]:
-    """The model's names for its attended stages (``attention_stage_names``), else s1, s2, ..."""
-    names = list(getattr(model, "attention_stage_names", None) or [])
-    return names if len(names) == count else [f"s{i + 1}" for i in range(count)]
 
 
 class AttentionProtocolError(ModelError):
@@ -45,8 +33,10 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
             if isinstance(raw, (list, tuple))
             else type(raw).__name__
         )
-        raise AttentionProtocolError(f"{type(model).__name__}.attention_maps(x) must return a non-empty list of (B, H, W) tensors, got {got}; "
-                                     "see docs/extending.md, 'Adding a model'")  # fmt: skip
+        raise AttentionProtocolError(
+            f"{type(model).__name__}.attention_maps(x) must return a non-empty list of (B, H, W) tensors, got {got}; "
+            "see docs/extending.md, 'Adding a model'"
+        )
     size = x.shape[-2:]
     maps = torch.stack([F.interpolate(m[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0] for m in raw])
     maps = maps.clamp_min(0)

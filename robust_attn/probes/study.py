@@ -25,9 +25,9 @@ from robust_attn.probes.maps import (
     gradient_saliency,
     has_attention,
     jaccard,
-    stage_names,
     top_region,
 )
+from robust_attn.protocols import attention_names
 from robust_attn.rundir import ProbeOutcome
 
 
@@ -96,7 +96,7 @@ def probe_model(
         if attentive:
             maps, pred = attention_maps(model, adv)
             if clean_maps is None:
-                clean_maps, stages = maps, stage_names(model, len(maps))
+                clean_maps, stages = maps, list(attention_names(model, len(maps)))
             for s, stage in enumerate(stages):
                 iou = jaccard(top_region(clean_maps[s]), top_region(maps[s]))
                 _add(drift, n, stage=stage, eps=eps, sample=samples, one_minus_iou=1 - iou, cosine=cosine(clean_maps[s], maps[s]))

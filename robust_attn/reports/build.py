@@ -58,8 +58,21 @@ SECTION_WRITERS: list[Callable[[Context], list[Block]]] = [
     run_section,  # Run
     appendix_section,  # Appendix: paired comparison of model instances
 ]
-SECTIONS = ["Summary", "The paper's claims", "Architectures", "Sanity checks", "Accuracy per model", "Attack comparison",
-            "Common corruptions", "Transfer attacks", "Generalisation to unseen data", "Attention under attack", "Weakly supervised segmentation", "Run", "Appendix: paired comparison of model instances"]  # fmt: skip
+SECTIONS = [
+    "Summary",
+    "The paper's claims",
+    "Architectures",
+    "Sanity checks",
+    "Accuracy per model",
+    "Attack comparison",
+    "Common corruptions",
+    "Transfer attacks",
+    "Generalisation to unseen data",
+    "Attention under attack",
+    "Weakly supervised segmentation",
+    "Run",
+    "Appendix: paired comparison of model instances",
+]
 
 
 @dataclass
@@ -125,8 +138,10 @@ def check_writable(root: Path) -> None:
     does not exist yet is made by the report (figures/), or refused by the reader (the run directory)."""
     figures = RunDir(root).figures
     if figures.exists() and not figures.is_dir():
-        raise RunDirError(f"cannot write the report's figures: {figures} is a file, not a folder; move it away (the report writes "
-                          "its PNG figures into that folder)")  # fmt: skip
+        raise RunDirError(
+            f"cannot write the report's figures: {figures} is a file, not a folder; move it away (the report writes "
+            "its PNG figures into that folder)"
+        )
     for folder, what in ((root, "the report"), (figures, "the report's figures")):
         if not folder.is_dir():
             continue
@@ -167,5 +182,13 @@ def _make_report(run_dir: str | Path, attention: bool, progress: bool, t0: float
     atomic_bytes(out.report("html"), render_html(blocks, images, title).encode())
     if progress:
         print(f"report written in {time.perf_counter() - t0:.1f} s ({pages} pages; read from {run.root}; no model loaded)", flush=True)
-    return Report(out.report("pdf"), out.report("md"), out.csv(schema.SUMMARY), ctx.checks, ctx.summary, run.missing_summary(),
-                  out.report("html"), pages)  # fmt: skip
+    return Report(
+        out.report("pdf"),
+        out.report("md"),
+        out.csv(schema.SUMMARY),
+        ctx.checks,
+        ctx.summary,
+        run.missing_summary(),
+        out.report("html"),
+        pages,
+    )

@@ -37,8 +37,15 @@ class Canvas:
         """A rows x cols grid of axes inside the margins (inches), gaps between panels in inches."""
         panel_w = max((self.width - left - right - (cols - 1) * wgap) / cols, 0.1)
         panel_h = max((self.height - top - bottom - (rows - 1) * hgap) / rows, 0.1)
-        gridspec_kw = {"left": left / self.width, "right": 1 - right / self.width, "top": 1 - top / self.height,
-                       "bottom": bottom / self.height, "wspace": wgap / panel_w, "hspace": hgap / panel_h, **kwargs.pop("gridspec_kw", {})}  # fmt: skip
+        gridspec_kw = {
+            "left": left / self.width,
+            "right": 1 - right / self.width,
+            "top": 1 - top / self.height,
+            "bottom": bottom / self.height,
+            "wspace": wgap / panel_w,
+            "hspace": hgap / panel_h,
+            **kwargs.pop("gridspec_kw", {}),
+        }
         return np.asarray(self.fig.subplots(rows, cols, squeeze=False, gridspec_kw=gridspec_kw, **kwargs))
 
     def axes(self, left: float, top: float, width: float, height: float) -> Axes:
@@ -64,7 +71,17 @@ def standalone(width: float, height: float) -> tuple[Figure, Canvas]:
 def region(page: Figure, page_size: tuple[float, float], left: float, top: float, width: float, height: float) -> Canvas:
     """A subfigure of ``page`` at ``left``, ``top`` (inches from the top-left), ``width`` x ``height`` inches."""
     pw, ph = page_size
-    gs = GridSpec(3, 3, figure=page, left=0, right=1, bottom=0, top=1, wspace=0, hspace=0,
-                  width_ratios=[left + EPS, width, max(pw - left - width, 0) + EPS],
-                  height_ratios=[top + EPS, height, max(ph - top - height, 0) + EPS])  # fmt: skip
+    gs = GridSpec(
+        3,
+        3,
+        figure=page,
+        left=0,
+        right=1,
+        bottom=0,
+        top=1,
+        wspace=0,
+        hspace=0,
+        width_ratios=[left + EPS, width, max(pw - left - width, 0) + EPS],
+        height_ratios=[top + EPS, height, max(ph - top - height, 0) + EPS],
+    )
     return Canvas(page.add_subfigure(gs[1, 1]), width, height)

@@ -39,8 +39,11 @@ def eps_zero_is_clean(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) 
         return Check(name, "skipped", "no attack has eps = 0 in its grid")
     model_level = rows["model"].map(lambda m: clean[m][0])
     own = rows["clean_correct"].fillna(model_level) if "clean_correct" in rows else model_level
-    bad = [f"{r.model} {r.attack} [{r.mode}]: {r.correct}/{r.n} vs clean {int(c)}/{r.n}"
-           for r, c in zip(rows.itertuples(), own) if int(r.correct) != int(c)]  # fmt: skip
+    bad = [
+        f"{r.model} {r.attack} [{r.mode}]: {r.correct}/{r.n} vs clean {int(c)}/{r.n}"
+        for r, c in zip(rows.itertuples(), own)
+        if int(r.correct) != int(c)
+    ]
     if bad:
         return Check(name, "warning", "an attack at eps = 0 changed predictions (randomness or a preprocessing mismatch)", bad)
     return Check(name, "pass", f"{len(rows)} rows at eps = 0 reproduce their clean counts exactly")
@@ -71,8 +74,11 @@ def iterative_at_least_fgsm(results: pd.DataFrame) -> Check:
     merged = merged[merged["eps"] > 0]
     if merged.empty:
         return Check(name, "skipped", "no native iterative and single-step attack rows share an eps")
-    bad = [f"{r.model} {r.attack} [{r.mode}] at {_fmt(r.eps)}: {r.accuracy:.3f} > FGSM {r.accuracy_fgsm:.3f} (upper bound {r.ci_high_fgsm:.3f})"
-           for r in merged.itertuples() if r.accuracy > r.ci_high_fgsm]  # fmt: skip
+    bad = [
+        f"{r.model} {r.attack} [{r.mode}] at {_fmt(r.eps)}: {r.accuracy:.3f} > FGSM {r.accuracy_fgsm:.3f} (upper bound {r.ci_high_fgsm:.3f})"
+        for r in merged.itertuples()
+        if r.accuracy > r.ci_high_fgsm
+    ]
     figures = [
         f"{r.model} [{r.mode}] {_fmt(r.eps)}: {r.attack} {r.accuracy:.3f} vs FGSM {r.accuracy_fgsm:.3f}" for r in merged.itertuples()
     ]
@@ -144,8 +150,13 @@ def _canonical(params: str) -> str:
 
 def run_checks(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) -> list[Check]:
     """All checks in report order."""
-    return [eps_zero_is_clean(results, clean), accuracy_does_not_rise(results), iterative_at_least_fgsm(results),
-            large_eps_near_zero(results), libraries_agree(results)]  # fmt: skip
+    return [
+        eps_zero_is_clean(results, clean),
+        accuracy_does_not_rise(results),
+        iterative_at_least_fgsm(results),
+        large_eps_near_zero(results),
+        libraries_agree(results),
+    ]
 
 
 def indicator_checks(indicators: pd.DataFrame) -> list[Check]:

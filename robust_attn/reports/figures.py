@@ -33,8 +33,17 @@ Colour = tuple[float, float, float]
 MARKERS = "os^Dv<>P*X"
 VERDICT_COLOURS = {"supported": "#1a7f37", "not supported": "#c62828", "inconclusive": "#6b6b6b", "instances only": "#3f6fb5"}
 FRAGILE_COLOUR = "#e07000"
-RC: dict[str, Any] = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "legend.fontsize": 7.5,
-      "axes.titleweight": "normal", "lines.linewidth": 1.5, "lines.markersize": 4}  # fmt: skip
+RC: dict[str, Any] = {
+    "font.size": 8,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7.5,
+    "ytick.labelsize": 7.5,
+    "legend.fontsize": 7.5,
+    "axes.titleweight": "normal",
+    "lines.linewidth": 1.5,
+    "lines.markersize": 4,
+}
 
 
 @contextlib.contextmanager
@@ -88,8 +97,16 @@ def _legend(canvas: Canvas, handles: list, labels: list[str], *, right: float, t
         points = FontProperties(size=mpl.rcParams["legend.fontsize"]).get_size_in_points()
         chars = max(int((right - 0.55) * 72 / (0.6 * points)), 8)  # the marker and its gap take ~0.45 in
         labels = [textwrap.fill(label, chars, break_long_words=False, break_on_hyphens=False) for label in labels]
-        canvas.fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1 - canvas.x(right - 0.1), 0.5), frameon=False,
-                          title=title, title_fontsize=7.5, borderaxespad=0)  # fmt: skip
+        canvas.fig.legend(
+            handles,
+            labels,
+            loc="center left",
+            bbox_to_anchor=(1 - canvas.x(right - 0.1), 0.5),
+            frameon=False,
+            title=title,
+            title_fontsize=7.5,
+            borderaxespad=0,
+        )
 
 
 def _unique(handles: list, labels: list[str]) -> tuple[list, list[str]]:
@@ -126,12 +143,27 @@ def forest(ax: Axes, claims: pd.DataFrame, label_in: float = 1.4) -> None:
                 continue
             colour = VERDICT_COLOURS.get(str(r["verdict"]), "0.3")
             fragile = bool(r.get("fragile", False))
-            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, lw=2, ls=(0, (2, 1)) if fragile else "-", solid_capstyle="butt",
-                    gid=f"claim-row:{i}:{'fragile' if fragile else 'firm'}")  # fmt: skip
+            ax.plot(
+                [r["ci_low"], r["ci_high"]],
+                [y, y],
+                color=colour,
+                lw=2,
+                ls=(0, (2, 1)) if fragile else "-",
+                solid_capstyle="butt",
+                gid=f"claim-row:{i}:{'fragile' if fragile else 'firm'}",
+            )
             ax.plot([r["diff"]], [y], marker="D" if fragile else "o", ms=6, color=colour, mfc="white" if fragile else colour, mew=1.6)
             label = str(r.get("label", r["verdict"]))
-            ax.text(1.015, y, label, transform=trans, va="center", fontsize=7.5, color=FRAGILE_COLOUR if fragile else colour,
-                    weight="bold" if r["verdict"] in ("supported", "not supported") else "normal")  # fmt: skip
+            ax.text(
+                1.015,
+                y,
+                label,
+                transform=trans,
+                va="center",
+                fontsize=7.5,
+                color=FRAGILE_COLOUR if fragile else colour,
+                weight="bold" if r["verdict"] in ("supported", "not supported") else "normal",
+            )
             ticks.append(y)
             labels.append(f"{r['architecture']} vs {r['against']}")
             y += 1
@@ -186,8 +218,14 @@ def summary_figure(canvas: Canvas, claims: pd.DataFrame, curve: pd.DataFrame, co
 
 
 # -- architectures and models -------------------------------------------------------------------
-def architecture_curves(canvas: Canvas, arch: pd.DataFrame, table: pd.DataFrame, members: dict[str, list[str]],
-                        arch_colours: dict[str, Colour], markers: dict[str, str]) -> None:  # fmt: skip
+def architecture_curves(
+    canvas: Canvas,
+    arch: pd.DataFrame,
+    table: pd.DataFrame,
+    members: dict[str, list[str]],
+    arch_colours: dict[str, Colour],
+    markers: dict[str, str],
+) -> None:
     """One panel per attack (the pointwise worst over all attacks first): each architecture's mean
     accuracy over seeds and samples with its 95% band, and one thin line per training seed."""
     attacks = _ordered_attacks(arch["attack"])
@@ -318,8 +356,11 @@ def attention_mosaic(
         ax = canvas.axes(label_w, head + b * per_block + labels_h, mosaic.shape[1] * scale, mosaic.shape[0] * scale)
         ax.imshow(mosaic, interpolation="nearest", aspect="auto")
         ax.set_xticks([])
-        ax.set_yticks([(s + 0.5) * (size + gap) - gap / 2 for s in range(1 + len(stages))], ["input", *[f"attention {st}" for st in stages]],
-                      fontsize=7)  # fmt: skip
+        ax.set_yticks(
+            [(s + 0.5) * (size + gap) - gap / 2 for s in range(1 + len(stages))],
+            ["input", *[f"attention {st}" for st in stages]],
+            fontsize=7,
+        )
         ax.set_ylabel(model, fontsize=7.5)
         ax.grid(False)
         for spine in ax.spines.values():
@@ -330,8 +371,9 @@ def attention_mosaic(
                 what = "clean" if eps[e] == 0 else f"{eps[e] * 255:.3g}/255"
                 pred = int(preds[e, i])
                 ax.text(c, -gap / 2, f"{what}\n{classes[pred] if pred < len(classes) else pred}", ha="center", va="bottom", fontsize=6)
-    canvas.title(f"{arch}: attention maps (jet overlay, red = high) on clean and {attack} adversarial images, each with the prediction",
-                 fontsize=9)  # fmt: skip
+    canvas.title(
+        f"{arch}: attention maps (jet overlay, red = high) on clean and {attack} adversarial images, each with the prediction", fontsize=9
+    )
 
 
 def drift_curves(canvas: Canvas, drift: pd.DataFrame, arch_of: dict[str, str], arch_colours: dict[str, Colour], attack: str) -> None:
@@ -416,8 +458,17 @@ def paired_heatmap(canvas: Canvas, paired: pd.DataFrame, models: list[str], eps:
     n = len(models) - 1  # rows: models[1:], columns: models[:-1]
     names = short_names(models)
     label_in = 0.058 * max(len(s) for s in names.values()) + 0.1
-    axes = _panels(canvas, len(attacks), cols, right=1.0, left=label_in + 0.05, bottom=label_in + 0.1, top=0.3, wgap=label_in + 0.25,
-                   hgap=label_in + 0.35)  # fmt: skip
+    axes = _panels(
+        canvas,
+        len(attacks),
+        cols,
+        right=1.0,
+        left=label_in + 0.05,
+        bottom=label_in + 0.1,
+        top=0.3,
+        wgap=label_in + 0.25,
+        hgap=label_in + 0.35,
+    )
     index = {m: i for i, m in enumerate(models)}
     limit = max(float(sub["diff"].abs().max()) if len(sub) else 0.0, 0.01)
     cmap = mpl.colormaps["RdBu"]

@@ -119,9 +119,14 @@ def _table(t: Table, index: int) -> dict[str, Any]:
     text = t.text_columns()
     rows = []
     for i, row in enumerate(t.frame.itertuples(index=False)):
-        cells = [{"lines": str(v).split("\n"), "key": _key(keys.iat[i, j]) if keys is not None else None,
-                  "cls": ("text" if text[j] else "num") + (" best" if (i, c) in t.bold else "")}
-                 for j, (c, v) in enumerate(zip(cols, row))]  # fmt: skip
+        cells = [
+            {
+                "lines": str(v).split("\n"),
+                "key": _key(keys.iat[i, j]) if keys is not None else None,
+                "cls": ("text" if text[j] else "num") + (" best" if (i, c) in t.bold else ""),
+            }
+            for j, (c, v) in enumerate(zip(cols, row))
+        ]
         rows.append({"cells": cells, "style": t.row_style[i] if i < len(t.row_style) else ""})
     return {
         "kind": "table",

@@ -80,8 +80,9 @@ class Piece:
 
 # -- blocks to pieces ----------------------------------------------------------------------------
 def _text(page: Figure, left: float, top: float, text: str, size: float, **kwargs: Any) -> None:
-    page.text(left, PAGE[1] - top, text, transform=page.dpi_scale_trans, fontsize=size, va="top", linespacing=LINE,
-              parse_math=False, **kwargs)  # fmt: skip
+    page.text(
+        left, PAGE[1] - top, text, transform=page.dpi_scale_trans, fontsize=size, va="top", linespacing=LINE, parse_math=False, **kwargs
+    )
 
 
 def _heading(block: Heading) -> list[Piece]:
@@ -186,8 +187,15 @@ def _table(block: Table) -> list[Piece]:
                 page.add_artist(
                     Rectangle((cx, PAGE[1] - y - h), w, h, transform=page.dpi_scale_trans, facecolor=BOLD_FILL, edgecolor="none")
                 )
-            _text(page, cx + 0.06 if lay.left[j] else cx + w / 2, y + 0.018, "\n".join(lines), size, ha="left" if lay.left[j] else "center",
-                  weight="bold" if j in bold or fill == HEADER_FILL else "normal")  # fmt: skip
+            _text(
+                page,
+                cx + 0.06 if lay.left[j] else cx + w / 2,
+                y + 0.018,
+                "\n".join(lines),
+                size,
+                ha="left" if lay.left[j] else "center",
+                weight="bold" if j in bold or fill == HEADER_FILL else "normal",
+            )
             cx += w
 
     def draw_header(page: Figure, x: float, y: float, with_lead: bool) -> None:

@@ -23,8 +23,21 @@ def _rows(model: str, attack: str, mode: str, norm: str, eps: np.ndarray, correc
     k = correct.sum(axis=1)
     n = np.full_like(k, correct.shape[1])
     low, high = wilson_interval(k, n)
-    return [{"model": model, "attack": attack, "mode": mode, "norm": norm, "eps": float(e), "n": int(nn), "correct": int(kk),
-             "accuracy": kk / nn, "ci_low": lo, "ci_high": hi} for e, kk, nn, lo, hi in zip(eps, k, n, low, high)]  # fmt: skip
+    return [
+        {
+            "model": model,
+            "attack": attack,
+            "mode": mode,
+            "norm": norm,
+            "eps": float(e),
+            "n": int(nn),
+            "correct": int(kk),
+            "accuracy": kk / nn,
+            "ci_low": lo,
+            "ci_high": hi,
+        }
+        for e, kk, nn, lo, hi in zip(eps, k, n, low, high)
+    ]
 
 
 def worst_over_attacks(run: Run, model: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -109,9 +122,20 @@ def paired_comparisons(run: Run, mode: str = "worst-case") -> pd.DataFrame:
             for e in np.intersect1d(ea, eb):
                 xa, xb = ca[np.searchsorted(ea, e)], cb[np.searchsorted(eb, e)]
                 only_a, only_b, p = mcnemar_exact(xa, xb)
-                rows.append({"attack": attack, "eps": float(e), "model_a": a, "model_b": b,
-                             "acc_a": xa.mean(), "acc_b": xb.mean(), "diff": xa.mean() - xb.mean(),
-                             "only_a": only_a, "only_b": only_b, "p_value": p})  # fmt: skip
+                rows.append(
+                    {
+                        "attack": attack,
+                        "eps": float(e),
+                        "model_a": a,
+                        "model_b": b,
+                        "acc_a": xa.mean(),
+                        "acc_b": xb.mean(),
+                        "diff": xa.mean() - xb.mean(),
+                        "only_a": only_a,
+                        "only_b": only_b,
+                        "p_value": p,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -176,8 +200,16 @@ def fooled_first(run: Run) -> pd.DataFrame:
         for k, e in enumerate(c.eps):
             counts = pd.Series(c.fooled_by[k]).value_counts()
             named = dict.fromkeys(run.ensemble_members(model, attack, mode), 0)  # members that fooled none get a 0
-            rows.append({"model": model, "attack": attack, "eps": float(e), "n": c.correct.shape[1],
-                         **named, **{str(m): int(v) for m, v in counts.items() if m is not None}})  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "attack": attack,
+                    "eps": float(e),
+                    "n": c.correct.shape[1],
+                    **named,
+                    **{str(m): int(v) for m, v in counts.items() if m is not None},
+                }
+            )
     return pd.DataFrame(rows).fillna(0)
 
 
@@ -187,8 +219,14 @@ def attack_costs(run: Run, summ: pd.DataFrame) -> pd.DataFrame:
     attacks only (a transfer cell's cost is its source's crafting pass, a corruption has no AUC)."""
     res = run.results[run.results["threat_model"] == "white-box"].drop_duplicates(["model", "attack", "mode"])
     g = res.groupby(["attack", "mode"], sort=False)
-    out = pd.DataFrame({"models": g.size(), "forwards_per_sample": g["forwards_per_sample"].mean(),
-                        "backwards_per_sample": g["backwards_per_sample"].mean(), "seconds": g["seconds"].sum()})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "models": g.size(),
+            "forwards_per_sample": g["forwards_per_sample"].mean(),
+            "backwards_per_sample": g["backwards_per_sample"].mean(),
+            "seconds": g["seconds"].sum(),
+        }
+    )
     auc = summ.groupby(["attack", "mode"], sort=False)["auc"].mean().rename("mean_auc")
     return out.join(auc).reset_index()
 
@@ -309,13 +347,33 @@ def architecture_curves(run: Run) -> pd.DataFrame:
             if y is None:
                 continue
             est = architecture_mean(y)
-            rows.append({"architecture": arch, "attack": attack, "norm": sub.loc[sub["attack"] == attack, "norm"].iloc[0], "eps": float(eps),
-                         "seeds": len(models), "accuracy": est.value, "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+            rows.append(
+                {
+                    "architecture": arch,
+                    "attack": attack,
+                    "norm": sub.loc[sub["attack"] == attack, "norm"].iloc[0],
+                    "eps": float(eps),
+                    "seeds": len(models),
+                    "accuracy": est.value,
+                    "ci_low": max(0.0, est.low),
+                    "ci_high": min(1.0, est.high),
+                }
+            )
         y = _matrix(run, models, "clean", 0.0)
         assert y is not None
         est = architecture_mean(y)  # intervals are clipped to [0, 1]: with 3 seeds a t interval can reach past them
-        rows.append({"architecture": arch, "attack": "clean", "norm": "linf", "eps": 0.0, "seeds": len(models), "accuracy": est.value,
-                     "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+        rows.append(
+            {
+                "architecture": arch,
+                "attack": "clean",
+                "norm": "linf",
+                "eps": 0.0,
+                "seeds": len(models),
+                "accuracy": est.value,
+                "ci_low": max(0.0, est.low),
+                "ci_high": min(1.0, est.high),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -333,8 +391,22 @@ def architecture_pairs(run: Run) -> pd.DataFrame:
             if ya is None or yb is None:
                 continue
             d = architecture_difference(ya, yb)
-            rows.append({"attack": attack, "eps": float(eps), "arch_a": a, "arch_b": b, "seeds_a": len(ya), "seeds_b": len(yb),
-                         "acc_a": ya.mean(), "acc_b": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value})  # fmt: skip
+            rows.append(
+                {
+                    "attack": attack,
+                    "eps": float(eps),
+                    "arch_a": a,
+                    "arch_b": b,
+                    "seeds_a": len(ya),
+                    "seeds_b": len(yb),
+                    "acc_a": ya.mean(),
+                    "acc_b": yb.mean(),
+                    "diff": d.value,
+                    "ci_low": d.low,
+                    "ci_high": d.high,
+                    "p_value": d.p_value,
+                }
+            )
     columns = ["attack", "eps", "arch_a", "arch_b", "seeds_a", "seeds_b", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "p_value"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -357,8 +429,11 @@ def best_other_map(run: Run, models: list[str]) -> tuple[str, np.ndarray] | None
     """The segmentation claim's reference: of the baseline population's own maps (input-gradient
     saliency, Grad-CAM, Grad-CAM++) and the centred box, the one with the highest mean clean
     Jaccard index (choosing the best after seeing it makes the claim harder to support, not easier)."""
-    found = [(BASELINE_MAPS.get(method, method), y) for method, stage in [*((m, "-") for m in BASELINE_MAPS), ("centred box", "-")]
-             if (y := _segmentation_matrix(run, models, method, stage)) is not None]  # fmt: skip
+    found = [
+        (BASELINE_MAPS.get(method, method), y)
+        for method, stage in [*((m, "-") for m in BASELINE_MAPS), ("centred box", "-")]
+        if (y := _segmentation_matrix(run, models, method, stage)) is not None
+    ]
     return max(found, key=lambda item: float(item[1].mean())) if found else None
 
 
@@ -386,8 +461,11 @@ def paper_claims(run: Run, eps: float = CLAIM_EPS) -> pd.DataFrame:
         if best is not None:
             maps = _segmentation_matrix(run, models, "attention", "mean")
             pairs.insert(1, (f"maps segment better than {best[0]}", 0.0, "Jaccard", maps, best[1]))
-        rows += [claim_row(arch, base, claim, e, measure, ya, yb)
-                 for claim, e, measure, ya, yb in pairs if ya is not None and yb is not None and ya.shape[1] == yb.shape[1]]  # fmt: skip
+        rows += [
+            claim_row(arch, base, claim, e, measure, ya, yb)
+            for claim, e, measure, ya, yb in pairs
+            if ya is not None and yb is not None and ya.shape[1] == yb.shape[1]
+        ]
     return pd.DataFrame(rows)
 
 
@@ -405,8 +483,21 @@ def claim_row(arch: str, base: str, claim: str, eps: float, measure: str, ya: np
     d = architecture_difference(ya, yb)
     seeds = min(len(ya), len(yb))
     verdict = verdict_of(d.low, d.high, seeds)
-    return {"architecture": arch, "against": base, "claim": claim, "eps": eps, "measure": measure, "value": ya.mean(), "baseline": yb.mean(),
-            "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value, "seeds": seeds, "verdict": verdict}  # fmt: skip
+    return {
+        "architecture": arch,
+        "against": base,
+        "claim": claim,
+        "eps": eps,
+        "measure": measure,
+        "value": ya.mean(),
+        "baseline": yb.mean(),
+        "diff": d.value,
+        "ci_low": d.low,
+        "ci_high": d.high,
+        "p_value": d.p_value,
+        "seeds": seeds,
+        "verdict": verdict,
+    }
 
 
 # -- the headline: what page 1 and the appendix show ---------------------------------------------

@@ -94,8 +94,16 @@ def transfer_figure(canvas: Canvas, matrix: pd.DataFrame) -> None:
     names = short_names(list(dict.fromkeys([*targets, *sources])))
     label_in = _label_room(list(names.values()))
     cols = min(COLS, len(grid))
-    axes = canvas.grid(-(-len(grid) // cols), cols, left=label_in + 0.3, bottom=label_in + 0.4, right=1.0, top=0.35,
-                       wgap=label_in + 0.5, hgap=label_in + 0.75).ravel()  # fmt: skip
+    axes = canvas.grid(
+        -(-len(grid) // cols),
+        cols,
+        left=label_in + 0.3,
+        bottom=label_in + 0.4,
+        right=1.0,
+        top=0.35,
+        wgap=label_in + 0.5,
+        hgap=label_in + 0.75,
+    ).ravel()
     image = None
     for ax, eps in zip(axes, grid):
         at = matrix[np.isclose(matrix["eps"], eps)]

@@ -19,8 +19,16 @@ def corruption_table(run: Run) -> pd.DataFrame:
     rows = []
     for (model, attack), c in run.corruptions.items():
         for (name, severity), correct in zip(c.conditions, c.correct):
-            rows.append({"model": model, "attack": attack, "corruption": name, "severity": severity, "accuracy": float(correct.mean()),
-                         "clean": run.clean_accuracy(model)})  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "attack": attack,
+                    "corruption": name,
+                    "severity": severity,
+                    "accuracy": float(correct.mean()),
+                    "clean": run.clean_accuracy(model),
+                }
+            )
     return pd.DataFrame(rows, columns=["model", "attack", "corruption", "severity", "accuracy", "clean"])
 
 
@@ -52,8 +60,16 @@ def corruption_architecture(run: Run) -> pd.DataFrame:
             if y is None:
                 continue
             est = architecture_mean(y)
-            rows.append({"architecture": label, "severity": "all" if severity is None else severity, "seeds": len(models),
-                         "accuracy": est.value, "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+            rows.append(
+                {
+                    "architecture": label,
+                    "severity": "all" if severity is None else severity,
+                    "seeds": len(models),
+                    "accuracy": est.value,
+                    "ci_low": max(0.0, est.low),
+                    "ci_high": min(1.0, est.high),
+                }
+            )
     return pd.DataFrame(rows, columns=["architecture", "severity", "seeds", "accuracy", "ci_low", "ci_high"])
 
 
@@ -72,9 +88,21 @@ def corruption_comparison(run: Run) -> pd.DataFrame:
                 continue
             d = architecture_difference(ya, yb)
             seeds = min(len(ya), len(yb))
-            rows.append({"architecture": arch, "against": base, "severity": "all" if severity is None else severity, "value": ya.mean(),
-                         "baseline": yb.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value,
-                         "seeds": seeds, "verdict": verdict_of(d.low, d.high, seeds)})  # fmt: skip
+            rows.append(
+                {
+                    "architecture": arch,
+                    "against": base,
+                    "severity": "all" if severity is None else severity,
+                    "value": ya.mean(),
+                    "baseline": yb.mean(),
+                    "diff": d.value,
+                    "ci_low": d.low,
+                    "ci_high": d.high,
+                    "p_value": d.p_value,
+                    "seeds": seeds,
+                    "verdict": verdict_of(d.low, d.high, seeds),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -85,8 +113,16 @@ def transfer_matrix(run: Run) -> pd.DataFrame:
     rows = []
     for (target, attack, source), c in run.transfers.items():
         for k, eps in enumerate(c.eps):
-            rows.append({"target": target, "source": source, "attack": attack,
-                         "eps": float(eps), "accuracy": float(c.correct[k].mean()), "white_box": c.source == target})  # fmt: skip
+            rows.append(
+                {
+                    "target": target,
+                    "source": source,
+                    "attack": attack,
+                    "eps": float(eps),
+                    "accuracy": float(c.correct[k].mean()),
+                    "white_box": c.source == target,
+                }
+            )
     return pd.DataFrame(rows, columns=["target", "source", "attack", "eps", "accuracy", "white_box"])
 
 
@@ -95,8 +131,11 @@ def _transfer_matrix(run: Run, sources: list[str], targets: list[str], eps: floa
     is never its own source here: that is the white-box diagonal)."""
     rows = []
     for t in targets:
-        per_source = [c.correct[int(np.argmin(np.abs(c.eps - eps)))] for (target, _, _), c in run.transfers.items()
-                      if target == t and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()]  # fmt: skip
+        per_source = [
+            c.correct[int(np.argmin(np.abs(c.eps - eps)))]
+            for (target, _, _), c in run.transfers.items()
+            if target == t and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()
+        ]
         if not per_source:
             return None
         rows.append(np.mean(per_source, axis=0))
@@ -117,8 +156,17 @@ def transfer_architecture(run: Run) -> pd.DataFrame:
         if y is None:
             continue
         est = architecture_mean(y)
-        rows.append({"source": src, "target": tgt, "eps": eps, "seeds": len(t_models), "accuracy": est.value,
-                     "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+        rows.append(
+            {
+                "source": src,
+                "target": tgt,
+                "eps": eps,
+                "seeds": len(t_models),
+                "accuracy": est.value,
+                "ci_low": max(0.0, est.low),
+                "ci_high": min(1.0, est.high),
+            }
+        )
     return pd.DataFrame(rows, columns=["source", "target", "eps", "seeds", "accuracy", "ci_low", "ci_high"])
 
 
@@ -140,14 +188,35 @@ def transfer_asymmetry(run: Run) -> pd.DataFrame:
                 continue
             d = architecture_difference(to_att, to_base)
             seeds = min(len(to_att), len(to_base))
-            rows.append({"architecture": arch, "against": base, "eps": eps, "baseline_to_attention": to_att.mean(),
-                         "attention_to_baseline": to_base.mean(), "diff": d.value, "ci_low": d.low, "ci_high": d.high,
-                         "p_value": d.p_value, "seeds": seeds, "verdict": verdict_of(d.low, d.high, seeds)})  # fmt: skip
+            rows.append(
+                {
+                    "architecture": arch,
+                    "against": base,
+                    "eps": eps,
+                    "baseline_to_attention": to_att.mean(),
+                    "attention_to_baseline": to_base.mean(),
+                    "diff": d.value,
+                    "ci_low": d.low,
+                    "ci_high": d.high,
+                    "p_value": d.p_value,
+                    "seeds": seeds,
+                    "verdict": verdict_of(d.low, d.high, seeds),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-__all__ = ["all_claims", "corruption_architecture", "corruption_comparison", "corruption_table", "generalisation_architecture", "generalisation_comparison",
-           "transfer_architecture", "transfer_asymmetry", "transfer_matrix"]  # fmt: skip
+__all__ = [
+    "all_claims",
+    "corruption_architecture",
+    "corruption_comparison",
+    "corruption_table",
+    "generalisation_architecture",
+    "generalisation_comparison",
+    "transfer_architecture",
+    "transfer_asymmetry",
+    "transfer_matrix",
+]
 
 
 # -- generalisation: linear probes on frozen features ----------------------------------------------
@@ -174,8 +243,16 @@ def generalisation_architecture(run: Run) -> pd.DataFrame:
             if y is None:
                 continue
             est = architecture_mean(y)
-            rows.append({"architecture": label, "dataset": ds, "seeds": len(models), "accuracy": est.value,
-                         "ci_low": max(0.0, est.low), "ci_high": min(1.0, est.high)})  # fmt: skip
+            rows.append(
+                {
+                    "architecture": label,
+                    "dataset": ds,
+                    "seeds": len(models),
+                    "accuracy": est.value,
+                    "ci_low": max(0.0, est.low),
+                    "ci_high": min(1.0, est.high),
+                }
+            )
     return pd.DataFrame(rows, columns=["architecture", "dataset", "seeds", "accuracy", "ci_low", "ci_high"])
 
 

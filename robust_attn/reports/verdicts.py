@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from robust_attn.rundir import Run
 
 FRAGILE = (0.01, 0.05)  # a verdict with FRAGILE[0] <= p < FRAGILE[1] may not survive a rerun on another machine
-FRAGILE_NOTE = (f"fragile: {FRAGILE[0]:g} <= p < {FRAGILE[1]:g}, so a rerun on another machine (other kernels, other training "
-                "noise) may not reproduce the verdict")  # fmt: skip
+FRAGILE_NOTE = (
+    f"fragile: {FRAGILE[0]:g} <= p < {FRAGILE[1]:g}, so a rerun on another machine (other kernels, other training "
+    "noise) may not reproduce the verdict"
+)
 
 
 def is_fragile(p: float, verdict: str) -> bool:
@@ -71,12 +73,23 @@ def claim_sentences(claims: pd.DataFrame, seeds: int) -> list[tuple[str, str]]:
     per architecture, the instance-level statement instead."""
     out: list[tuple[str, str]] = []
     if seeds < 2:
-        out.append(("Instances only", ": each architecture has one trained model here, so comparisons are between model instances, not "
-                    "architectures (another training run of the same architecture can land elsewhere); sweep several training seeds "
-                    "(spec field seeds = [0, 1, 2]) for verdicts."))  # fmt: skip
+        out.append(
+            (
+                "Instances only",
+                ": each architecture has one trained model here, so comparisons are between model instances, not "
+                "architectures (another training run of the same architecture can land elsewhere); sweep several training seeds "
+                "(spec field seeds = [0, 1, 2]) for verdicts.",
+            )
+        )
     if claims.empty:
-        return [*out, ("No claim tested", ": the run has no attention architecture with a baseline without attention trained the same "
-                       "way (and the data to compare them), so the paper's claims cannot be tested here.")]  # fmt: skip
+        return [
+            *out,
+            (
+                "No claim tested",
+                ": the run has no attention architecture with a baseline without attention trained the same "
+                "way (and the data to compare them), so the paper's claims cannot be tested here.",
+            ),
+        ]
     if seeds < 2:
         clear = beyond_noise(claims)
         noise = claims.drop(clear.index)
@@ -87,8 +100,11 @@ def claim_sentences(claims: pd.DataFrame, seeds: int) -> list[tuple[str, str]]:
         return out
     by = {v: claims[claims["verdict"] == v] for v in ("supported", "not supported", "inconclusive")}
     level = f" at the architecture level ({_seeds(claims)} training seeds per architecture, 95% interval above 0)"
-    out += [("Supported", level + ": " + "; ".join(_item(r) for _, r in by["supported"].iterrows()) + ".")] if len(by["supported"]) else [
-        ("Nothing supported", f": no claim's 95% interval lies above 0 ({_seeds(claims)} training seeds per architecture).")]  # fmt: skip
+    out += (
+        [("Supported", level + ": " + "; ".join(_item(r) for _, r in by["supported"].iterrows()) + ".")]
+        if len(by["supported"])
+        else [("Nothing supported", f": no claim's 95% interval lies above 0 ({_seeds(claims)} training seeds per architecture).")]
+    )
     if len(by["not supported"]):
         out.append(("Not supported", " (interval below 0): " + "; ".join(_item(r) for _, r in by["not supported"].iterrows()) + "."))
     else:
@@ -118,8 +134,10 @@ def headline_sentence(curve: pd.DataFrame) -> tuple[str, str] | None:
         if len(at) > 1 and f"{lo['accuracy']:.1%}" == f"{hi['accuracy']:.1%}":
             parts.append(f"{where} every {level} is at {hi['accuracy']:.1%}")
         elif len(at) > 1:
-            parts.append(f"{where} {level} accuracy runs from {lo['accuracy']:.1%} ({lo['label']}) to {hi['accuracy']:.1%} "
-                         f"[{hi['ci_low']:.1%}, {hi['ci_high']:.1%}] ({hi['label']})")  # fmt: skip
+            parts.append(
+                f"{where} {level} accuracy runs from {lo['accuracy']:.1%} ({lo['label']}) to {hi['accuracy']:.1%} "
+                f"[{hi['ci_low']:.1%}, {hi['ci_high']:.1%}] ({hi['label']})"
+            )
         else:
             parts.append(f"{where} {level} accuracy is {hi['accuracy']:.1%} [{hi['ci_low']:.1%}, {hi['ci_high']:.1%}] ({hi['label']})")
     return ("Headline", f" ({what}): " + "; ".join(parts) + ".")
@@ -128,8 +146,11 @@ def headline_sentence(curve: pd.DataFrame) -> tuple[str, str] | None:
 def _comparisons(rows: pd.DataFrame) -> str:
     """'a vs b +5.1 [+0.4, +9.8] points (p = 0.039, fragile); inconclusive: c, d vs b'."""
     clear = beyond_noise(rows)
-    parts = [f"{r['architecture']} vs {r['against']} {difference(r)} (p = {float(r['p_value']):.2g}"
-             f"{', fragile' if is_fragile(r['p_value'], str(r['verdict'])) else ''})" for _, r in clear.iterrows()]  # fmt: skip
+    parts = [
+        f"{r['architecture']} vs {r['against']} {difference(r)} (p = {float(r['p_value']):.2g}"
+        f"{', fragile' if is_fragile(r['p_value'], str(r['verdict'])) else ''})"
+        for _, r in clear.iterrows()
+    ]
     rest = rows.drop(clear.index)
     if len(rest):
         parts.append("inconclusive: " + ", ".join(f"{a} vs {b}" for a, b in dict.fromkeys(zip(rest["architecture"], rest["against"]))))
@@ -152,14 +173,25 @@ def threat_sentences(run: Run, seeds: int) -> list[tuple[str, str]]:
         else:
             arch = threats.corruption_architecture(run)
             at = arch[arch["severity"] == "all"].sort_values("accuracy", ascending=False)
-            out.append(("Common corruptions", f" (mean over {names} corruptions and every severity, instances): "
-                        + ", ".join(f"{r['architecture']} {r['accuracy']:.1%}" for _, r in at.iterrows()) + "."))  # fmt: skip
+            out.append(
+                (
+                    "Common corruptions",
+                    f" (mean over {names} corruptions and every severity, instances): "
+                    + ", ".join(f"{r['architecture']} {r['accuracy']:.1%}" for _, r in at.iterrows())
+                    + ".",
+                )
+            )
     if run.transfers and seeds >= 2:
         asym = threats.transfer_asymmetry(run)
         if len(asym):
             rows = asym.assign(architecture=[f"{a} at {format_eps(float(e))}" for a, e in zip(asym["architecture"], asym["eps"])])
-            out.append(("Transfer", " (accuracy on the baseline's images minus the baseline's on theirs; positive: attention resists "
-                        "transfer better): " + _comparisons(rows) + "."))  # fmt: skip
+            out.append(
+                (
+                    "Transfer",
+                    " (accuracy on the baseline's images minus the baseline's on theirs; positive: attention resists "
+                    "transfer better): " + _comparisons(rows) + ".",
+                )
+            )
     return out
 
 
@@ -184,12 +216,16 @@ def terminal_summary(run: Run) -> list[str]:
         lines.append("claims: none tested (no attention architecture with a baseline trained the same way)")
     elif seeds < 2:
         clear = beyond_noise(claims)
-        lines.append(f"claims: instances only (one trained model per architecture; sweep seeds = [0, 1, 2] for verdicts); "
-                     f"{len(clear)} of {len(claims)} instance differences beyond noise")  # fmt: skip
+        lines.append(
+            f"claims: instances only (one trained model per architecture; sweep seeds = [0, 1, 2] for verdicts); "
+            f"{len(clear)} of {len(claims)} instance differences beyond noise"
+        )
         lines += [f"  {_short(r)}" for _, r in clear.iterrows()]
     else:
-        lines.append(f"claims, architecture level ({_seeds(claims)} seeds each; FRAGILE: {FRAGILE[0]:g} <= p < {FRAGILE[1]:g}, "
-                     "may not reproduce on another machine):")  # fmt: skip
+        lines.append(
+            f"claims, architecture level ({_seeds(claims)} seeds each; FRAGILE: {FRAGILE[0]:g} <= p < {FRAGILE[1]:g}, "
+            "may not reproduce on another machine):"
+        )
         for verdict in ("supported", "not supported"):
             rows = claims[claims["verdict"] == verdict]
             lines += [f"  {verdict}: {_short(r)}" for _, r in rows.iterrows()] or [f"  {verdict}: none"]

@@ -36,17 +36,30 @@ def results_table(samples: pd.DataFrame, cells: list[dict[str, Any]]) -> pd.Data
         for (eps, corruption, severity, source), (k, n) in zip(per.index, per.to_numpy()):
             norm = first["norm"]
             counts = {c: cell.get(c) for c in ("forwards", "backwards")}
-            rows.append({
-                "model": cell["model"], "architecture": first["architecture"], "training_regime": first["training_regime"],
-                "train_seed": first["train_seed"], "attack": cell["attack"], "name": first["name"], "backend": first["backend"],
-                "threat_model": first["threat_model"], "norm": norm, "mode": cell["mode"],
-                "params": json.dumps(cell.get("params") or {}, sort_keys=True),
-                "eps": None if pd.isna(eps) else float(eps), "eps_label": None if pd.isna(eps) else format_eps(float(eps), str(norm)),
-                "corruption": None if pd.isna(corruption) else corruption, "severity": None if pd.isna(severity) else int(severity),
-                "source": None if pd.isna(source) else source, "n": int(n), "correct": int(k),
-                "seconds": round(float(cell.get("seconds") or float("nan")), 3),
-                **{f"{c}_per_sample": (round(v / n_samples, 3) if isinstance(v, (int, float)) else None) for c, v in counts.items()},
-            })  # fmt: skip
+            rows.append(
+                {
+                    "model": cell["model"],
+                    "architecture": first["architecture"],
+                    "training_regime": first["training_regime"],
+                    "train_seed": first["train_seed"],
+                    "attack": cell["attack"],
+                    "name": first["name"],
+                    "backend": first["backend"],
+                    "threat_model": first["threat_model"],
+                    "norm": norm,
+                    "mode": cell["mode"],
+                    "params": json.dumps(cell.get("params") or {}, sort_keys=True),
+                    "eps": None if pd.isna(eps) else float(eps),
+                    "eps_label": None if pd.isna(eps) else format_eps(float(eps), str(norm)),
+                    "corruption": None if pd.isna(corruption) else corruption,
+                    "severity": None if pd.isna(severity) else int(severity),
+                    "source": None if pd.isna(source) else source,
+                    "n": int(n),
+                    "correct": int(k),
+                    "seconds": round(float(cell.get("seconds") or float("nan")), 3),
+                    **{f"{c}_per_sample": (round(v / n_samples, 3) if isinstance(v, (int, float)) else None) for c, v in counts.items()},
+                }
+            )
     df = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c not in ("accuracy", "ci_low", "ci_high")])
     df["train_seed"] = df["train_seed"].astype("Int64")
     df["severity"] = df["severity"].astype("Int64")

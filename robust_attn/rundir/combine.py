@@ -107,8 +107,10 @@ def _check_out(out: Path, force: bool) -> None:
             f"{out} exists and was not written by robust-attn compare; --force replaces only a combined run, choose another --out"
         )
     if previous.get("sealed"):
-        raise RunDirError(f"{out} is a sealed run directory; --force does not replace it: choose another --out "
-                          f"(or unseal it first with `robust-attn seal --undo {out}`)")  # fmt: skip
+        raise RunDirError(
+            f"{out} is a sealed run directory; --force does not replace it: choose another --out "
+            f"(or unseal it first with `robust-attn seal --undo {out}`)"
+        )
 
 
 def _differ(sources: list[Source], value: Any, what: str, show: Any = str) -> None:
@@ -116,8 +118,10 @@ def _differ(sources: list[Source], value: Any, what: str, show: Any = str) -> No
     first = value(sources[0])
     for s in sources[1:]:
         if value(s) != first:
-            raise RunDirError(f"runs differ in {what}: {sources[0].label} has {show(first)}, {s.label} has {show(value(s))}; "
-                              "compare runs swept with the same data settings (dataset, split, n, seed of the reference spec)")  # fmt: skip
+            raise RunDirError(
+                f"runs differ in {what}: {sources[0].label} has {show(first)}, {s.label} has {show(value(s))}; "
+                "compare runs swept with the same data settings (dataset, split, n, seed of the reference spec)"
+            )
 
 
 def _check_data(sources: list[Source]) -> None:
@@ -141,12 +145,16 @@ def _check_samples(sources: list[Source]) -> None:
     for s in sources[1:]:
         ids, labels = _sample_ids(s)
         if len(ids) != len(ids0) or not np.array_equal(ids, ids0):
-            raise RunDirError(f"runs differ in their samples: {sources[0].label} has {_show_ids(ids0)}, {s.label} has {_show_ids(ids)}; "
-                              "paired comparisons need the same images: sweep with the same n (and dataset, split, seed)")  # fmt: skip
+            raise RunDirError(
+                f"runs differ in their samples: {sources[0].label} has {_show_ids(ids0)}, {s.label} has {_show_ids(ids)}; "
+                "paired comparisons need the same images: sweep with the same n (and dataset, split, seed)"
+            )
         if not np.array_equal(labels, labels0):
             bad = np.nonzero(labels != labels0)[0]
-            raise RunDirError(f"runs {sources[0].label} and {s.label} have the same sample ids but different labels on {len(bad)} samples "
-                              f"(first: sample {ids[bad[0]]}); they were not drawn from the same data, sweep with the same dataset and seed")  # fmt: skip
+            raise RunDirError(
+                f"runs {sources[0].label} and {s.label} have the same sample ids but different labels on {len(bad)} samples "
+                f"(first: sample {ids[bad[0]]}); they were not drawn from the same data, sweep with the same dataset and seed"
+            )
 
 
 def _show_ids(ids: np.ndarray) -> str:
@@ -161,8 +169,13 @@ def _attack_definitions(s: Source) -> dict[str, dict[str, Any]]:
     for cell in s.run.manifest.get("cells", []):
         if cell["attack"] not in out:
             grid = [float(e) for e in cell.get("eps") or []]
-            out[cell["attack"]] = {"name": cell.get("name"), "backend": cell.get("backend"), **(cell.get("params") or {}),
-                                   "eps": grid, "norm": cell.get("norm")}  # fmt: skip
+            out[cell["attack"]] = {
+                "name": cell.get("name"),
+                "backend": cell.get("backend"),
+                **(cell.get("params") or {}),
+                "eps": grid,
+                "norm": cell.get("norm"),
+            }
     return out
 
 
@@ -177,14 +190,18 @@ def _check_attacks(sources: list[Source]) -> None:
             if len(d["eps"]) != len(first["eps"]) or not np.allclose(d["eps"], first["eps"], rtol=0, atol=1e-12):
                 norm = str(d.get("norm") or "linf")
                 grids = [", ".join(format_eps(e, norm) for e in g["eps"]) for g in (first, d)]
-                raise RunDirError(f"attack {attack!r} has different eps grids in runs {label} ({grids[0]}) and {s.label} ({grids[1]}); "
-                                  "one attack id must be one evaluation: sweep with the same grid, or give one a distinct label")  # fmt: skip
+                raise RunDirError(
+                    f"attack {attack!r} has different eps grids in runs {label} ({grids[0]}) and {s.label} ({grids[1]}); "
+                    "one attack id must be one evaluation: sweep with the same grid, or give one a distinct label"
+                )
             keys = sorted((set(d) | set(first)) - {"eps", "norm"})
             diff = [k for k in keys if d.get(k) != first.get(k)]
             if diff:
                 show = [", ".join(f"{k}={g.get(k, '(default)')}" for k in diff) for g in (first, d)]
-                raise RunDirError(f"attack {attack!r} has different parameters in runs {label} ({show[0]}) and {s.label} ({show[1]}); "
-                                  "one attack id must be one evaluation: sweep with the same parameters, or give one a distinct label")  # fmt: skip
+                raise RunDirError(
+                    f"attack {attack!r} has different parameters in runs {label} ({show[0]}) and {s.label} ({show[1]}); "
+                    "one attack id must be one evaluation: sweep with the same parameters, or give one a distinct label"
+                )
 
 
 # -- which run each model and cell is taken from -----------------------------------------------
@@ -243,8 +260,9 @@ def _plan(sources: list[Source]) -> Plan:
                 plan.cells |= dict.fromkeys(new, i)
             d = plan.duplicates.get(model, Duplicate(owner.label, [], why))
             shown = [f"{_show_cell(k)} from {s.label}" for k in new]
-            plan.duplicates[model] = Duplicate(d.kept, [*d.also_in, s.label], d.why, d.added + (shown if merge else []),
-                                               d.left_out + ([] if merge else shown))  # fmt: skip
+            plan.duplicates[model] = Duplicate(
+                d.kept, [*d.also_in, s.label], d.why, d.added + (shown if merge else []), d.left_out + ([] if merge else shown)
+            )
     order = {m: n for n, m in enumerate(plan.models)}
     plan.cells = dict(sorted(plan.cells.items(), key=lambda kv: order[kv[0][0]]))  # grouped by model, run order within
     return plan
@@ -255,13 +273,17 @@ def _same_model(a: Source, b: Source, model: str) -> str:
     sha_a, sha_b = (s.run.model_info(model).get("weights_sha256") for s in (a, b))
     if sha_a and sha_b:
         if sha_a != sha_b:
-            raise RunDirError(f"model {model!r} has different weights in runs {a.label} (weights {sha_a[:12]}) and {b.label} "
-                              f"(weights {sha_b[:12]}); one reference must be one model: rename one checkpoint, or leave it out of one run")  # fmt: skip
+            raise RunDirError(
+                f"model {model!r} has different weights in runs {a.label} (weights {sha_a[:12]}) and {b.label} "
+                f"(weights {sha_b[:12]}); one reference must be one model: rename one checkpoint, or leave it out of one run"
+            )
         return f"the same weights (sha256 {sha_a[:12]})"
     pa, pb = a.run.clean_pred[model], b.run.clean_pred[model]
     if not np.array_equal(pa, pb):
-        raise RunDirError(f"model {model!r} makes different clean predictions in runs {a.label} and {b.label} ({int((pa != pb).sum())} of "
-                          f"{len(pa)} samples), so its weights (not recorded) differ; give one of them another reference, or leave it out of one run")  # fmt: skip
+        raise RunDirError(
+            f"model {model!r} makes different clean predictions in runs {a.label} and {b.label} ({int((pa != pb).sum())} of "
+            f"{len(pa)} samples), so its weights (not recorded) differ; give one of them another reference, or leave it out of one run"
+        )
     return f"weights not recorded, the same clean predictions on all {len(pa)} samples"
 
 
@@ -303,8 +325,10 @@ def _notes(sources: list[Source], plan: Plan, partial: dict[str, list[str]]) -> 
         lines.append(line)
     for attack, models in partial.items():
         runs = sorted({sources[plan.cells[k]].label for k in plan.cells if _show_cell(k) == attack})
-        lines.append(f"attack {attack} was run on {len(models)} of {len(plan.models)} models (in {', '.join(runs)}): {', '.join(models)}; "
-                     "its comparisons, and the worst case over attacks of the other models, leave it out")  # fmt: skip
+        lines.append(
+            f"attack {attack} was run on {len(models)} of {len(plan.models)} models (in {', '.join(runs)}): {', '.join(models)}; "
+            "its comparisons, and the worst case over attacks of the other models, leave it out"
+        )
     for key in SETTING_KEYS:
         values = {s.label: s.run.manifest.get("spec", {}).get(key) for s in sources}
         if len({json.dumps(v) for v in values.values()}) > 1:
@@ -314,8 +338,12 @@ def _notes(sources: list[Source], plan: Plan, partial: dict[str, list[str]]) -> 
 
 def _entries(sources: list[Source], plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The manifest's cell entries (in plan order) and probe entries (from each model's first run)."""
-    cells = {(c["model"], c["attack"], c["mode"]): c for j, s in enumerate(sources) for c in s.run.manifest.get("cells", [])
-             if plan.cells.get((c["model"], c["attack"], c["mode"])) == j}  # fmt: skip
+    cells = {
+        (c["model"], c["attack"], c["mode"]): c
+        for j, s in enumerate(sources)
+        for c in s.run.manifest.get("cells", [])
+        if plan.cells.get((c["model"], c["attack"], c["mode"])) == j
+    }
     probes = [p for j, s in enumerate(sources) for p in s.run.manifest.get("probes", []) if plan.models.get(p["model"]) == j]
     return [cells[k] for k in plan.cells], probes
 
@@ -325,22 +353,37 @@ def _manifest(sources: list[Source], plan: Plan, name: str) -> dict[str, Any]:
     partial = _partial_attacks(plan)
     cells, probes = _entries(sources, plan)
     return {
-        "format_version": schema.FORMAT_VERSION, "spec": _spec(sources, plan, name), "spec_path": None,
+        "format_version": schema.FORMAT_VERSION,
+        "spec": _spec(sources, plan, name),
+        "spec_path": None,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": " + ".join(dict.fromkeys(str(s.run.manifest.get("device")) for s in sources)),
         "device_name": " + ".join(dict.fromkeys(str(s.run.manifest.get("device_name")) for s in sources)),
-        "environment": first.get("environment", {}), "git_commit": first.get("git_commit"), "versions": first.get("versions", {}),
+        "environment": first.get("environment", {}),
+        "git_commit": first.get("git_commit"),
+        "versions": first.get("versions", {}),
         "dataset": {**first.get("dataset", {}), "n": len(sources[0].run.labels)},
         "models": {m: sources[i].run.model_info(m) for m, i in plan.models.items()},
         "wall_seconds": sum(float(s.run.manifest.get("wall_seconds") or 0) for s in sources),
-        "complete": True, schema.PLANNED: [], "cells": cells, "probes": probes,
-        "combined_from": [{"path": str(s.run.root.resolve()), "name": s.run.manifest.get("spec", {}).get("name"),
-                           "manifest_sha256": s.manifest_sha256, "created": s.run.manifest.get("created"),
-                           "git_commit": s.run.manifest.get("git_commit"), "models": plan.models_of(j)} for j, s in enumerate(sources)],
+        "complete": True,
+        schema.PLANNED: [],
+        "cells": cells,
+        "probes": probes,
+        "combined_from": [
+            {
+                "path": str(s.run.root.resolve()),
+                "name": s.run.manifest.get("spec", {}).get("name"),
+                "manifest_sha256": s.manifest_sha256,
+                "created": s.run.manifest.get("created"),
+                "git_commit": s.run.manifest.get("git_commit"),
+                "models": plan.models_of(j),
+            }
+            for j, s in enumerate(sources)
+        ],
         "partial_attacks": partial,
         "duplicate_models": {m: asdict(d) for m, d in plan.duplicates.items()},
         "combined_notes": _notes(sources, plan, partial),
-    }  # fmt: skip
+    }
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -368,8 +411,10 @@ def _write_tables(tmp: RunDir, sources: list[Source], plan: Plan) -> None:
     pq.write_table(pa.concat_tables(samples), tmp.samples, compression="zstd")
     for file_name, columns in PROBE_TABLES.values():
         empty = schema.arrow_schema(columns).empty_table()  # a table added to the format later is absent from older runs
-        tables = [_select(path, columns, plan.models_of(j)) if (path := s.run.dir.table(file_name)).is_file() else empty
-                  for j, s in enumerate(sources)]  # fmt: skip
+        tables = [
+            _select(path, columns, plan.models_of(j)) if (path := s.run.dir.table(file_name)).is_file() else empty
+            for j, s in enumerate(sources)
+        ]
         pq.write_table(pa.concat_tables(tables), tmp.table(file_name), compression="zstd")
 
 

@@ -100,8 +100,13 @@ class RunLock:
             if same:
                 self._fd = fd
                 self.token = secrets.token_hex(8)
-                record = {"pid": os.getpid(), "host": socket.gethostname(), "argv": ["robust-attn", *sys.argv[1:]],
-                          "started": datetime.now(UTC).isoformat(timespec="seconds"), "token": self.token}  # fmt: skip
+                record = {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "argv": ["robust-attn", *sys.argv[1:]],
+                    "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "token": self.token,
+                }
                 os.ftruncate(fd, 0)
                 os.write(fd, json.dumps(record).encode())
                 return self

@@ -42,7 +42,12 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("format_version", "integer", "yes", f"the run directory's format version (this robust-attn reads {schema.FORMAT_VERSION})"),
     Field("spec", "spec", "yes", "the sweep spec as the sweep read it (every field of the spec page, defaults filled in)"),
-    Field("spec_fingerprint", "string", "no", "hash of the spec fields that decide the numbers: a sweep of another spec into the directory is refused"),
+    Field(
+        "spec_fingerprint",
+        "string",
+        "no",
+        "hash of the spec fields that decide the numbers: a sweep of another spec into the directory is refused",
+    ),
     Field("spec_path", "string | null", "no", "the spec file the sweep was started with (null for a combined run)"),
     Field("created", "string", "no", "when the sweep started (ISO 8601, UTC)"),
     Field("device", "string", "no", "torch device of the sweep (cpu, cuda:0, ...)"),
@@ -63,11 +68,16 @@ FIELDS: tuple[Field, ...] = (
     Field("sealed", "object", "no", "present when the directory is sealed (a sweep refuses to write it): when, and a note"),
     Field("upgraded_from", "integer", "no", "the format version `robust-attn upgrade` converted the directory from"),
     Field("generalisation_skipped", "map[string]", "no", "unseen data sets the linear probes skipped, with the reason"),
-    Field("combined_from", "list[object]", "no", "`robust-attn compare`: the runs combined (path, name, manifest_sha256, created, git_commit, models)"),
+    Field(
+        "combined_from",
+        "list[object]",
+        "no",
+        "`robust-attn compare`: the runs combined (path, name, manifest_sha256, created, git_commit, models)",
+    ),
     Field("partial_attacks", "map[list[string]]", "no", "`robust-attn compare`: attacks run on only some models, with those models"),
     Field("duplicate_models", "map[object]", "no", "`robust-attn compare`: models found in several runs, which run was kept and why"),
     Field("combined_notes", "list[string]", "no", "`robust-attn compare`: one line each for the reader of the combined report"),
-)  # fmt: skip
+)
 
 SPEC_FIELDS: tuple[Field, ...] = (
     Field("name", "string", "yes", "the spec's name (the report's title)"),
@@ -217,11 +227,16 @@ def read(path: Path) -> dict[str, Any]:
     version = format_version(manifest, path)
     if version != schema.FORMAT_VERSION:
         root = path.parent
-        fix = (f"convert it with `robust-attn upgrade {root}`" if version in schema.UPGRADABLE else
-               "rerun its sweep into a new directory (robust-attn sweep SPEC --out NEW_DIR)" if version < schema.FORMAT_VERSION else
-               "read it with the newer robust-attn that wrote it (pip install -U robust-attn)")  # fmt: skip
-        raise RunDirError(f"{root} is a run directory of format version {version}, but this robust-attn reads version "
-                          f"{schema.FORMAT_VERSION}; {fix}")  # fmt: skip
+        fix = (
+            f"convert it with `robust-attn upgrade {root}`"
+            if version in schema.UPGRADABLE
+            else "rerun its sweep into a new directory (robust-attn sweep SPEC --out NEW_DIR)"
+            if version < schema.FORMAT_VERSION
+            else "read it with the newer robust-attn that wrote it (pip install -U robust-attn)"
+        )
+        raise RunDirError(
+            f"{root} is a run directory of format version {version}, but this robust-attn reads version {schema.FORMAT_VERSION}; {fix}"
+        )
     return parse(manifest, path)
 
 
@@ -288,8 +303,16 @@ _SCALARS: dict[str, Callable[[Any], bool]] = {
 
 
 _PLURAL = {"string": "strings", "integer": "integers", "number": "numbers", "bool": "booleans", "object": "objects", "list": "lists"}
-_ARTICLE = {"string": "a string", "integer": "an integer", "number": "a number", "bool": "true or false", "object": "an object",
-            "list": "a list", "null": "null", "any": "any value"}  # fmt: skip
+_ARTICLE = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "bool": "true or false",
+    "object": "an object",
+    "list": "a list",
+    "null": "null",
+    "any": "any value",
+}
 
 
 def describe(type_: str) -> str:

@@ -88,8 +88,10 @@ class Run:
         )
         more = f"; and {len(self.missing) - 4} more" if len(self.missing) > 4 else ""
         spec = self.manifest.get("spec_path") or "SPEC"
-        return (f"{len(self.missing)} of {planned} units of this run are not finished ({shown}{more}); finish them with "
-                f"`robust-attn sweep {spec} --out {self.root}` (it resumes), then report again")  # fmt: skip
+        return (
+            f"{len(self.missing)} of {planned} units of this run are not finished ({shown}{more}); finish them with "
+            f"`robust-attn sweep {spec} --out {self.root}` (it resumes), then report again"
+        )
 
     def cell_traits(self, model: str, attack: str, mode: str = "worst-case") -> dict[str, Any]:
         """The declared traits of the attack of a cell (norm, iterative, traceable, minimum_norm,
@@ -193,8 +195,13 @@ def _corruption_cells(samples: pd.DataFrame) -> dict[tuple[str, str], Corruption
         order = {c: i for i, c in enumerate(conditions)}
         g = g.assign(_k=[order[c] for c in zip(g["corruption"], g["severity"].astype(int))]).sort_values(["_k", "sample"], kind="stable")
         k = len(conditions)
-        out[(str(model), str(attack))] = CorruptionOutcomes(str(model), str(attack), [(str(c), int(v)) for c, v in conditions],
-                                                            g["correct"].to_numpy(bool).reshape(k, -1), g["pred"].to_numpy().reshape(k, -1))  # fmt: skip
+        out[(str(model), str(attack))] = CorruptionOutcomes(
+            str(model),
+            str(attack),
+            [(str(c), int(v)) for c, v in conditions],
+            g["correct"].to_numpy(bool).reshape(k, -1),
+            g["pred"].to_numpy().reshape(k, -1),
+        )
     return out
 
 
@@ -210,11 +217,18 @@ def _cells(samples: pd.DataFrame, threat_model: str = "white-box") -> dict[tuple
         first = g[g["eps"] == eps[0]]
         src = None if pd.isna(source) else str(source)
         out[(str(model), str(attack), str(mode), src)] = CellOutcomes(
-            str(model), str(attack), str(mode), str(g["norm"].iloc[0]), eps,
-            g["correct"].to_numpy(bool).reshape(k, -1), g["pred"].to_numpy().reshape(k, -1),
+            str(model),
+            str(attack),
+            str(mode),
+            str(g["norm"].iloc[0]),
+            eps,
+            g["correct"].to_numpy(bool).reshape(k, -1),
+            g["pred"].to_numpy().reshape(k, -1),
             first["min_norm"].to_numpy(float) if first["min_norm"].notna().all() else None,
-            g["fooled_by"].to_numpy(object).reshape(k, -1) if g["fooled_by"].notna().any() else None, str(g["name"].iloc[0]), src,
-        )  # fmt: skip
+            g["fooled_by"].to_numpy(object).reshape(k, -1) if g["fooled_by"].notna().any() else None,
+            str(g["name"].iloc[0]),
+            src,
+        )
     return out
 
 
@@ -228,8 +242,12 @@ def _merged(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFr
     if missing or results.empty:
         raise RunDirError(f"{root / schema.RESULTS} is malformed (missing columns {missing} or no rows); rerun the sweep with --force")
     samples = _parquet(root, schema.SAMPLES, schema.SAMPLE_COLUMNS)
-    tables = {part: _parquet(root, name, columns) if (root / name).is_file() or part not in OPTIONAL_TABLES
-              else pd.DataFrame(columns=[c.name for c in columns]) for part, (name, columns) in PROBE_TABLES.items()}  # fmt: skip
+    tables = {
+        part: _parquet(root, name, columns)
+        if (root / name).is_file() or part not in OPTIONAL_TABLES
+        else pd.DataFrame(columns=[c.name for c in columns])
+        for part, (name, columns) in PROBE_TABLES.items()
+    }
     try:
         with np.load(_need(root, schema.EXAMPLES)) as z:
             arrays = {k: z[k] for k in z.files}
@@ -277,8 +295,17 @@ def load_run(root: str | Path) -> Run:
         results, samples, tables, arrays = _from_units(root, manifest, assemble(RunDir(root), finished))
         done_slugs = {r["config_hash"][:16] for r in finished}
     missing = [u for u in planned if u["slug"] not in done_slugs and not manifest.get("complete")]
-    run = Run(root, manifest, results, samples, tables["drift"], tables["segmentation"], tables["indicators"], missing=missing,
-              generalisation=tables["generalisation"])  # fmt: skip
+    run = Run(
+        root,
+        manifest,
+        results,
+        samples,
+        tables["drift"],
+        tables["segmentation"],
+        tables["indicators"],
+        missing=missing,
+        generalisation=tables["generalisation"],
+    )
     _index_samples(run)
     for i, probe in enumerate(run.manifest.get("probes", [])):
         if probe.get("examples"):

@@ -143,10 +143,31 @@ GENERALISATION_COLUMNS: tuple[Column, ...] = (
 )
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "model", "architecture", "training_regime", "train_seed", "attack", "name", "backend", "threat_model", "norm", "mode", "params",
-    "eps", "eps_label", "corruption", "severity", "source", "n", "correct", "accuracy", "ci_low", "ci_high", "seconds",
-    "forwards_per_sample", "backwards_per_sample",
-)  # fmt: skip
+    "model",
+    "architecture",
+    "training_regime",
+    "train_seed",
+    "attack",
+    "name",
+    "backend",
+    "threat_model",
+    "norm",
+    "mode",
+    "params",
+    "eps",
+    "eps_label",
+    "corruption",
+    "severity",
+    "source",
+    "n",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "seconds",
+    "forwards_per_sample",
+    "backwards_per_sample",
+)
 
 
 def arrow_type(name: str) -> Any:

@@ -76,15 +76,29 @@ class Assembled:
 def cell_entry(record: dict[str, Any]) -> dict[str, Any]:
     """What the manifest keeps of a finished attack cell."""
     model = record["model"]
-    return {"model": model["ref"], "attack": record["attack"], "mode": record["mode"], "slug": record["config_hash"][:16],
-            **{k: record.get(k) for k in CELL_RECORD_KEYS if k in record}}  # fmt: skip
+    return {
+        "model": model["ref"],
+        "attack": record["attack"],
+        "mode": record["mode"],
+        "slug": record["config_hash"][:16],
+        **{k: record.get(k) for k in CELL_RECORD_KEYS if k in record},
+    }
 
 
 def probe_entry(record: dict[str, Any], has_examples: bool) -> dict[str, Any]:
     model = record["model"]
-    return {"kind": record.get("kind", "attention"), "slug": record["config_hash"][:16], "model": model["ref"], "architecture": model.get("architecture"),
-            "training_regime": model.get("training_regime"), "train_seed": model.get("train_seed"), "attack": record["attack"],
-            "stages": record.get("stages", []), "seconds": record.get("seconds"), "examples": has_examples}  # fmt: skip
+    return {
+        "kind": record.get("kind", "attention"),
+        "slug": record["config_hash"][:16],
+        "model": model["ref"],
+        "architecture": model.get("architecture"),
+        "training_regime": model.get("training_regime"),
+        "train_seed": model.get("train_seed"),
+        "attack": record["attack"],
+        "stages": record.get("stages", []),
+        "seconds": record.get("seconds"),
+        "examples": has_examples,
+    }
 
 
 def assemble(run: RunDir, records: list[dict[str, Any]]) -> Assembled:

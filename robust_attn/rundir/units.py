@@ -92,9 +92,13 @@ class CorruptionCell(Cell):
         return len(self.conditions)
 
     def columns(self, n: int) -> dict[str, Any]:
-        return {"eps": None, "norm": None, "source": None,
-                "corruption": np.repeat(np.asarray([c["corruption"] for c in self.conditions], dtype=object), n),
-                "severity": np.repeat(np.asarray([c["severity"] for c in self.conditions], np.int8), n)}  # fmt: skip
+        return {
+            "eps": None,
+            "norm": None,
+            "source": None,
+            "corruption": np.repeat(np.asarray([c["corruption"] for c in self.conditions], dtype=object), n),
+            "severity": np.repeat(np.asarray([c["severity"] for c in self.conditions], np.int8), n),
+        }
 
 
 @dataclass

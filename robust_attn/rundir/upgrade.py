@@ -64,11 +64,22 @@ def _cells(manifest: dict[str, Any], describe: AttackDescriber, path: Path) -> l
     out = []
     for i, cell in enumerate(manifest.get("cells", [])):
         if cell["attack"] not in by_key:
-            raise RunDirError(f"{path}: field 'cells[{i}].attack' names {cell['attack']!r}, which is not among the attacks of the recorded spec "
-                              f"({', '.join(by_key) or 'none'}); {manifest_file.DAMAGED}")  # fmt: skip
+            raise RunDirError(
+                f"{path}: field 'cells[{i}].attack' names {cell['attack']!r}, which is not among the attacks of the recorded spec "
+                f"({', '.join(by_key) or 'none'}); {manifest_file.DAMAGED}"
+            )
         a, traits = by_key[cell["attack"]]
-        out.append({**cell, "name": a["name"], "backend": a.get("backend", "native"), "norm": traits["norm"], "eps": list(a["eps"]),
-                    "params": dict(a.get("params", {})), "traits": traits})  # fmt: skip
+        out.append(
+            {
+                **cell,
+                "name": a["name"],
+                "backend": a.get("backend", "native"),
+                "norm": traits["norm"],
+                "eps": list(a["eps"]),
+                "params": dict(a.get("params", {})),
+                "traits": traits,
+            }
+        )
     return out
 
 
@@ -137,10 +148,25 @@ def _upgrade(run: RunDir, describe: AttackDescriber) -> list[str]:
         changes += notes
     manifest, notes = _v3_to_v4(run, manifest)
     changes += notes
-    tables = [name for name in (schema.SAMPLES, schema.RESULTS, schema.DRIFT, schema.SEGMENTATION, schema.INDICATORS,
-                                schema.GENERALISATION, schema.EXAMPLES) if run.table(name).is_file()]  # fmt: skip
-    out = {**manifest, "format_version": schema.FORMAT_VERSION, "upgraded_from": version,
-           "files": {name: file_record(run.table(name)) for name in tables}}  # fmt: skip
+    tables = [
+        name
+        for name in (
+            schema.SAMPLES,
+            schema.RESULTS,
+            schema.DRIFT,
+            schema.SEGMENTATION,
+            schema.INDICATORS,
+            schema.GENERALISATION,
+            schema.EXAMPLES,
+        )
+        if run.table(name).is_file()
+    ]
+    out = {
+        **manifest,
+        "format_version": schema.FORMAT_VERSION,
+        "upgraded_from": version,
+        "files": {name: file_record(run.table(name)) for name in tables},
+    }
     manifest_file.parse(out, run.manifest)
     atomic_bytes(run.manifest, json.dumps(out, indent=1, default=str).encode())  # last: it describes the tables rewritten before it
     return changes
@@ -152,8 +178,14 @@ def _v2_to_v3(run: RunDir, manifest: dict[str, Any], describe: AttackDescriber) 
 
     manifest_file.check_record(manifest, V2_FIELDS, V2_RECORDS, run.manifest)
     models, cells = _models(manifest), _cells(manifest, describe, run.manifest)
-    probes = [{**p, "training_regime": models.get(p["model"], {}).get("training_regime", "unknown"),
-               "architecture": models.get(p["model"], {}).get("architecture", p.get("architecture"))} for p in manifest.get("probes", [])]  # fmt: skip
+    probes = [
+        {
+            **p,
+            "training_regime": models.get(p["model"], {}).get("training_regime", "unknown"),
+            "architecture": models.get(p["model"], {}).get("architecture", p.get("architecture")),
+        }
+        for p in manifest.get("probes", [])
+    ]
     out = {**manifest, "format_version": 3, "models": models, "cells": cells, "probes": probes, "complete": True, schema.PLANNED: []}
     manifest_file.parse(
         {**out, "format_version": schema.FORMAT_VERSION}, run.manifest
@@ -161,14 +193,20 @@ def _v2_to_v3(run: RunDir, manifest: dict[str, Any], describe: AttackDescriber) 
     samples = _with_model_columns(pd.read_parquet(run.samples), models).assign(threat_model="white-box")
     _write_table(run.samples, samples, schema.SAMPLE_COLUMNS)
     samples = pd.read_parquet(run.samples)
-    for file_name, columns in ((schema.DRIFT, schema.DRIFT_COLUMNS), (schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS),
-                               (schema.INDICATORS, schema.INDICATOR_COLUMNS)):  # fmt: skip
+    for file_name, columns in (
+        (schema.DRIFT, schema.DRIFT_COLUMNS),
+        (schema.SEGMENTATION, schema.SEGMENTATION_COLUMNS),
+        (schema.INDICATORS, schema.INDICATOR_COLUMNS),
+    ):
         _write_table(run.table(file_name), _with_model_columns(pd.read_parquet(run.table(file_name)), models), columns)
     results = results_table(samples, cells)
     atomic_bytes(run.results, results.to_csv(index=False, lineterminator="\n").encode())
     regimes = sorted({str(m["training_regime"]) for m in models.values()})
-    return out, [f"{len(models)} models (training regimes: {', '.join(regimes)})", f"{len(cells)} cells with their attack traits",
-                 f"{len(samples)} per-sample rows, {int(np.sum(results['n']))} counted in results.csv"]  # fmt: skip
+    return out, [
+        f"{len(models)} models (training regimes: {', '.join(regimes)})",
+        f"{len(cells)} cells with their attack traits",
+        f"{len(samples)} per-sample rows, {int(np.sum(results['n']))} counted in results.csv",
+    ]
 
 
 LEGACY_TRANSFER_ID = "<-"  # version 3's transfer ids: "<attack id><-<source>"

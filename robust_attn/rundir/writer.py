@@ -74,11 +74,19 @@ def sample_table(cell: Cell, outcome: CellOutcome, labels: np.ndarray, samples: 
     which columns name the condition: eps, or corruption and severity)."""
     k, n = outcome.correct.shape
     data: dict[str, Any] = {
-        **_model_columns(cell.model), "attack": cell.attack, "name": cell.name, "backend": cell.backend,
-        "threat_model": cell.threat_model, "mode": cell.mode, **cell.columns(n), "sample": np.tile(samples.astype(np.int32), k),
-        "label": np.tile(labels.astype(np.int16), k), "clean_pred": np.tile(outcome.clean_pred.astype(np.int16), k),
-        "pred": outcome.pred.astype(np.int16), "correct": outcome.correct.astype(bool),
-    }  # fmt: skip
+        **_model_columns(cell.model),
+        "attack": cell.attack,
+        "name": cell.name,
+        "backend": cell.backend,
+        "threat_model": cell.threat_model,
+        "mode": cell.mode,
+        **cell.columns(n),
+        "sample": np.tile(samples.astype(np.int32), k),
+        "label": np.tile(labels.astype(np.int16), k),
+        "clean_pred": np.tile(outcome.clean_pred.astype(np.int16), k),
+        "pred": outcome.pred.astype(np.int16),
+        "correct": outcome.correct.astype(bool),
+    }
     for name, values in outcome.columns.items():
         values = np.asarray(values)
         data[name] = np.tile(values, k) if values.ndim == 1 else values
@@ -87,8 +95,13 @@ def sample_table(cell: Cell, outcome: CellOutcome, labels: np.ndarray, samples: 
 
 def unit_record(unit: Unit) -> dict[str, Any]:
     """What the plan records of a unit (the manifest's ``planned`` list)."""
-    base = {"unit": "probe" if isinstance(unit, ProbeCell) else "attack", "slug": unit.slug, "config_hash": unit.config_hash,
-            "model": unit.model.ref, "attack": unit.attack}  # fmt: skip
+    base = {
+        "unit": "probe" if isinstance(unit, ProbeCell) else "attack",
+        "slug": unit.slug,
+        "config_hash": unit.config_hash,
+        "model": unit.model.ref,
+        "attack": unit.attack,
+    }
     return base | ({"mode": unit.mode} if isinstance(unit, Cell) else {"probe": unit.kind})
 
 
@@ -115,8 +128,10 @@ class RunWriter:
             yield
         except OSError as err:
             why = "the disk is full" if disk_full(err) else f"{err.strerror or err}"
-            raise RunDirError(f"could not write {what} under {self.root} ({why}); finished units are kept in {self.dir.cells} "
-                              "and the run's tables are unchanged: free space (or fix the folder) and rerun the same command to resume") from err  # fmt: skip
+            raise RunDirError(
+                f"could not write {what} under {self.root} ({why}); finished units are kept in {self.dir.cells} "
+                "and the run's tables are unchanged: free space (or fix the folder) and rerun the same command to resume"
+            ) from err
 
     def _put(self, path: Path, data: bytes) -> None:
         """Write one file, atomically: the one place the run directory is written."""
@@ -141,8 +156,10 @@ class RunWriter:
         record = stored[1]
         sealed = record.get("sealed")
         if sealed:
-            raise RunDirError(f"{self.root} is a sealed run directory ({_sealed_note(sealed)}); sweep into another folder (--out), "
-                              f"or unseal it first with `robust-attn seal --undo {self.root}`")  # fmt: skip
+            raise RunDirError(
+                f"{self.root} is a sealed run directory ({_sealed_note(sealed)}); sweep into another folder (--out), "
+                f"or unseal it first with `robust-attn seal --undo {self.root}`"
+            )
         theirs = record.get("spec_fingerprint")
         spec = record.get("spec")
         if theirs == fingerprint or (theirs is None and not isinstance(spec, dict)):
@@ -151,8 +168,10 @@ class RunWriter:
         if theirs is None and not fields:
             return  # written before fingerprints: its spec computes the same numbers
         which = f" (they differ in {', '.join(fields)})" if fields else ""
-        raise RunDirError(f"{self.root} holds the results of another sweep spec{which}; sweep into another folder (--out), "
-                          "and combine the two with `robust-attn compare` if you want one report")  # fmt: skip
+        raise RunDirError(
+            f"{self.root} holds the results of another sweep spec{which}; sweep into another folder (--out), "
+            "and combine the two with `robust-attn compare` if you want one report"
+        )
 
     # -- resumable units ------------------------------------------------------------------------
     def is_done(self, unit: Unit) -> bool:
@@ -214,8 +233,15 @@ class RunWriter:
         try:
             self._write_product(stage, product)
             files = {name: file_record(stage.root / name) for name in sorted(p.name for p in stage.root.iterdir())}
-            out = {"format_version": schema.FORMAT_VERSION, **manifest, "complete": len(done) == len(planned), schema.PLANNED: planned,
-                   "cells": product.cells, "probes": product.probes, "files": files}  # fmt: skip
+            out = {
+                "format_version": schema.FORMAT_VERSION,
+                **manifest,
+                "complete": len(done) == len(planned),
+                schema.PLANNED: planned,
+                "cells": product.cells,
+                "probes": product.probes,
+                "files": files,
+            }
             self._put(stage.manifest, json.dumps(out, indent=1, default=str).encode())
             with _interrupts_deferred():
                 for name in [*files, schema.MANIFEST]:  # the manifest last: it describes the tables renamed before it

@@ -31,16 +31,30 @@ BatchResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, np
 
 def build_evaluation(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Evaluation:
     """The evaluation of an ``[[attacks]]`` table on ``model``, with the spec's options."""
-    return create_evaluation(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
-                             channels_last=spec.channels_last and a.backend == "native",
-                             fold_bn=spec.fold_bn and a.backend == "native", **a.params)  # fmt: skip
+    return create_evaluation(
+        a.name,
+        model,
+        backend=a.backend,
+        seed=spec.seed,
+        precision=spec.precision,
+        channels_last=spec.channels_last and a.backend == "native",
+        fold_bn=spec.fold_bn and a.backend == "native",
+        **a.params,
+    )
 
 
 def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
     """The attack of an ``[[attacks]]`` (or ``[[transfer]]``) table on ``model``."""
-    return create_attack(a.name, model, backend=a.backend, seed=spec.seed, precision=spec.precision,
-                         channels_last=spec.channels_last and a.backend == "native",
-                         fold_bn=spec.fold_bn and a.backend == "native", **a.params)  # fmt: skip
+    return create_attack(
+        a.name,
+        model,
+        backend=a.backend,
+        seed=spec.seed,
+        precision=spec.precision,
+        channels_last=spec.channels_last and a.backend == "native",
+        fold_bn=spec.fold_bn and a.backend == "native",
+        **a.params,
+    )
 
 
 def sweep_batch(
@@ -57,12 +71,17 @@ def _batch_error(ref: str, b: int, idx: torch.Tensor, err: Exception) -> Excepti
     """A model's misbehaviour on one batch, as a one-line error naming the batch; else ``err``."""
     where = f"batch {b} (images {int(idx.min())}-{int(idx.max())})"
     if isinstance(err, ModelOutputError):
-        return ModelOutputError(f"model {ref!r} returned NaN or infinite logits for {err.count} of {err.total} images of {where}; "
-                                "fix its forward (an overflow, a log of 0, an uninitialised layer): NaN logits would count as predictions",
-                                err.count, err.total)  # fmt: skip
+        return ModelOutputError(
+            f"model {ref!r} returned NaN or infinite logits for {err.count} of {err.total} images of {where}; "
+            "fix its forward (an overflow, a log of 0, an uninitialised layer): NaN logits would count as predictions",
+            err.count,
+            err.total,
+        )
     if not isinstance(err, RobustAttnError) and raised_in_user_code(err):
-        return UserCodeError(f"model {ref!r}: its forward raised {first_line(err)} on {where}; fix it in your code "
-                             "(traceback of your files below)", user_frames(err))  # fmt: skip
+        return UserCodeError(
+            f"model {ref!r}: its forward raised {first_line(err)} on {where}; fix it in your code (traceback of your files below)",
+            user_frames(err),
+        )
     return err
 
 
@@ -117,8 +136,9 @@ def _corruption_batch(evaluation: Evaluation, data: ImageDataset, cell: Cell, sp
     idx, _, y = batch
     ids = idx.numpy()
     clean = evaluation.predict_uint8(data.images[idx].numpy())
-    preds = [evaluation.predict_uint8(corrupted_batch(evaluation, data, ids, c["corruption"], c["severity"], spec.seed))
-             for c in cell.conditions]  # fmt: skip
+    preds = [
+        evaluation.predict_uint8(corrupted_batch(evaluation, data, ids, c["corruption"], c["severity"], spec.seed)) for c in cell.conditions
+    ]
     pred = torch.stack(preds).cpu()
     return ids, (pred == y.unsqueeze(0)).numpy(), pred.numpy(), clean.cpu().numpy(), {}
 

@@ -72,8 +72,11 @@ def store(path: Path, key: str, images: np.ndarray, record: dict[str, object], w
         verified.write(path, {IMAGES: torch.from_numpy(np.ascontiguousarray(images))}, {"key": key, **record}, CORRUPTED_IMAGES)
     except OSError as err:
         if why is not None:
-            print(f"note: the cached corrupted images {path} cannot be used ({why}) nor replaced ({err.strerror or err}); "
-                  "they are made anew on every run until that file is deleted", flush=True)  # fmt: skip
+            print(
+                f"note: the cached corrupted images {path} cannot be used ({why}) nor replaced ({err.strerror or err}); "
+                "they are made anew on every run until that file is deleted",
+                flush=True,
+            )
         return
     if why is not None:
         print(f"note: remade the cached corrupted images {path}: {why}", flush=True)

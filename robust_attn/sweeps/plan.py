@@ -44,8 +44,14 @@ def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[Cell]:
     cells: list[Cell] = []
     for a in spec.attacks:
         evaluation = registry.dry_evaluation(a.name, a.backend, a.params)
-        common: dict[str, Any] = {"model": info, "attack": a.key, "name": a.name, "backend": a.backend, "params": dict(a.params),
-                                  "traits": evaluation.traits().as_dict()}  # fmt: skip
+        common: dict[str, Any] = {
+            "model": info,
+            "attack": a.key,
+            "name": a.name,
+            "backend": a.backend,
+            "params": dict(a.params),
+            "traits": evaluation.traits().as_dict(),
+        }
         if isinstance(evaluation, CommonCorruptions):  # no eps, no modes: each condition is its own evaluation of the clean images
             conditions = evaluation.conditions()
             h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, data_key(spec)])
@@ -75,8 +81,18 @@ def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackS
 
 def make_generalisation_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
     """The unit of one model's linear probes on the spec's unseen data sets."""
-    h = config_hash([info.ref, model_sha, "generalisation", list(spec.generalisation), spec.generalisation_train, spec.generalisation_test,
-                     spec.seed, spec.data_dir])  # fmt: skip
+    h = config_hash(
+        [
+            info.ref,
+            model_sha,
+            "generalisation",
+            list(spec.generalisation),
+            spec.generalisation_train,
+            spec.generalisation_test,
+            spec.seed,
+            spec.data_dir,
+        ]
+    )
     return ProbeCell(info, "linear probes", h, kind="generalisation")
 
 

@@ -89,8 +89,11 @@ def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.
         ) from None
     except Exception as err:
         if raised_in_user_code(err):
-            raise UserCodeError(f"model {ref!r}: its forward raised {first_line(err)} on a batch of the sweep's data; fix it in your code "
-                                "(traceback of your files below)", user_frames(err)) from err  # fmt: skip
+            raise UserCodeError(
+                f"model {ref!r}: its forward raised {first_line(err)} on a batch of the sweep's data; fix it in your code "
+                "(traceback of your files below)",
+                user_frames(err),
+            ) from err
         raise
     if not isinstance(out, torch.Tensor) or out.shape != (x.shape[0], len(data.classes)):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -100,9 +103,12 @@ def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.
         )
     bad = int((~torch.isfinite(out.float()).all(dim=1)).sum())
     if bad:
-        raise ModelOutputError(f"model {ref!r} returns NaN or infinite logits for {bad} of {len(out)} images of a batch of the sweep's data; "
-                               "fix its forward (an overflow, a log of 0, an uninitialised layer): NaN logits would count as predictions",
-                               bad, len(out))  # fmt: skip
+        raise ModelOutputError(
+            f"model {ref!r} returns NaN or infinite logits for {bad} of {len(out)} images of a batch of the sweep's data; "
+            "fix its forward (an overflow, a log of 0, an uninitialised layer): NaN logits would count as predictions",
+            bad,
+            len(out),
+        )
 
 
 def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torch.device) -> bool:

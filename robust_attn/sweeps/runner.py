@@ -205,8 +205,14 @@ def _unseen(job: _Job) -> list[Any]:
         from robust_attn.data.unseen import unseen_datasets
 
         spec = job.spec
-        job.unseen, skipped = unseen_datasets(spec.generalisation, data_dir=spec.data_dir, n_train=spec.generalisation_train,
-                                              n_test=spec.generalisation_test, seed=spec.seed, exclude=(job.data.trained_as or job.data.name,))  # fmt: skip
+        job.unseen, skipped = unseen_datasets(
+            spec.generalisation,
+            data_dir=spec.data_dir,
+            n_train=spec.generalisation_train,
+            n_test=spec.generalisation_test,
+            seed=spec.seed,
+            exclude=(job.data.trained_as or job.data.name,),
+        )
         job.manifest["generalisation_skipped"] = {s.name: s.reason for s in skipped}
         for s in skipped:
             job.say(f"note: {s.reason}")
@@ -272,8 +278,11 @@ def _run_models(job: _Job) -> None:
         if not interactive():
             job.say(f"{m.item.ref}: {sum(isinstance(u, Cell) for u in todo)} of {len(m.cells)} cells to run")
         if todo:
-            model = m.item.module if m.item.module is not None else load_model_ref(m.item.ref, job.device, progress=job.progress and job.main,
-                                                                                   **load_options(job.spec, m.item.ref))[0]  # fmt: skip
+            model = (
+                m.item.module
+                if m.item.module is not None
+                else load_model_ref(m.item.ref, job.device, progress=job.progress and job.main, **load_options(job.spec, m.item.ref))[0]
+            )
             _run_cells(job, model, m.cells)
             _run_probe_units(job, m.item.ref, model, m.probe, m.indicators)
             _run_generalisation(job, m.item.ref, model, m.generalisation)
@@ -303,14 +312,28 @@ def _load_data(spec: SweepSpec) -> ImageDataset:
 
 def _manifest(spec: SweepSpec, data: ImageDataset, device: torch.device, ctx: distributed.Context | None) -> dict[str, Any]:
     return {
-        "spec": asdict(spec), "spec_fingerprint": fingerprint(spec), "spec_path": spec.source or None, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"],
-        "environment": environment(), "git_commit": git_commit(), "versions": library_versions(),
-        "world_size": ctx.world if ctx is not None else 1, "backend": ctx.backend if ctx is not None else None,
-        "dataset": {"name": data.name, "split": data.split, "n": len(data), "classes": list(data.classes), "seed": spec.seed,
-                    "image_shape": list(data.image_shape), "has_masks": data.masks is not None},
+        "spec": asdict(spec),
+        "spec_fingerprint": fingerprint(spec),
+        "spec_path": spec.source or None,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"],
+        "environment": environment(),
+        "git_commit": git_commit(),
+        "versions": library_versions(),
+        "world_size": ctx.world if ctx is not None else 1,
+        "backend": ctx.backend if ctx is not None else None,
+        "dataset": {
+            "name": data.name,
+            "split": data.split,
+            "n": len(data),
+            "classes": list(data.classes),
+            "seed": spec.seed,
+            "image_shape": list(data.image_shape),
+            "has_masks": data.masks is not None,
+        },
         "models": {},
-    }  # fmt: skip
+    }
 
 
 DEFAULT_ROOT = Path("runs")  # a sweep without --out writes runs/<spec name> (git-ignored), never a committed study

@@ -20,11 +20,13 @@ from robust_attn.device import check_device_name
 from robust_attn.errors import AttackParameterError, RobustAttnError, SpecError, UsageError
 
 MAX_SEED = 2**31 - 1  # seeds feed torch generators and per-epoch seeds (seed * 100003 + epoch)
-_ATTACK_FIELDS = {"name": "registered attack name, e.g. fgsm, pgd, apgd, autoattack, fmn, or torchattacks:<Class>",
-                  "backend": "native (default), torchattacks or foolbox",
-                  "eps": "list of epsilons in pixel units; strings like '8/255' are allowed",
-                  "label": "id used in results when two attacks would share one (default pgd-10, apgd-100, fgsm@foolbox, ...)",
-                  "params": "a table of the attack's parameters (the same as writing them as keys of the attack table)"}  # fmt: skip
+_ATTACK_FIELDS = {
+    "name": "registered attack name, e.g. fgsm, pgd, apgd, autoattack, fmn, or torchattacks:<Class>",
+    "backend": "native (default), torchattacks or foolbox",
+    "eps": "list of epsilons in pixel units; strings like '8/255' are allowed",
+    "label": "id used in results when two attacks would share one (default pgd-10, apgd-100, fgsm@foolbox, ...)",
+    "params": "a table of the attack's parameters (the same as writing them as keys of the attack table)",
+}
 _SPEC_LEVEL_OPTIONS = sorted(set(AttackOptions.__annotations__) - {"targeted"})  # seed, precision, ...: one value per spec
 
 
@@ -165,8 +167,10 @@ def _attack_params(where: str, raw: dict[str, Any]) -> dict[str, Any]:
         if key in params:
             raise _fail(f"{where}.{key}", f"{key} is a spec-level field (one value for every attack); set it at the top of the spec")
     if params.get("targeted") is True:
-        raise _fail(f"{where}.targeted", "targeted attacks need target labels, which sweeps do not take; leave targeted = false "
-                    "(apgd-t picks its own target classes)")  # fmt: skip
+        raise _fail(
+            f"{where}.targeted",
+            "targeted attacks need target labels, which sweeps do not take; leave targeted = false (apgd-t picks its own target classes)",
+        )
     return params
 
 
@@ -269,8 +273,16 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     }
     if isinstance(rest.get("generalisation"), list):
         rest["generalisation"] = tuple(rest["generalisation"])
-    spec = SweepSpec(name=str(raw.get("name", default_name)), models=tuple(models), attacks=attacks, modes=tuple(modes),
-                     seeds=tuple(seeds), plugins=tuple(plugins), model_options=model_options, **rest)  # fmt: skip
+    spec = SweepSpec(
+        name=str(raw.get("name", default_name)),
+        models=tuple(models),
+        attacks=attacks,
+        modes=tuple(modes),
+        seeds=tuple(seeds),
+        plugins=tuple(plugins),
+        model_options=model_options,
+        **rest,
+    )
     spec = validate(spec)
     return validate(replace(spec, transfer=tuple(_transfer(i, t, spec) for i, t in enumerate(transfer_raw))))
 

@@ -77,11 +77,33 @@ def plan_transfer(
     for target in t.targets:
         for source in dict.fromkeys([*t.sources, (target,)]):  # the diagonal: the white-box reference
             label = t.source_label(source)
-            h = config_hash([target, shas[target], "transfer", [[s, shas[s]] for s in source], t.attack.name, t.attack.backend,
-                             t.attack.params, list(t.attack.eps), spec.seed, data_key])  # fmt: skip
-            cells[(target, label)] = TransferCell(model=infos[target], attack=t.attack.key, name=t.attack.name, backend=t.attack.backend,
-                                                  norm=traits.norm, mode="independent", params=dict(t.attack.params), config_hash=h,
-                                                  traits=traits.as_dict(), eps=list(t.attack.eps), source=label)  # fmt: skip
+            h = config_hash(
+                [
+                    target,
+                    shas[target],
+                    "transfer",
+                    [[s, shas[s]] for s in source],
+                    t.attack.name,
+                    t.attack.backend,
+                    t.attack.params,
+                    list(t.attack.eps),
+                    spec.seed,
+                    data_key,
+                ]
+            )
+            cells[(target, label)] = TransferCell(
+                model=infos[target],
+                attack=t.attack.key,
+                name=t.attack.name,
+                backend=t.attack.backend,
+                norm=traits.norm,
+                mode="independent",
+                params=dict(t.attack.params),
+                config_hash=h,
+                traits=traits.as_dict(),
+                eps=list(t.attack.eps),
+                source=label,
+            )
         h = config_hash([cells[(target, s)].config_hash for s in (t.source_label(x) for x in t.sources)] + [target, "transfer indicator"])
         indicators[target] = ProbeCell(infos[target], t.key, h, kind="indicators")
     return TransferUnits(t, cells, indicators)
@@ -92,8 +114,16 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return finite_logits(model(x).float()).argmax(dim=1)
 
 
-def _craft_batch(job: TransferJob, units: TransferUnits, models: dict[str, nn.Module], b: int, idx: torch.Tensor, x: torch.Tensor,
-                 y: torch.Tensor, todo: set[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:  # fmt: skip
+def _craft_batch(
+    job: TransferJob,
+    units: TransferUnits,
+    models: dict[str, nn.Module],
+    b: int,
+    idx: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    todo: set[tuple[str, str]],
+) -> dict[tuple[str, str], np.ndarray]:
     """(target, source) -> predictions (K, B) for one batch: each source's images made once per eps."""
 
     t = units.spec
@@ -129,11 +159,25 @@ def _indicator_rows(
         for k, eps in enumerate(t.attack.eps):
             gap = float(black[k].mean() - white[k].mean())
             hit = gap < -MARGIN and int(white[k].sum() - black[k].sum()) >= 2
-            rows.append({"attack": t.attack.key, "source": label, "indicator": INDICATOR, "level": "attack", "value": gap, "threshold": -MARGIN,
-                         "triggered": hit, "skipped": False,
-                         "detail": f"at eps {eps:.4g}, crafted on {label}: {black[k].mean():.1%} vs white-box {white[k].mean():.1%}"
-                                   + ("; the target's own gradients are masked: its white-box robustness is overstated, attack it with "
-                                      "a transfer or query-only attack (square, autoattack)" if hit else "")})  # fmt: skip
+            rows.append(
+                {
+                    "attack": t.attack.key,
+                    "source": label,
+                    "indicator": INDICATOR,
+                    "level": "attack",
+                    "value": gap,
+                    "threshold": -MARGIN,
+                    "triggered": hit,
+                    "skipped": False,
+                    "detail": f"at eps {eps:.4g}, crafted on {label}: {black[k].mean():.1%} vs white-box {white[k].mean():.1%}"
+                    + (
+                        "; the target's own gradients are masked: its white-box robustness is overstated, attack it with "
+                        "a transfer or query-only attack (square, autoattack)"
+                        if hit
+                        else ""
+                    ),
+                }
+            )
     keys = ["attack", "source", "indicator", "level", "value", "threshold", "triggered", "skipped", "detail"]
     return {k: np.asarray([r[k] for r in rows], dtype=object if isinstance(rows[0][k], str) else None) for k in keys} if rows else {}
 

@@ -15,8 +15,10 @@ def check_epochs(epochs: object) -> int:
     """``epochs`` as an int >= 1, or a one-line UsageError: a run of 0 epochs would write an
     untrained checkpoint as if it were a trained one."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise UsageError(f"epochs must be a whole number >= 1, got {epochs!r}: {epochs!r} epochs would write an untrained checkpoint; "
-                         "pass --epochs 1 or more, or leave it out for the recipe's")  # fmt: skip
+        raise UsageError(
+            f"epochs must be a whole number >= 1, got {epochs!r}: {epochs!r} epochs would write an untrained checkpoint; "
+            "pass --epochs 1 or more, or leave it out for the recipe's"
+        )
     return epochs
 
 
@@ -72,14 +74,37 @@ RECIPES: dict[str, Recipe] = {
     "paper": Recipe("paper", lr=0.1, epochs=300, schedule="step", crop_padding=4),
     "cosine": Recipe("cosine", lr=0.1, epochs=200, schedule="cosine", crop_padding=4),
     # A few epochs on 2 CPU cores: warm-up then cosine decay, light crops.
-    "fast": Recipe("fast", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2, label_smoothing=0.05),
+    "fast": Recipe(
+        "fast", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2, label_smoothing=0.05
+    ),
     # Adversarial training on top of "fast" (eps and epochs set by the zoo entry): FGSM from a uniform
     # random start with step 1.25 eps and a one-cycle schedule ("Fast is better than free"), or PGD.
-    "fgsm-at": Recipe("fgsm-at", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2,
-                      adversarial="fgsm", train_eps=4 / 255, guard_samples=256),
-    "pgd-at": Recipe("pgd-at", lr=0.08, epochs=6, schedule="onecycle", warmup_fraction=0.15, nesterov=True, crop_padding=2,
-                     adversarial="pgd", train_eps=4 / 255, attack_steps=5, guard_samples=256),
-}  # fmt: skip
+    "fgsm-at": Recipe(
+        "fgsm-at",
+        lr=0.08,
+        epochs=6,
+        schedule="onecycle",
+        warmup_fraction=0.15,
+        nesterov=True,
+        crop_padding=2,
+        adversarial="fgsm",
+        train_eps=4 / 255,
+        guard_samples=256,
+    ),
+    "pgd-at": Recipe(
+        "pgd-at",
+        lr=0.08,
+        epochs=6,
+        schedule="onecycle",
+        warmup_fraction=0.15,
+        nesterov=True,
+        crop_padding=2,
+        adversarial="pgd",
+        train_eps=4 / 255,
+        attack_steps=5,
+        guard_samples=256,
+    ),
+}
 
 
 def get_recipe(name: str) -> Recipe:

@@ -48,8 +48,10 @@ def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
         (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     return torch.optim.SGD(
         [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
-    )  # fmt: skip
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+    )
 
 
 def _momentum_state(opt: torch.optim.SGD) -> dict[str, torch.Tensor]:
@@ -128,8 +130,16 @@ def _split_guard(
     return train.subset(len(train) - recipe.guard_samples), gx.to(device), gy.to(device)
 
 
-def _run_epoch(net: nn.Module, model: nn.Module, opt: torch.optim.SGD, train: ImageDataset, recipe: Recipe, epoch: int, epochs: int,
-               config: TrainConfig) -> tuple[float, float, int]:  # fmt: skip
+def _run_epoch(
+    net: nn.Module,
+    model: nn.Module,
+    opt: torch.optim.SGD,
+    train: ImageDataset,
+    recipe: Recipe,
+    epoch: int,
+    epochs: int,
+    config: TrainConfig,
+) -> tuple[float, float, int]:
     """One pass over ``train``; returns (mean loss, train accuracy, images this rank saw)."""
     ddp, device = config.ddp, torch.device(config.device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -174,8 +184,10 @@ def _run_epoch(net: nn.Module, model: nn.Module, opt: torch.optim.SGD, train: Im
 
 def _epoch_line(config: TrainConfig, record: dict[str, float], epochs: int, images: int) -> str:
     guard = f"  held-out PGD acc {record['guard_pgd_accuracy']:.3f}" if "guard_pgd_accuracy" in record else ""
-    return (f"{config.label + ' ' if config.label else ''}epoch {int(record['epoch'])}/{epochs}: loss {record['loss']:.3f}  "
-            f"train acc {record['train_accuracy']:.3f}  test acc {record['test_accuracy']:.3f}{guard}  {images / record['seconds']:.0f} img/s")  # fmt: skip
+    return (
+        f"{config.label + ' ' if config.label else ''}epoch {int(record['epoch'])}/{epochs}: loss {record['loss']:.3f}  "
+        f"train acc {record['train_accuracy']:.3f}  test acc {record['test_accuracy']:.3f}{guard}  {images / record['seconds']:.0f} img/s"
+    )
 
 
 def _save_resume(out: Path, model: nn.Module, opt: torch.optim.SGD, base_meta: dict[str, Any], done: _Progress, epoch: int) -> None:
@@ -200,13 +212,16 @@ def _keep_best(
         model.load_state_dict(weights)
         test_acc = clean_accuracy(model, test, device=config.device)
         if config.progress and config.main:
-            print(f"{config.label + ' ' if config.label else ''}kept epoch {kept} (held-out PGD accuracy {accuracy:.3f}, the best); later epochs lost it",
-                  flush=True)  # fmt: skip
+            print(
+                f"{config.label + ' ' if config.label else ''}kept epoch {kept} (held-out PGD accuracy {accuracy:.3f}, the best); later epochs lost it",
+                flush=True,
+            )
     return test_acc, guard
 
 
-def train_model(model: nn.Module, train: ImageDataset, test: ImageDataset, recipe: Recipe, config: TrainConfig | None = None,
-                **overrides: Any) -> TrainResult:  # fmt: skip
+def train_model(
+    model: nn.Module, train: ImageDataset, test: ImageDataset, recipe: Recipe, config: TrainConfig | None = None, **overrides: Any
+) -> TrainResult:
     """Train ``model`` (built by :func:`robust_attn.create_model`) and write it to ``config.out``.
 
     ``overrides`` set fields of :class:`TrainConfig` (``train_model(m, tr, te, recipe, seed=1, out=path)``).
@@ -238,16 +253,29 @@ def train_model(model: nn.Module, train: ImageDataset, test: ImageDataset, recip
     done = _restore(model, opt, config, out, epochs)
     train, guard_x, guard_y = _split_guard(train, recipe, device)
     base_meta = {
-        "dataset": train.name, "classes": list(train.classes), "mean": list(train.mean), "std": list(train.std),
-        "image_shape": list(train.image_shape), "recipe": recipe.to_dict(), "epochs": epochs, "seed": config.seed,
-        "train_size": len(train), "versions": library_versions(), **config.metadata,
-    }  # fmt: skip
+        "dataset": train.name,
+        "classes": list(train.classes),
+        "mean": list(train.mean),
+        "std": list(train.std),
+        "image_shape": list(train.image_shape),
+        "recipe": recipe.to_dict(),
+        "epochs": epochs,
+        "seed": config.seed,
+        "train_size": len(train),
+        "versions": library_versions(),
+        **config.metadata,
+    }
     world = config.ddp.world if config.ddp is not None else 1
     for epoch in range(done.start_epoch, epochs):
         t0 = time.perf_counter()
         loss, train_acc, seen = _run_epoch(net, model, opt, train, recipe, epoch, epochs, config)
-        record = {"epoch": epoch + 1, "loss": loss, "train_accuracy": train_acc, "test_accuracy": clean_accuracy(model, test, device=device),
-                  "seconds": time.perf_counter() - t0}  # fmt: skip
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss,
+            "train_accuracy": train_acc,
+            "test_accuracy": clean_accuracy(model, test, device=device),
+            "seconds": time.perf_counter() - t0,
+        }
         done.seconds += record["seconds"]
         done.images_seen += seen * world  # this rank saw every world-th row of each batch
         if guard_x is not None and guard_y is not None:

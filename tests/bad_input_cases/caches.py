@@ -28,8 +28,14 @@ def _cached_vgg() -> Path:
     torch.manual_seed(0)
     model = ra.create_model(entry.model, num_classes=10, **entry.model_kwargs)
     classes = list(ra.load_dataset("builtin", "test", n=1).classes)
-    meta = {"dataset": "builtin", "image_shape": [3, 32, 32], "classes": classes, "clean_accuracy": 0.1, "zoo_entry": entry.config(),
-            "zoo_name": entry.name}  # fmt: skip
+    meta = {
+        "dataset": "builtin",
+        "image_shape": [3, 32, 32],
+        "classes": classes,
+        "clean_accuracy": 0.1,
+        "zoo_entry": entry.config(),
+        "zoo_name": entry.name,
+    }
     path = checkpoint_path(entry)
     ra.save_checkpoint(path, model, meta)
     return path

@@ -17,8 +17,11 @@ def study_line(ctx: Context) -> str:
     ds = run.manifest.get("dataset", {})
     archs = len(ctx.members)
     plural = "architecture" if archs == 1 else "architectures"
-    pop = f"{len(run.models)} models = {archs} {plural} x {ctx.seeds} training seeds" if ctx.seeds >= 2 else (
-        f"{len(run.models)} model(s) of {archs} {plural}, one training run each")  # fmt: skip
+    pop = (
+        f"{len(run.models)} models = {archs} {plural} x {ctx.seeds} training seeds"
+        if ctx.seeds >= 2
+        else (f"{len(run.models)} model(s) of {archs} {plural}, one training run each")
+    )
     attacks = [a for a in run.attacks if any(k[1] == a for k in run.cells)]
     modes = ", ".join(run.manifest.get("spec", {}).get("modes", []))
     others = [t for t in dict.fromkeys(run.results["threat_model"].dropna()) if t != "white-box"] if "threat_model" in run.results else []
@@ -43,10 +46,15 @@ def answer_section(ctx: Context) -> list[Block]:
     claims, curve = ctx.claims, ctx.headline
     if len(claims) or len(curve):
         what = "the pointwise worst of all L-inf attacks" if ctx.focus == ALL_ATTACKS else str(ctx.focus)
-        caption = (f"The paper's claims and the headline curve. Left: the claims, each architecture's difference from its baseline "
-                   f"with its 95% interval (zero line: no difference); verdict at the right, hollow and dashed where fragile "
-                   f"({FRAGILE_NOTE})." + (f" Right: the headline curve, {what}." if len(curve) else "")) if len(claims) else (
-                   f"The headline curve: {what}, with 95% bands.")  # fmt: skip
+        caption = (
+            (
+                f"The paper's claims and the headline curve. Left: the claims, each architecture's difference from its baseline "
+                f"with its 95% interval (zero line: no difference); verdict at the right, hollow and dashed where fragile "
+                f"({FRAGILE_NOTE})." + (f" Right: the headline curve, {what}." if len(curve) else "")
+            )
+            if len(claims)
+            else (f"The headline curve: {what}, with 95% bands.")
+        )
         used = height_of(blocks) + 0.35  # the caption line below the figure in the Markdown and HTML is not on the page
         height = max(HEIGHT - used - 0.05, 3.0)  # the rest of page 1: the answer stays on one page
         blocks.append(Plot("summary", caption, lambda c: figures.summary_figure(c, claims, curve, _colours(ctx), _markers(ctx)), height))

@@ -28,10 +28,12 @@ def appendix_section(ctx: Context) -> list[Block]:
     from robust_attn.reports.pdf import HEIGHT
 
     side = min((HEIGHT - 1.3) / rows, 0.75 + 0.22 * len(models) + 0.06 * max(len(m) for m in figures.short_names(models).values()))
-    note = (f"At eps = {format_eps(eps)}, each panel compares two trained model instances on the same samples: the cell in row A, column B "
-            "is A's accuracy minus B's in points; outlined: exact two-sided McNemar p < 0.05 (thick outline: p < 0.01), faded: not "
-            "significant. Instances, not architectures: another training run of the same architecture can differ by more than these "
-            "gaps. Every attack, eps and pair is in paired.csv and the full listing.")  # fmt: skip
+    note = (
+        f"At eps = {format_eps(eps)}, each panel compares two trained model instances on the same samples: the cell in row A, column B "
+        "is A's accuracy minus B's in points; outlined: exact two-sided McNemar p < 0.05 (thick outline: p < 0.01), faded: not "
+        "significant. Instances, not architectures: another training run of the same architecture can differ by more than these "
+        "gaps. Every attack, eps and pair is in paired.csv and the full listing."
+    )
     listing = paired.assign(attack=paired["attack"].replace({ALL_ATTACKS: "all attacks"}))
     return [
         Heading(TITLE, new_page=True),

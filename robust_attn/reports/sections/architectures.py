@@ -13,9 +13,11 @@ from robust_attn.reports.tables import ALL_ATTACKS, budget_mismatch, headline_ro
 from robust_attn.reports.verdicts import FRAGILE_NOTE, claim_name, difference, is_fragile
 
 CLAIMS, ARCHITECTURES = "The paper's claims", "Architectures"
-INSTANCES_ONLY = ("Each architecture has one trained model in this run, so every comparison here is between model instances: another "
-                  "training run of the same architecture can land elsewhere, and no architecture-level claim is made. Sweep several "
-                  "training seeds (spec field seeds = [0, 1, 2]) for architecture-level intervals.")  # fmt: skip
+INSTANCES_ONLY = (
+    "Each architecture has one trained model in this run, so every comparison here is between model instances: another "
+    "training run of the same architecture can land elsewhere, and no architecture-level claim is made. Sweep several "
+    "training seeds (spec field seeds = [0, 1, 2]) for architecture-level intervals."
+)
 
 
 def claims_section(ctx: Context) -> list[Block]:
@@ -35,10 +37,12 @@ def claims_section(ctx: Context) -> list[Block]:
         },
         row_style=["fragile" if f else "" for f in claims["fragile"]],
     )
-    note = ("The claims of Jetley et al. (2018) tested at the architecture level on this data: accuracies, or the Jaccard index of the "
-            "binarised mean attention map against the object mask vs the best of the baseline's input-gradient saliency, Grad-CAM, "
-            "Grad-CAM++ and a centred box, or a linear probe's accuracy on frozen features of data sets the models never saw. Supported: the 95% "
-            f"interval lies above 0; not supported: below 0; inconclusive: it contains 0. Shaded rows are {FRAGILE_NOTE}.")  # fmt: skip
+    note = (
+        "The claims of Jetley et al. (2018) tested at the architecture level on this data: accuracies, or the Jaccard index of the "
+        "binarised mean attention map against the object mask vs the best of the baseline's input-gradient saliency, Grad-CAM, "
+        "Grad-CAM++ and a centred box, or a linear probe's accuracy on frozen features of data sets the models never saw. Supported: the 95% "
+        f"interval lies above 0; not supported: below 0; inconclusive: it contains 0. Shaded rows are {FRAGILE_NOTE}."
+    )
     if ctx.seeds < 2:
         note += " With one seed per architecture no verdict is given: instances only."
     return [Heading(CLAIMS), Paragraph(note, style="note"), table]
@@ -51,22 +55,36 @@ def architecture_section(ctx: Context) -> list[Block]:
     blocks: list[Block] = [Heading(ARCHITECTURES)]
     budget = budget_mismatch(run)
     if budget:
-        blocks.append(Paragraph(f" ({'; '.join(budget)}). Differences mix architecture and training length; train them with one budget "
-                                "before comparing architectures.", lead="Warning: the compared models were trained with different budgets",
-                                style="alert"))  # fmt: skip
+        blocks.append(
+            Paragraph(
+                f" ({'; '.join(budget)}). Differences mix architecture and training length; train them with one budget "
+                "before comparing architectures.",
+                lead="Warning: the compared models were trained with different budgets",
+                style="alert",
+            )
+        )
     if ctx.seeds < 2:
         return [*blocks, Paragraph(INSTANCES_ONLY)]
     arch = ctx.arch
-    blocks.append(Paragraph(
-        f"{len(ctx.members)} architectures, {_seed_counts(ctx)} training seeds each. Accuracy is the mean over seeds and samples; the 95% "
-        "interval counts both seed-to-seed and sample-to-sample variation (crossed random effects, method of moments, Satterthwaite t; "
-        "robust_attn.archstats). Differences pair the samples; p tests 'no difference'.", style="note"))  # fmt: skip
+    blocks.append(
+        Paragraph(
+            f"{len(ctx.members)} architectures, {_seed_counts(ctx)} training seeds each. Accuracy is the mean over seeds and samples; the 95% "
+            "interval counts both seed-to-seed and sample-to-sample variation (crossed random effects, method of moments, Satterthwaite t; "
+            "robust_attn.archstats). Differences pair the samples; p tests 'no difference'.",
+            style="note",
+        )
+    )
     blocks += _accuracy_tables(ctx)
     blocks += _pair_tables(ctx)
     rows = int(-(-len({a for a in arch["attack"] if a != "clean"}) // 3))
-    blocks.append(Plot("architectures", "Architecture-level accuracy curves: mean over seeds and samples with 95% bands; thin lines: each seed",
-                       lambda c: figures.architecture_curves(c, arch, ctx.table, ctx.members, ctx.arch_colours, ctx.markers),
-                       1.0 + 2.55 * rows))  # fmt: skip
+    blocks.append(
+        Plot(
+            "architectures",
+            "Architecture-level accuracy curves: mean over seeds and samples with 95% bands; thin lines: each seed",
+            lambda c: figures.architecture_curves(c, arch, ctx.table, ctx.members, ctx.arch_colours, ctx.markers),
+            1.0 + 2.55 * rows,
+        )
+    )
     return blocks
 
 

@@ -30,10 +30,15 @@ def attention_section(ctx: Context) -> list[Block]:
     attack = probes[0]["attack"]
     classes = list(run.manifest.get("dataset", {}).get("classes", []))
     n = int(run.drift["sample"].nunique()) if not run.drift.empty else 0
-    blocks: list[Block] = [Heading(ATTENTION), Paragraph(
-        f"{n} test images attacked with {attack} (the sweep's parameters, independent per eps) during the sweep. Each mosaic shows, per "
-        "training seed, the first images clean and at each shown eps with the model's prediction, and each stage's attention map over "
-        "the image; drift compares clean and adversarial maps of the same image.", style="note")]  # fmt: skip
+    blocks: list[Block] = [
+        Heading(ATTENTION),
+        Paragraph(
+            f"{n} test images attacked with {attack} (the sweep's parameters, independent per eps) during the sweep. Each mosaic shows, per "
+            "training seed, the first images clean and at each shown eps with the model's prediction, and each stage's attention map over "
+            "the image; drift compares clean and adversarial maps of the same image.",
+            style="note",
+        ),
+    ]
     groups: dict[str, list[tuple[str, dict[str, np.ndarray], list[str]]]] = {}
     for p in probes:
         if p["model"] in run.examples:
@@ -41,13 +46,25 @@ def attention_section(ctx: Context) -> list[Block]:
     for arch, seeds in groups.items():
         name = "attention_" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in arch)
         draw = partial(figures.attention_mosaic, arch=arch, seeds=seeds, classes=classes, attack=attack)
-        blocks.append(Plot(name, f"attention maps of {arch} ({len(seeds)} model(s))", draw, _mosaic_height(seeds)))  # fmt: skip
+        blocks.append(Plot(name, f"attention maps of {arch} ({len(seeds)} model(s))", draw, _mosaic_height(seeds)))
     drift = drift_summary(run)
     if not drift.empty:
-        blocks.append(Plot("attention_drift", "Attention drift vs eps: clean vs adversarial maps of the same image",
-                           lambda c: figures.drift_curves(c, drift, ctx.arch_of, ctx.arch_colours, attack), 3.1))  # fmt: skip
-        blocks.append(table_from(drift, {"eps": format_eps, "one_minus_iou": lambda v: f"{v:.3f}", "cosine": lambda v: f"{v:.3f}"},
-                                 title="Attention drift per model, stage and eps (mean over images)", detail=True))  # fmt: skip
+        blocks.append(
+            Plot(
+                "attention_drift",
+                "Attention drift vs eps: clean vs adversarial maps of the same image",
+                lambda c: figures.drift_curves(c, drift, ctx.arch_of, ctx.arch_colours, attack),
+                3.1,
+            )
+        )
+        blocks.append(
+            table_from(
+                drift,
+                {"eps": format_eps, "one_minus_iou": lambda v: f"{v:.3f}", "cosine": lambda v: f"{v:.3f}"},
+                title="Attention drift per model, stage and eps (mean over images)",
+                detail=True,
+            )
+        )
     return blocks
 
 
@@ -56,11 +73,16 @@ def segmentation_section(ctx: Context) -> list[Block]:
     if not ctx.attention or seg.empty:
         return []
     attack = next((p["attack"] for p in ctx.run.probes), "")
-    blocks: list[Block] = [Heading(SEGMENTATION), Paragraph(
-        "Each map is upsampled to the input size and binarised at the uniform level (a pixel is foreground when its attention exceeds "
-        "1/(H*W), the map's mean); the Jaccard index against the ground-truth object mask is averaged over images (per-image rows in "
-        "segmentation.parquet). Baselines: input-gradient saliency, Grad-CAM and Grad-CAM++ (captum, on the last convolution) of each "
-        "model without attention, binarised the same way, and a centred box covering the middle half of each side.", style="note")]  # fmt: skip
+    blocks: list[Block] = [
+        Heading(SEGMENTATION),
+        Paragraph(
+            "Each map is upsampled to the input size and binarised at the uniform level (a pixel is foreground when its attention exceeds "
+            "1/(H*W), the map's mean); the Jaccard index against the ground-truth object mask is averaged over images (per-image rows in "
+            "segmentation.parquet). Baselines: input-gradient saliency, Grad-CAM and Grad-CAM++ (captum, on the last convolution) of each "
+            "model without attention, binarised the same way, and a centred box covering the middle half of each side.",
+            style="note",
+        ),
+    ]
     blocks.append(
         Plot(
             "segmentation",
@@ -79,8 +101,16 @@ def _jaccard_table(seg: pd.DataFrame, arch_of: dict[str, str], *, per_architectu
     per model (the full listing)."""
     if per_architecture:
         arch = seg["model"].map(lambda m: arch_of.get(m, m))
-        label = [("centred box" if k == "centred box" else f"{BASELINE_MAPS[k]} ({a})" if k in BASELINE_MAPS else
-                  f"{a} {'mean of stages' if st == 'mean' else st}") for k, a, st in zip(seg["kind"], arch, seg["stage"])]  # fmt: skip
+        label = [
+            (
+                "centred box"
+                if k == "centred box"
+                else f"{BASELINE_MAPS[k]} ({a})"
+                if k in BASELINE_MAPS
+                else f"{a} {'mean of stages' if st == 'mean' else st}"
+            )
+            for k, a, st in zip(seg["kind"], arch, seg["stage"])
+        ]
         seg = seg.assign(method=label)
     g = seg.groupby(["method", "eps"], sort=False)["jaccard"]
     stats = pd.DataFrame({"mean": g.mean(), "low": g.min(), "high": g.max(), "n": g.size()}).reset_index()
@@ -92,8 +122,11 @@ def _jaccard_table(seg: pd.DataFrame, arch_of: dict[str, str], *, per_architectu
         shown[format_eps(float(e))] = [_jaccard(at.loc[m]) if m in at.index else "-" for m in shown["method"]]
         keys[format_eps(float(e))] = [float(at.loc[m, "mean"]) if m in at.index else np.nan for m in shown["method"]]
     if per_architecture:
-        return Table(pd.DataFrame(shown), title="Jaccard index per architecture and eps: mean over seeds [lowest, highest seed] (higher is better)",
-                     keys=pd.DataFrame(keys))  # fmt: skip
+        return Table(
+            pd.DataFrame(shown),
+            title="Jaccard index per architecture and eps: mean over seeds [lowest, highest seed] (higher is better)",
+            keys=pd.DataFrame(keys),
+        )
     return Table(pd.DataFrame(shown), title="Jaccard index per model and eps", keys=pd.DataFrame(keys), detail=True)
 
 

@@ -13,9 +13,11 @@ from robust_attn.reports.context import Context
 from robust_attn.reports.tables import ALL_ATTACKS
 
 TITLE = "Accuracy per model"
-NOTE = ("Accuracy and its 95% Wilson interval (in %) at each eps (/255 for L-inf); AUC = area under accuracy vs eps over the eps range, "
-        "from eps = 0; eps at half clean = where accuracy falls to half of clean. Highlighted: best per column. 'all attacks': a "
-        "sample counts as robust only if it survives every L-inf attack (balls are nested, so an attack at a smaller eps also counts).")  # fmt: skip
+NOTE = (
+    "Accuracy and its 95% Wilson interval (in %) at each eps (/255 for L-inf); AUC = area under accuracy vs eps over the eps range, "
+    "from eps = 0; eps at half clean = where accuracy falls to half of clean. Highlighted: best per column. 'all attacks': a "
+    "sample counts as robust only if it survives every L-inf attack (balls are nested, so an attack at a smaller eps also counts)."
+)
 
 
 def summary_display(summary: pd.DataFrame, attack: str, mode: str) -> tuple[pd.DataFrame, pd.DataFrame, set[tuple[int, str]]]:
@@ -60,10 +62,23 @@ def models_section(ctx: Context) -> list[Block]:
     rows = int(-(-table["attack"].nunique() // 3))
     height = 0.95 + 2.5 * rows
     blocks: list[Block] = [Heading(TITLE)]
-    blocks.append(Plot("curves", "Accuracy vs eps per model (95% Wilson bands); solid = worst-case, dashed = independent per-eps attacks",
-                       lambda c: figures.accuracy_curves(c, table, ctx.colours, ctx.markers), height))  # fmt: skip
-    blocks.append(Plot("curves_relative", "Accuracy relative to clean vs eps per model",
-                       lambda c: figures.accuracy_curves(c, table, ctx.colours, ctx.markers, relative=True), height, detail=True))  # fmt: skip
+    blocks.append(
+        Plot(
+            "curves",
+            "Accuracy vs eps per model (95% Wilson bands); solid = worst-case, dashed = independent per-eps attacks",
+            lambda c: figures.accuracy_curves(c, table, ctx.colours, ctx.markers),
+            height,
+        )
+    )
+    blocks.append(
+        Plot(
+            "curves_relative",
+            "Accuracy relative to clean vs eps per model",
+            lambda c: figures.accuracy_curves(c, table, ctx.colours, ctx.markers, relative=True),
+            height,
+            detail=True,
+        )
+    )
     blocks.append(Paragraph(NOTE, style="note"))
     order = sorted(dict.fromkeys(zip(summ["attack"], summ["mode"])), key=lambda am: (am[1] != "worst-case", am[0] != ALL_ATTACKS))
     for attack, mode in order:

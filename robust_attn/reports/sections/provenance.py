@@ -48,14 +48,17 @@ def title_lines(run: Run) -> list[str]:
     ds = m.get("dataset", {})
     env = m.get("environment", {})
     cell_seconds = sum(c.get("seconds") or 0 for c in m.get("cells", [])) + sum(p.get("seconds") or 0 for p in run.probes)
-    lines = [f"spec: {spec.get('name', run.root.name)}    run directory: {run.root}",
-             f"data: {ds.get('name')} {ds.get('split')} split, {ds.get('n')} samples (seed {ds.get('seed')})",
-             f"device: {m.get('device')} ({m.get('device_name')}), {env.get('torch_threads')} threads, torch {env.get('torch_cpu_capability')} kernels; "
-             f"attack time {cell_seconds:.0f} s over {len(m.get('cells', []))} cells and {len(run.probes)} probes "
-             f"(last sweep invocation {m.get('wall_seconds', 0):.0f} s, resumed cells are not redone)",
-             f"created: {m.get('created')}    report: {datetime.now(UTC).isoformat(timespec='seconds')}    git: {m.get('git_commit')}",
-             f"modes: {', '.join(spec.get('modes', []))}; precision {spec.get('precision')}; batch size {spec.get('batch_size')}", "",
-             f"models (clean accuracy on these {len(run.labels)} samples; at training; training budget):"]  # fmt: skip
+    lines = [
+        f"spec: {spec.get('name', run.root.name)}    run directory: {run.root}",
+        f"data: {ds.get('name')} {ds.get('split')} split, {ds.get('n')} samples (seed {ds.get('seed')})",
+        f"device: {m.get('device')} ({m.get('device_name')}), {env.get('torch_threads')} threads, torch {env.get('torch_cpu_capability')} kernels; "
+        f"attack time {cell_seconds:.0f} s over {len(m.get('cells', []))} cells and {len(run.probes)} probes "
+        f"(last sweep invocation {m.get('wall_seconds', 0):.0f} s, resumed cells are not redone)",
+        f"created: {m.get('created')}    report: {datetime.now(UTC).isoformat(timespec='seconds')}    git: {m.get('git_commit')}",
+        f"modes: {', '.join(spec.get('modes', []))}; precision {spec.get('precision')}; batch size {spec.get('batch_size')}",
+        "",
+        f"models (clean accuracy on these {len(run.labels)} samples; at training; training budget):",
+    ]
     ref_w = max((len(r) for r in run.models), default=0)
     arch_w = max((len(str(run.model_info(r).get("architecture") or "?")) for r in run.models), default=0)
     for ref in run.models:
@@ -76,8 +79,11 @@ def title_lines(run: Run) -> list[str]:
             "  "
             + " ".join(x for x in (a.get("name", "?"), f"[{a.get('backend', 'native')}]", params, f"| eps: {grid}" if grid else "") if x)
         )
-    lines += ["", "library versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
-              f"environment: {env.get('cpu')} ({', '.join(env.get('cpu_flags', []))}); {env.get('platform')}"]  # fmt: skip
+    lines += [
+        "",
+        "library versions: " + ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items()),
+        f"environment: {env.get('cpu')} ({', '.join(env.get('cpu_flags', []))}); {env.get('platform')}",
+    ]
     return lines
 
 

@@ -55,11 +55,23 @@ def corruption_section(ctx: Context) -> list[Block]:
     blocks.append(_severity_table(arch, ctx))
     comparison = threats.corruption_comparison(run) if ctx.seeds >= 2 else pd.DataFrame()
     if len(comparison):
-        blocks.append(_comparison_table(comparison, "severity", "Attention vs baseline under corruptions (mean over corruptions)",
-                                        "Positive: the attention population keeps more images; an interval that contains 0 is no evidence."))  # fmt: skip
+        blocks.append(
+            _comparison_table(
+                comparison,
+                "severity",
+                "Attention vs baseline under corruptions (mean over corruptions)",
+                "Positive: the attention population keeps more images; an interval that contains 0 is no evidence.",
+            )
+        )
     height = threat_figures.corruption_height(len(ctx.members))
-    blocks.append(Plot("corruptions", "Accuracy under common corruptions: per corruption (left) and per severity (right)",
-                       lambda c: threat_figures.corruption_figure(c, table, ctx.arch_of, ctx.arch_colours), height))  # fmt: skip
+    blocks.append(
+        Plot(
+            "corruptions",
+            "Accuracy under common corruptions: per corruption (left) and per severity (right)",
+            lambda c: threat_figures.corruption_figure(c, table, ctx.arch_of, ctx.arch_colours),
+            height,
+        )
+    )
     blocks.append(table_from(table, {"accuracy": pct, "clean": pct}, title="Accuracy per model, corruption and severity", detail=True))
     return blocks
 
@@ -98,21 +110,37 @@ def transfer_section(ctx: Context) -> list[Block]:
     ]
     for k, (attack, sub) in enumerate(matrix.groupby("attack", sort=False)):  # one figure per [[transfer]] section
         models = list(dict.fromkeys([*sub["target"], *sub["source"]]))
-        blocks.append(Plot("transfer" + (f"-{k + 1}" if k else ""), f"Transfer matrices ({attack}): target accuracy (rows) on images "
-                           "crafted on each source (columns), per eps", partial(threat_figures.transfer_figure, matrix=sub),
-                           threat_figures.transfer_height(models, sub["eps"].nunique())))  # fmt: skip
+        blocks.append(
+            Plot(
+                "transfer" + (f"-{k + 1}" if k else ""),
+                f"Transfer matrices ({attack}): target accuracy (rows) on images crafted on each source (columns), per eps",
+                partial(threat_figures.transfer_figure, matrix=sub),
+                threat_figures.transfer_height(models, sub["eps"].nunique()),
+            )
+        )
     if ctx.seeds >= 2:
         arch = threats.transfer_architecture(run)
         if len(arch):
             shown = arch.assign(accuracy=[pct_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
-            blocks.append(table_from(shown[["source", "target", "eps", "seeds", "accuracy"]], {"eps": format_eps},
-                                     rename={"accuracy": "target accuracy [95% CI]"},
-                                     title="Transfer between populations (sources averaged, a model is never its own source)"))  # fmt: skip
+            blocks.append(
+                table_from(
+                    shown[["source", "target", "eps", "seeds", "accuracy"]],
+                    {"eps": format_eps},
+                    rename={"accuracy": "target accuracy [95% CI]"},
+                    title="Transfer between populations (sources averaged, a model is never its own source)",
+                )
+            )
         asym = threats.transfer_asymmetry(run)
         if len(asym):
-            blocks.append(_comparison_table(asym, "eps", "Do attacks crafted on the baseline transfer to the attention models less than the other way round?",
-                                            "Difference: accuracy of the attention models on the baseline's images minus the baseline's accuracy "
-                                            "on the attention models' images; positive: the attention models resist transfer better."))  # fmt: skip
+            blocks.append(
+                _comparison_table(
+                    asym,
+                    "eps",
+                    "Do attacks crafted on the baseline transfer to the attention models less than the other way round?",
+                    "Difference: accuracy of the attention models on the baseline's images minus the baseline's accuracy "
+                    "on the attention models' images; positive: the attention models resist transfer better.",
+                )
+            )
     blocks.append(table_from(matrix, {"eps": format_eps, "accuracy": pct}, title="Every transfer cell", detail=True))
     return blocks
 
@@ -134,8 +162,20 @@ def generalisation_section(ctx: Context) -> list[Block]:
     if skipped:
         blocks.append(Paragraph("; ".join(str(v) for v in skipped.values()) + ".", lead="Skipped: ", style="note"))
     shown = arch.assign(accuracy=[pct_interval(a, lo, hi) for a, lo, hi in zip(arch["accuracy"], arch["ci_low"], arch["ci_high"])])
-    blocks.append(table_from(shown[["architecture", "dataset", "seeds", "accuracy"]], {}, rename={"accuracy": "probe accuracy [95% CI]"},
-                             title="Linear-probe test accuracy per population and unseen data set"))  # fmt: skip
-    blocks.append(Plot("generalisation", "Linear-probe accuracy on unseen data sets",
-                       lambda c: threat_figures.generalisation_figure(c, arch, ctx.arch_colours), 3.2))  # fmt: skip
+    blocks.append(
+        table_from(
+            shown[["architecture", "dataset", "seeds", "accuracy"]],
+            {},
+            rename={"accuracy": "probe accuracy [95% CI]"},
+            title="Linear-probe test accuracy per population and unseen data set",
+        )
+    )
+    blocks.append(
+        Plot(
+            "generalisation",
+            "Linear-probe accuracy on unseen data sets",
+            lambda c: threat_figures.generalisation_figure(c, arch, ctx.arch_colours),
+            3.2,
+        )
+    )
     return blocks
