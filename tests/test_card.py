@@ -208,3 +208,14 @@ def test_a_zoo_header_is_read_once_per_sweep(trained, tmp_path: Path, monkeypatc
     )
     ra.run_sweep(spec, tmp_path / "run", progress=False)
     assert calls == [str(trained[1])]
+
+
+def test_every_registered_model_source_is_exercised() -> None:
+    """Each kind of reference has a test that loads one through ``ra.load_model`` (checkpoint,
+    import, timm: above; zoo: test_checkpoint_zoo; robustbench: test_hub): a new source fails here
+    until it has one."""
+    from robust_attn.model_sources import _SOURCES
+    from robust_attn.resolve import source_for
+
+    source_for("builtin/vgg")  # registers the built-in and hub sources
+    assert {s.kind for s in _SOURCES} == {"zoo", "checkpoint", "import", "timm", "robustbench"}

@@ -121,6 +121,10 @@ MODEL_FIELDS: tuple[Field, ...] = (
     Field("train_size", "any", "no", "training images, as recorded"),
     Field("recipe", "any", "no", "training recipe, as recorded"),
     Field("classes", "any", "no", "the checkpoint's class names, as recorded"),
+    Field("attention", "list[string]", "no", "the names of its attention maps (empty: no attention protocol); the model card's"),
+    Field("source", "string", "no", "the kind of reference that served it: zoo, checkpoint, import, timm, robustbench"),
+    Field("image_shape", "list[integer] | null", "no", "(C, H, W) it was trained on; null: any size"),
+    Field("preprocessing", "object | null", "no", "resize, crop and interpolation it declares; null: images fed as they are"),
 )
 
 UNIT_FIELDS: tuple[Field, ...] = (
