@@ -179,3 +179,16 @@ def test_logit_ensemble_averages() -> None:
     a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     x = torch.rand(4, 3)
     torch.testing.assert_close(LogitEnsemble([a, b])(x), (a(x) + b(x)) / 2)
+
+
+def test_checks_read_each_transfer_cell_apart() -> None:
+    """Transfer cells of one attack differ only in their source: the sanity checks group rows by
+    cell (model, attack, mode, source), so a strong white-box curve and a weak transfer curve of the
+    same target are not read as one curve whose accuracy rises with eps."""
+    import pandas as pd
+
+    from robust_attn.reports.checks import accuracy_does_not_rise
+
+    rows = [{"model": "t", "attack": "pgd-10", "mode": "independent", "source": src, "eps": eps, "accuracy": acc, "ci_high": acc + 0.02}
+            for src, accs in (("t", (0.3, 0.1)), ("s", (0.95, 0.94))) for eps, acc in zip((1 / 255, 2 / 255), accs)]  # fmt: skip
+    assert accuracy_does_not_rise(pd.DataFrame(rows)).status == "pass"

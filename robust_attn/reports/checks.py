@@ -17,6 +17,8 @@ from robust_attn.epsilon import format_eps
 LARGE_EPS = 16 / 255  # an undefended 32x32 classifier should be near 0% under a strong attack here
 NEAR_ZERO = 0.10
 
+CELL = ["model", "attack", "mode", "source"]  # the rows of one cell (transfer cells of one attack differ in their source)
+
 
 @dataclass
 class Check:
@@ -52,7 +54,7 @@ def eps_zero_is_clean(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) 
 def accuracy_does_not_rise(results: pd.DataFrame) -> Check:
     name = "accuracy does not rise with eps"
     bad = []
-    for (model, attack, mode), g in results.groupby(["model", "attack", "mode"], sort=False):
+    for (model, attack, mode, _), g in results.groupby(CELL, sort=False, dropna=False):
         g = g.sort_values("eps")
         acc, high, eps = g["accuracy"].to_numpy(), g["ci_high"].to_numpy(), g["eps"].to_numpy()
         for j in range(1, len(g)):
@@ -109,8 +111,8 @@ def large_eps_near_zero(results: pd.DataFrame) -> Check:
 
 def libraries_agree(results: pd.DataFrame) -> Check:
     name = "torchattacks / foolbox cross-check"
-    grids = results.groupby(["model", "attack", "mode"])["eps"].agg(lambda e: tuple(sorted(e))).rename("grid")
-    results = results.join(grids, on=["model", "attack", "mode"])
+    grids = results.groupby(CELL, dropna=False)["eps"].agg(lambda e: tuple(sorted(e))).rename("grid")
+    results = results.join(grids, on=CELL)
     native = results[results["backend"] == "native"]
     other = results[results["backend"] != "native"]
     merged = other.merge(native, on=["model", "name", "mode", "eps"], suffixes=("", "_native"))

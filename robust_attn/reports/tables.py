@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -475,29 +476,22 @@ def verdict_of(low: float, high: float, seeds: int) -> str:
     return "instances only" if seeds < 2 else "supported" if low > 0 else "not supported" if high < 0 else "inconclusive"
 
 
+def difference_columns(d: Any, seeds: int) -> dict[str, object]:
+    """The columns every architecture-level comparison reports: the difference, its 95% interval,
+    p, the seeds per population and the verdict."""
+    return {"diff": d.value, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value, "seeds": seeds,
+            "verdict": verdict_of(d.low, d.high, seeds)}  # fmt: skip
+
+
 def claim_row(arch: str, base: str, claim: str, eps: float, measure: str, ya: np.ndarray, yb: np.ndarray) -> dict[str, object]:
     """One claim: population ``ya`` (seeds x samples) against ``yb`` on the same samples, with the
     architecture-level difference, its interval, p and verdict."""
     from robust_attn.archstats import architecture_difference
 
     d = architecture_difference(ya, yb)
-    seeds = min(len(ya), len(yb))
-    verdict = verdict_of(d.low, d.high, seeds)
-    return {
-        "architecture": arch,
-        "against": base,
-        "claim": claim,
-        "eps": eps,
-        "measure": measure,
-        "value": ya.mean(),
-        "baseline": yb.mean(),
-        "diff": d.value,
-        "ci_low": d.low,
-        "ci_high": d.high,
-        "p_value": d.p_value,
-        "seeds": seeds,
-        "verdict": verdict,
-    }
+    values = {"value": ya.mean(), "baseline": yb.mean()}
+    return {"architecture": arch, "against": base, "claim": claim, "eps": eps, "measure": measure, **values,
+            **difference_columns(d, min(len(ya), len(yb)))}  # fmt: skip
 
 
 # -- the headline: what page 1 and the appendix show ---------------------------------------------

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from robust_attn.reports.tables import architectures, baselines, claim_row, paper_claims, verdict_of
+from robust_attn.reports.tables import architectures, baselines, claim_row, difference_columns, paper_claims
 from robust_attn.rundir import Run
 
 
@@ -95,12 +95,7 @@ def corruption_comparison(run: Run) -> pd.DataFrame:
                     "severity": "all" if severity is None else severity,
                     "value": ya.mean(),
                     "baseline": yb.mean(),
-                    "diff": d.value,
-                    "ci_low": d.low,
-                    "ci_high": d.high,
-                    "p_value": d.p_value,
-                    "seeds": seeds,
-                    "verdict": verdict_of(d.low, d.high, seeds),
+                    **difference_columns(d, seeds),
                 }
             )
     return pd.DataFrame(rows)
@@ -195,12 +190,7 @@ def transfer_asymmetry(run: Run) -> pd.DataFrame:
                     "eps": eps,
                     "baseline_to_attention": to_att.mean(),
                     "attention_to_baseline": to_base.mean(),
-                    "diff": d.value,
-                    "ci_low": d.low,
-                    "ci_high": d.high,
-                    "p_value": d.p_value,
-                    "seeds": seeds,
-                    "verdict": verdict_of(d.low, d.high, seeds),
+                    **difference_columns(d, seeds),
                 }
             )
     return pd.DataFrame(rows)

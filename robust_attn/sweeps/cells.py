@@ -44,17 +44,12 @@ def build_evaluation(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Evalua
 
 
 def build_attack(a: AttackSpec, model: nn.Module, spec: SweepSpec) -> Attack:
-    """The attack of an ``[[attacks]]`` (or ``[[transfer]]``) table on ``model``."""
-    return create_attack(
-        a.name,
-        model,
-        backend=a.backend,
-        seed=spec.seed,
-        precision=spec.precision,
-        channels_last=spec.channels_last and a.backend == "native",
-        fold_bn=spec.fold_bn and a.backend == "native",
-        **a.params,
-    )
+    """The attack of an ``[[attacks]]`` (or ``[[transfer]]``) table on ``model``; an evaluation of
+    another kind is refused (see :func:`robust_attn.attacks.create_attack`)."""
+    built = build_evaluation(a, model, spec)
+    if not isinstance(built, Attack):
+        return create_attack(a.name, model, backend=a.backend)  # raises: the one-line refusal of a non-attack
+    return built
 
 
 def sweep_batch(
