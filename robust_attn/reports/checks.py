@@ -20,6 +20,11 @@ NEAR_ZERO = 0.10
 CELL = ["model", "attack", "mode", "source"]  # the rows of one cell (transfer cells of one attack differ in their source)
 
 
+def _cell(results: pd.DataFrame) -> list[str]:
+    """The columns that name a cell in ``results`` (tables without transfer rows may lack ``source``)."""
+    return [c for c in CELL if c in results.columns]
+
+
 @dataclass
 class Check:
     name: str
@@ -54,7 +59,8 @@ def eps_zero_is_clean(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) 
 def accuracy_does_not_rise(results: pd.DataFrame) -> Check:
     name = "accuracy does not rise with eps"
     bad = []
-    for (model, attack, mode, _), g in results.groupby(CELL, sort=False, dropna=False):
+    for key, g in results.groupby(_cell(results), sort=False, dropna=False):
+        model, attack, mode = key[:3]
         g = g.sort_values("eps")
         acc, high, eps = g["accuracy"].to_numpy(), g["ci_high"].to_numpy(), g["eps"].to_numpy()
         for j in range(1, len(g)):
@@ -111,8 +117,8 @@ def large_eps_near_zero(results: pd.DataFrame) -> Check:
 
 def libraries_agree(results: pd.DataFrame) -> Check:
     name = "torchattacks / foolbox cross-check"
-    grids = results.groupby(CELL, dropna=False)["eps"].agg(lambda e: tuple(sorted(e))).rename("grid")
-    results = results.join(grids, on=CELL)
+    grids = results.groupby(_cell(results), dropna=False)["eps"].agg(lambda e: tuple(sorted(e))).rename("grid")
+    results = results.join(grids, on=_cell(results))
     native = results[results["backend"] == "native"]
     other = results[results["backend"] != "native"]
     merged = other.merge(native, on=["model", "name", "mode", "eps"], suffixes=("", "_native"))
@@ -152,6 +158,8 @@ def _canonical(params: str) -> str:
 
 def run_checks(results: pd.DataFrame, clean: dict[str, tuple[int, int]]) -> list[Check]:
     """All checks in report order."""
+    if "source" in results:  # one dtype for the cell key: "" for the cells that are not transfer cells
+        results = results.assign(source=results["source"].astype(object).where(results["source"].notna(), "").astype(str))
     return [
         eps_zero_is_clean(results, clean),
         accuracy_does_not_rise(results),
