@@ -12,8 +12,10 @@ regime. ``recorded`` keeps the source's own record (a checkpoint's header) for t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from robust_attn.data.preprocessing import ROBUSTBENCH, Preprocessing
 
 REGIMES = ("clean", "fgsm-at", "pgd-at", "trades", "unknown")  # the known ones; a recipe may name its own
 
@@ -26,17 +28,6 @@ class Budget:
     train_size: int | None = None
     recipe: str | None = None
     seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What the model expects its [0, 1] images to be made into before its own normalisation:
-    resize, centre crop and interpolation (RobustBench's per-model preprocessing, timm's
-    ``pretrained_cfg``); None where the images are fed as they are."""
-
-    resize: int | None = None
-    crop: int | None = None
-    interpolation: str = "bilinear"
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,7 @@ class ModelCard:
             "recipe": self.budget.recipe,
             "classes": list(self.classes) if self.classes is not None else self.num_classes,
             "image_shape": list(self.image_shape) if self.image_shape is not None else None,
-            "preprocessing": asdict(self.preprocessing) if self.preprocessing is not None else None,
+            "preprocessing": self.preprocessing.record() if self.preprocessing is not None else None,
         }
 
 
@@ -121,6 +112,19 @@ def _budget(record: dict[str, Any]) -> Budget:
         str(recipe.get("name")) if isinstance(recipe, dict) else (str(recipe) if recipe else None),
         float(seconds) if isinstance(seconds, int | float) else None,
     )
+
+
+def _preprocessing(value: Any) -> Preprocessing | None:
+    """A record's declared preprocessing: RobustBench's name for it, or resize/crop/interpolation."""
+    if isinstance(value, Preprocessing):
+        return value
+    if isinstance(value, str):
+        return ROBUSTBENCH.get(value)
+    if isinstance(value, dict):
+        from robust_attn.data.preprocessing import from_options
+
+        return from_options(value)
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -161,5 +165,6 @@ def card_from_record(ref: str, source: str, record: dict[str, Any], module: Any 
         model_name=record.get("model") or record.get("model_name"),
         model_kwargs=record.get("model_kwargs"),
         threat_model=record.get("threat_model"),
+        preprocessing=_preprocessing(record.get("preprocessing") or getattr(module, "preprocessing", None)),
         recorded=dict(record),
     )

@@ -29,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from robust_attn.data import load_dataset
+    from robust_attn.data.loading import load_in_memory
     from robust_attn.device import resolve_device
     from robust_attn.models import create_model
     from robust_attn.models.registry import get_factory
@@ -48,8 +48,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = distributed.device_for(ctx, device)
     main = ctx is None or ctx.is_main
     data = {"data_dir": args.data_dir, "download": args.download, "verify": not args.no_verify, "seed": args.seed}
-    train = load_dataset(args.dataset, "train", n=args.train_size, **data)
-    test = load_dataset(args.dataset, "test", n=args.test_size, **data)
+    train = load_in_memory(args.dataset, "train", n=args.train_size, **data)
+    test = load_in_memory(args.dataset, "test", n=args.test_size, **data)
     c, h, _ = train.image_shape
     torch.manual_seed(args.seed)
     model = create_model(

@@ -26,6 +26,7 @@ import torch.nn as nn
 from robust_attn import verified
 from robust_attn.checkpoint import CHECKPOINT, METADATA_KEY, file_sha256, load_checkpoint, read_metadata, split_weights
 from robust_attn.data import ImageDataset, load_dataset
+from robust_attn.data.loading import load_in_memory
 from robust_attn.device import resolve_device
 from robust_attn.errors import ModelError
 from robust_attn.models import create_model
@@ -324,8 +325,8 @@ def _data_key(entry: ZooEntry) -> tuple[str, int | None, int]:
 
 def entry_data(entry: ZooEntry, data_dir: str | Path | None = None) -> tuple[ImageDataset, ImageDataset]:
     """The (train, test) sets an entry trains and is scored on; equal for equal ``_data_key``."""
-    train = load_dataset(entry.dataset, "train", n=entry.train_size, data_dir=data_dir, seed=entry.data_seed)
-    test = load_dataset(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.data_seed)
+    train = load_in_memory(entry.dataset, "train", n=entry.train_size, data_dir=data_dir, seed=entry.data_seed)
+    test = load_in_memory(entry.dataset, "test", data_dir=data_dir, n=2000 if entry.dataset == "builtin" else None, seed=entry.data_seed)
     return train, test
 
 

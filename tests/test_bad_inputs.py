@@ -71,7 +71,7 @@ CASES: list[Case] = [
     ("a parameter the attack does not take", lambda t: _sweep(t, body="", attacks='[[attacks]]\nname = "fgsm"\nsteps = 3\neps = ["0"]\n'),
      r"attacks\[0\]\.steps: attack 'fgsm' \(native\) takes no parameter 'steps'; it takes: targeted"),
     ("a seed too large", lambda t: _sweep(t, body="seeds = [99999999999999999999]"), r"seeds: must be a list of non-negative integers below 2\*\*31"),
-    ("an unknown data set", lambda t: _sweep(t, body='dataset = "imagenet"'), r"dataset: unknown data set 'imagenet'; known: builtin, cifar10"),
+    ("an unknown data set", lambda t: _sweep(t, body='dataset = "imagenet21k"'), r"dataset: unknown data set 'imagenet21k'; known: builtin, cifar10"),
     ("missing torchvision data", lambda t: _sweep(t, body=f'dataset = "cifar10"\ndata_dir = "{t}/none"'),
      r"data dir '.*none' does not exist; point --data-dir at the folder holding cifar-10-batches-py, or add --download"),
     ("module raises at import", lambda t: _sweep(t, body="", models='["bi_name_error:make"]'),

@@ -134,9 +134,9 @@ def test_an_import_spec_is_built_once_and_released_after_its_turn(factory: str, 
     seen: list[object] = []
     real = runner._run_cells
 
-    def spy(job: object, model: nn.Module, cells: list[object]) -> None:
+    def spy(job: object, data: object, model: nn.Module, cells: list[object]) -> None:
         seen.append(job)
-        real(job, model, cells)  # type: ignore[arg-type]
+        real(job, data, model, cells)  # type: ignore[arg-type]
 
     spec = ra.parse_spec(
         {

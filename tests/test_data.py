@@ -57,8 +57,8 @@ def test_generation_is_fast() -> None:
 
 
 def test_unknown_names_and_missing_dirs(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown data set 'imagenet'"):
-        ra.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="unknown data set 'imagenet21k'"):
+        ra.load_dataset("imagenet21k")
     with pytest.raises(FileNotFoundError, match="--data-dir"):
         ra.load_dataset("cifar10")
     with pytest.raises(FileNotFoundError, match="does not exist.*--download"):

@@ -92,7 +92,7 @@ def test_shipped_specs_parse() -> None:
         ({"attacks": [{"name": "apgd-t", "eps": ["1/255"], "targets": 0}]}, r"attacks\[0\].targets: targets must be an integer >= 1"),
         ({"n": 0}, "n: must be a positive integer"),
         ({"modes": ["best-case"]}, "modes: must be a non-empty list"),
-        ({"dataset": "imagenet"}, "dataset: unknown data set"),
+        ({"dataset": "imagenet21k"}, "dataset: unknown data set"),
         ({"fold_bn": "yes"}, "fold_bn: must be true or false"),
         ({"workers": 0}, "workers: must be a positive integer"),
     ],

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from robust_attn.data.dataset import ImageDataset
-from robust_attn.data.loading import BUILTIN_MEAN, BUILTIN_STD, load_dataset
+from robust_attn.data.loading import BUILTIN_MEAN, BUILTIN_STD, load_in_memory
 from robust_attn.data.shapes import (  # builtin_background, generate_scenes: also imported from here
     SHAPE_CLASSES,
     ColourFn,
@@ -209,7 +209,7 @@ def load_unseen(
     if name not in _TORCHVISION_FILES:
         raise DataError(f"unknown unseen data set {name!r}; known: {', '.join(UNSEEN_SETS)}")
     _check_present(name, data_dir)
-    train, test = (as_rgb32(load_dataset(name, split, n=k, data_dir=data_dir)) for split, k in (("train", n_train), ("test", n_test)))
+    train, test = (as_rgb32(load_in_memory(name, split, n=k, data_dir=data_dir)) for split, k in (("train", n_train), ("test", n_test)))
     return UnseenSplits(name, train, test)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from robust_attn.data.preprocessing import from_timm
 from robust_attn.errors import CheckpointError, ModelError
 from robust_attn.hub import cache as hub_cache
 from robust_attn.hub.weights import TIMM_WRAPPERS, candidate_spellings, fit_state_dict, read_file, unwrap
@@ -259,6 +260,8 @@ def load_timm(
         "original_sha256": meta.get("original_sha256"),
         "ignored_keys": meta.get("ignored_keys", []),
         "cache": str(cache),
+        # timm's evaluation transform describes its own pretrained weights; a user's checkpoint was trained on the user's data
+        "preprocessing": from_timm(cfg) if meta.get("pretrained_from") else None,
     }
 
 

@@ -18,7 +18,7 @@ from robust_attn.attacks import Attack, create_attack
 from robust_attn.attacks.base import Evaluation, Mode
 from robust_attn.attacks.registry import create_evaluation
 from robust_attn.corruptions.evaluation import CommonCorruptions
-from robust_attn.data import ImageDataset
+from robust_attn.data import ImageData
 from robust_attn.errors import ModelOutputError, RobustAttnError, UserCodeError, first_line, raised_in_user_code, user_frames
 from robust_attn.progress import progress_bar
 from robust_attn.rundir import AttackCell, Cell, CellOutcome, CorruptionCell
@@ -122,23 +122,25 @@ def _assemble(gathered: list[Any], k: int, n: int, categorical: dict[str, list[s
     return CellRun(CellOutcome(pred, correct, clean, columns), forwards, backwards, members)
 
 
-def _corruption_batch(evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: SweepSpec, b: int, batch: Batch) -> BatchResult:
+def _corruption_batch(evaluation: Evaluation, data: ImageData, cell: Cell, spec: SweepSpec, b: int, batch: Batch) -> BatchResult:
     """One batch of a corruption cell: the clean prediction, then each condition's."""
     from robust_attn.sweeps.corrupted import corrupted_batch
 
     if not isinstance(evaluation, CommonCorruptions) or not isinstance(cell, CorruptionCell):
         raise TypeError(f"a corruption cell needs common corruptions, got {type(evaluation).__name__}")  # a bug: the plan pairs them
-    idx, _, y = batch
+    idx, x, y = batch
     ids = idx.numpy()
-    clean = evaluation.predict_uint8(data.images[idx].numpy())
+    images = x.mul(255).round_().to(torch.uint8).numpy()  # the 8-bit images the batch was made of (exact: x = uint8 / 255)
+    clean = evaluation.predict_uint8(images)
     preds = [
-        evaluation.predict_uint8(corrupted_batch(evaluation, data, ids, c["corruption"], c["severity"], spec.seed)) for c in cell.conditions
+        evaluation.predict_uint8(corrupted_batch(evaluation, data, ids, images, c["corruption"], c["severity"], spec.seed))
+        for c in cell.conditions
     ]
     pred = torch.stack(preds).cpu()
     return ids, (pred == y.unsqueeze(0)).numpy(), pred.numpy(), clean.cpu().numpy(), {}
 
 
-def _attack_batch(evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: SweepSpec, b: int, batch: Batch) -> BatchResult:
+def _attack_batch(evaluation: Evaluation, data: ImageData, cell: Cell, spec: SweepSpec, b: int, batch: Batch) -> BatchResult:
     """One batch of an attack cell: the attack's sweep over the cell's eps grid."""
     if not isinstance(evaluation, Attack) or not isinstance(cell, AttackCell):
         raise TypeError(f"an attack cell needs an attack, got {type(evaluation).__name__}")  # a bug: the plan pairs them
@@ -148,14 +150,14 @@ def _attack_batch(evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: 
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # sample ids, images, labels
-BATCH_RUNNERS: dict[type[Cell], Callable[[Evaluation, ImageDataset, Cell, SweepSpec, int, Batch], BatchResult]] = {
+BATCH_RUNNERS: dict[type[Cell], Callable[[Evaluation, ImageData, Cell, SweepSpec, int, Batch], BatchResult]] = {
     AttackCell: _attack_batch,
     CorruptionCell: _corruption_batch,
 }  # a cell's kind -> how one of its batches runs (a transfer cell's batches are crafted by robust_attn.sweeps.transfer)
 
 
 def run_cell(
-    evaluation: Evaluation, data: ImageDataset, cell: Cell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
+    evaluation: Evaluation, data: ImageData, cell: Cell, spec: SweepSpec, progress: bool, ctx: distributed.Context | None = None
 ) -> CellRun | None:
     """Stream the data set through one cell's evaluation, batch by batch as its kind runs them.
     Under torch.distributed each rank takes every world-th batch (boundaries and seeds unchanged)

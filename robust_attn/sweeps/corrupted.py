@@ -21,7 +21,7 @@ import torch
 
 from robust_attn import verified
 from robust_attn.corruptions.evaluation import CommonCorruptions
-from robust_attn.data import ImageDataset
+from robust_attn.data import ImageData
 
 CACHE_VERSION = "corruptions-2"  # bump when a corruption's implementation changes its images (2: verified safetensors)
 METADATA_KEY = "robust_attn_corruptions"
@@ -83,13 +83,12 @@ def store(path: Path, key: str, images: np.ndarray, record: dict[str, object], w
 
 
 def corrupted_batch(
-    evaluation: CommonCorruptions, data: ImageDataset, idx: np.ndarray, corruption: str, severity: int, seed: int
+    evaluation: CommonCorruptions, data: ImageData, idx: np.ndarray, clean: np.ndarray, corruption: str, severity: int, seed: int
 ) -> np.ndarray:
     """uint8 (B, C, H, W): the published images when the data set has them, else read from the
     cache (verified) or made."""
     if data.published_corruptions is not None:
         return data.published_corruptions(corruption, severity, idx)
-    clean = data.images[idx].numpy()
     key = cache_key(clean, idx, corruption, severity, seed)
     path = cache_path(key)
     cached, why = read_cached(path, key, clean.shape)

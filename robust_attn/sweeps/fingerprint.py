@@ -9,11 +9,13 @@ spec's fingerprint; a sweep of another spec into it is refused (see :mod:`robust
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import MISSING, asdict, fields
 from typing import Any
 
+from robust_attn.errors import RobustAttnError
 from robust_attn.sweeps.spec import SweepSpec
 
 # Fields that say how or where a sweep runs, not what it computes, as the spec declares them (the
@@ -36,6 +38,13 @@ def identity(spec: SweepSpec | dict[str, Any]) -> dict[str, Any]:
     """The fields of ``spec`` that decide its numbers (``spec`` as a dataclass or as the dict a
     manifest stores), as plain JSON values, defaults left out."""
     record = _jsonable(asdict(spec) if isinstance(spec, SweepSpec) else spec)
+    if isinstance(record.get("data_options"), dict) and isinstance(record.get("dataset"), str):
+        from robust_attn.data.loading import dataset_source
+
+        # how the data is read (streamed or held, its workers) is not what it computes; a stored spec of a
+        # data set this robust-attn does not know is compared as it is
+        with contextlib.suppress(RobustAttnError):
+            record["data_options"] = dataset_source(record["dataset"]).result_options(record["data_options"])
     known = {f.name for f in fields(SweepSpec)}
     out = {}
     for key, value in record.items():

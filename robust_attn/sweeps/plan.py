@@ -33,6 +33,10 @@ def data_key(spec: SweepSpec) -> list[Any]:
     key: list[Any] = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
     if spec.fold_bn:  # only when set, so runs made before the option existed keep their keys
         key.append("fold_bn")
+    if spec.data_options:  # likewise: the data table's options that change the images (resize, crop, classes, ...)
+        from robust_attn.data.loading import dataset_source
+
+        key.append(dataset_source(spec.dataset).result_options(dict(spec.data_options)))
     return key
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from robust_attn.card import ModelCard, card_from_record
-from robust_attn.data import ImageDataset
+from robust_attn.data import ImageData
 from robust_attn.errors import (
     AttackParameterError,
     ModelDataMismatch,
@@ -57,7 +57,7 @@ def _describe(dataset: str, shape: tuple[int, ...] | list[int] | None, classes: 
     return f"{dataset} ({dims} images, {classes if classes is not None else '?'} classes)"
 
 
-def check_recorded(card: ModelCard, data: ImageDataset) -> None:
+def check_recorded(card: ModelCard, data: ImageData) -> None:
     """Compare what a checkpoint (or zoo entry) was trained on with the sweep's data."""
     trained = card.dataset
     expected = data.trained_as or data.name  # cifar10c is evaluated with models trained on cifar10
@@ -73,11 +73,22 @@ def check_recorded(card: ModelCard, data: ImageDataset) -> None:
             f"model {card.ref!r} was trained on {theirs} but the sweep's data is {ours}; "
             f"set dataset = {str(trained)!r} in the spec, or sweep a model trained on {data.name}"
         )
+    check_class_order(card, data)
 
 
-def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.device, batch: int = 4) -> None:
+def check_class_order(card: ModelCard, data: ImageData) -> None:
+    """A model whose class names are the data's in another order would be scored against the wrong
+    labels: refuse it, naming the first class out of place and the fix."""
+    if card.classes is None or set(card.classes) != set(data.classes) or tuple(card.classes) == tuple(data.classes):
+        return
+    i = next(i for i, (a, b) in enumerate(zip(card.classes, data.classes)) if a != b)
+    raise ModelDataMismatch(f"model {card.ref!r} orders its classes differently from the data: its class {i} is {card.classes[i]!r}, "
+                            f"the data's {data.classes[i]!r}; set classes = [...] in the data table to the model's order")  # fmt: skip
+
+
+def check_forward(ref: str, model: nn.Module, data: ImageData, device: torch.device, batch: int = 4) -> None:
     """One dry forward pass: the model must take the data's images and return one logit per class."""
-    _, x, _ = next(data.subset(batch).batches(batch))
+    x, _, _ = data.head(batch)
     ours = _describe(data.name, list(data.image_shape), len(data.classes))
     try:
         with torch.inference_mode():
@@ -111,14 +122,14 @@ def check_forward(ref: str, model: nn.Module, data: ImageDataset, device: torch.
         )
 
 
-def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torch.device) -> bool:
+def check_attention(ref: str, model: nn.Module, data: ImageData, device: torch.device) -> bool:
     """Whether ``model`` has attention; if it says so, its maps must follow the protocol (checked
     on two images, so a wrong shape fails here, not after the sweep's attack cells)."""
     if not has_attention(model):
         return False
     from robust_attn.probes.maps import attention_maps
 
-    _, x, _ = next(data.subset(2).batches(2))
+    x, _, _ = data.head(2)
     try:
         attention_maps(model, x.to(device))
     except RobustAttnError:
@@ -130,7 +141,7 @@ def check_attention(ref: str, model: nn.Module, data: ImageDataset, device: torc
     return True
 
 
-def check_attacks(spec: SweepSpec, data: ImageDataset) -> None:
+def check_attacks(spec: SweepSpec, data: ImageData) -> None:
     """Every attack against the data: every eps grid (attacks and transfer tables) within the
     images' diameter in its norm, and what each attack itself declares it needs (e.g. more
     classes than APGD-T's targets)."""
@@ -148,17 +159,18 @@ def check_attacks(spec: SweepSpec, data: ImageDataset) -> None:
             raise SpecError(f"{where}.{err.param}: {err} (data: {data.name})") from None
 
 
-def preflight(spec: SweepSpec, data: ImageDataset, device: torch.device) -> list[Checked]:
+def preflight(spec: SweepSpec, data: ImageData, device: torch.device) -> list[Checked]:
     """Check every attack and model against the data before any work (one-line errors, exit 2 in
     the CLI); each model's card, with its attention as checked."""
     check_attacks(spec, data)
     return [_check_model(ref, spec, data, device) for ref in spec.models]
 
 
-def _check_model(ref: str, spec: SweepSpec, data: ImageDataset, device: torch.device) -> Checked:
+def _check_model(ref: str, spec: SweepSpec, data: ImageData, device: torch.device) -> Checked:
     source = source_for(ref)
     if source.user_code:  # building it runs the user's code: once, kept until its turn
         module = build_import_spec(ref, device)
+        data = data.for_model(getattr(module, "preprocessing", None) and card_from_record(ref, source.kind, {}, module).preprocessing)
         check_forward(ref, module, data, device)
         attention = attention_of(module) if check_attention(ref, module, data, device) else ()
         return Checked(card_from_record(ref, source.kind, {"model_name": ref}, module, attention), module)
@@ -166,8 +178,11 @@ def _check_model(ref: str, spec: SweepSpec, data: ImageDataset, device: torch.de
     card = recorded_card(ref)
     if card is None:  # only a forward pass can tell (a timm architecture): loaded once here, released
         module, card = load_model(ref, device, **load_options(spec, ref))
+        data = data.for_model(card.preprocessing)
         check_forward(ref, module, data, device)
+        check_class_order(card, data)
         return Checked(card.with_(attention=card.attention if check_attention(ref, module, data, device) else ()))
+    data = data.for_model(card.preprocessing)
     check_recorded(card, data)
     arch = skeleton(ref)
     attentive = arch is not None and check_attention(ref, arch.to(device).eval(), data, device)

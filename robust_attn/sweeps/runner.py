@@ -26,7 +26,7 @@ from robust_attn import distributed
 from robust_attn.attacks import Attack, create_attack
 from robust_attn.attacks.base import Evaluation
 from robust_attn.card import ModelCard
-from robust_attn.data import ImageDataset, load_dataset
+from robust_attn.data import ImageData, load_dataset
 from robust_attn.device import resolve_device
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.resolve import load_model_ref
@@ -56,36 +56,32 @@ def git_commit() -> str | None:
         return None
 
 
-def run_probe(model: nn.Module, a: AttackSpec, data: ImageDataset, probe: ProbeCell, spec: SweepSpec) -> Any:
+def run_probe(model: nn.Module, a: AttackSpec, data: ImageData, probe: ProbeCell, spec: SweepSpec) -> Any:
     """The attention / segmentation probe of one model on the first ``attention_samples`` images."""
     from robust_attn.probes import probe_model
 
-    sub = data.subset(spec.attention_samples)
-    _, x, y = next(sub.batches(len(sub)))
+    x, y, masks = data.head(spec.attention_samples)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     attack = create_attack(a.name, model, seed=spec.seed, **a.params)
     attack.reseed(batch_seed(spec.seed, probe, 0))
-    masks = sub.masks.to(device) if sub.masks is not None else None
-    return probe_model(model, attack, x.to(device), y.to(device), masks, list(a.eps))
+    return probe_model(model, attack, x.to(device), y.to(device), masks.to(device) if masks is not None else None, list(a.eps))
 
 
-def run_indicators(model: nn.Module, data: ImageDataset, unit: ProbeCell, spec: SweepSpec) -> Any:
+def run_indicators(model: nn.Module, data: ImageData, unit: ProbeCell, spec: SweepSpec) -> Any:
     """Indicators of attack failure for one model and every attack of the spec, on the first
     ``diagnostic_samples`` images (each attack at the largest eps of its grid)."""
     from robust_attn.diagnostics import diagnose
     from robust_attn.rundir import ProbeOutcome
 
-    sub = data.subset(spec.diagnostic_samples)
-    _, x, y = next(sub.batches(len(sub)))
+    x, y, _ = data.head(spec.diagnostic_samples)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     attacks = [(a.key, build_attack(a, model, spec), max(a.eps)) for a in spec.attacks if a.eps]  # eps-ball attacks (not corruptions)
     return ProbeOutcome(indicators=diagnose(model, attacks, x.to(device), y.to(device), batch_seed(spec.seed, unit, 0) % 2**31))
 
 
-def example_arrays(attack: Attack, data: ImageDataset, cell: AttackCell, count: int) -> dict[str, np.ndarray]:
+def example_arrays(attack: Attack, data: ImageData, cell: AttackCell, count: int) -> dict[str, np.ndarray]:
     """Adversarial images of the first ``count`` samples at every eps (independent attacks)."""
-    sub = data.subset(min(count, len(data)))
-    _, x, y = next(iter(sub.batches(len(sub))))
+    x, y, _ = data.head(count)
     attack.reseed(batch_seed(0, cell, -1))
     advs = [x if eps == 0 else attack(x, y, eps).cpu() for eps in cell.eps]
     return {"clean": x.numpy().astype(np.float16), "adversarial": torch.stack(advs).numpy().astype(np.float16), "eps": np.asarray(cell.eps)}
@@ -114,7 +110,7 @@ class _Job:
 
     spec: SweepSpec
     root: Path
-    data: ImageDataset
+    data: ImageData
     device: torch.device
     ctx: distributed.Context | None
     writer: RunWriter
@@ -160,38 +156,38 @@ def _cell_meta(job: _Job, evaluation: Evaluation, run: CellRun, seconds: float) 
     return meta
 
 
-def _run_cells(job: _Job, model: nn.Module, cells: list[Cell]) -> None:
+def _run_cells(job: _Job, data: ImageData, model: nn.Module, cells: list[Cell]) -> None:
     for cell in job.todo(cells):
         a = next(a for a in job.spec.attacks if a.key == cell.attack)
         evaluation = build_evaluation(a, model, job.spec)
         t0 = time.perf_counter()
-        run = run_cell(evaluation, job.data, cell, job.spec, job.progress, job.ctx)
+        run = run_cell(evaluation, data, cell, job.spec, job.progress, job.ctx)
         if run is None:  # another rank writes
             continue
         meta = _cell_meta(job, evaluation, run, time.perf_counter() - t0)
-        job.writer.write_cell(cell, run.outcome, job.data.labels.numpy(), np.arange(len(job.data)), meta)
+        job.writer.write_cell(cell, run.outcome, data.labels.numpy(), np.arange(len(data)), meta)
         if job.spec.save_examples and isinstance(evaluation, Attack) and isinstance(cell, AttackCell):
-            job.writer.write_examples(cell, example_arrays(evaluation, job.data, cell, job.spec.save_examples))
+            job.writer.write_examples(cell, example_arrays(evaluation, data, cell, job.spec.save_examples))
 
 
-def _run_probe_units(job: _Job, ref: str, model: nn.Module, probe: ProbeCell | None, indicators: ProbeCell | None) -> None:
+def _run_probe_units(job: _Job, data: ImageData, ref: str, model: nn.Module, probe: ProbeCell | None, indicators: ProbeCell | None) -> None:
     """The attention probe and the indicators of attack failure, on rank 0 (the others wait)."""
     probe_with = probe_attack(job.spec)
     if probe is not None and probe_with is not None and job.todo([probe]):
         if job.main:
             t0 = time.perf_counter()
-            result = run_probe(model, probe_with, job.data, probe, job.spec)
+            result = run_probe(model, probe_with, data, probe, job.spec)
             seconds = time.perf_counter() - t0
-            n = min(job.spec.attention_samples, len(job.data))
+            n = min(job.spec.attention_samples, len(data))
             job.writer.write_probe(probe, result, {"seconds": seconds, "samples": n})
             job.say(f"  {ref} probe ({probe.attack}, {n} images): {seconds:.1f} s")
         distributed.barrier(job.ctx, f"the probe of {ref}")
     if indicators is not None and job.todo([indicators]):
         if job.main:
             t0 = time.perf_counter()
-            result = run_indicators(model, job.data, indicators, job.spec)
+            result = run_indicators(model, data, indicators, job.spec)
             seconds = time.perf_counter() - t0
-            job.writer.write_probe(indicators, result, {"seconds": seconds, "samples": min(job.spec.diagnostic_samples, len(job.data))})
+            job.writer.write_probe(indicators, result, {"seconds": seconds, "samples": min(job.spec.diagnostic_samples, len(data))})
             rows = result.indicators
             fired = [f"{a}: {i}" for a, i, t in zip(rows["attack"], rows["indicator"], rows["triggered"]) if t]
             job.say(f"  {ref} indicators of attack failure ({seconds:.1f} s): " + ("; ".join(fired) if fired else "none triggered"))
@@ -255,8 +251,9 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
     for item in checked:
         card = trained_card(item, spec, job.device)
         info, sha = model_info(card), card.weights_identity
-        job.manifest["models"][item.ref] = card.manifest_record()
-        wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.masks is not None))
+        seen = card.preprocessing.record() if card.preprocessing is not None else job.data.record().get("preprocessing")
+        job.manifest["models"][item.ref] = {**card.manifest_record(), "preprocessing": seen}  # what the model saw
+        wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.has_masks))
         probe = make_probe(spec, info, sha, probe_with) if probe_with is not None and wants_probe else None
         indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
         general = make_generalisation_unit(spec, info, sha) if spec.generalisation else None
@@ -283,8 +280,9 @@ def _run_models(job: _Job) -> None:
                 if m.item.module is not None
                 else load_model_ref(m.item.ref, job.device, progress=job.progress and job.main, **load_options(job.spec, m.item.ref))[0]
             )
-            _run_cells(job, model, m.cells)
-            _run_probe_units(job, m.item.ref, model, m.probe, m.indicators)
+            data = job.data.for_model(m.card.preprocessing)  # the same samples at the model's own input size, if it declares one
+            _run_cells(job, data, model, m.cells)
+            _run_probe_units(job, data, m.item.ref, model, m.probe, m.indicators)
             _run_generalisation(job, m.item.ref, model, m.generalisation)
             del model
         if m.item.ref not in _transferred(job.spec):
@@ -304,13 +302,12 @@ def _sweep_entry(spec: SweepSpec, out_dir: str, force: bool, progress: bool, car
     _run(spec, Path(out_dir), device, force, progress, [Checked(card) for card in cards])
 
 
-def _load_data(spec: SweepSpec) -> ImageDataset:
-    return load_dataset(
-        spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed, download=spec.download, verify=spec.verify
-    )
+def _load_data(spec: SweepSpec) -> ImageData:
+    return load_dataset(spec.dataset, spec.split, n=spec.n, data_dir=spec.data_dir, seed=spec.seed, download=spec.download,
+                        verify=spec.verify, **spec.data_options)  # fmt: skip
 
 
-def _manifest(spec: SweepSpec, data: ImageDataset, device: torch.device, ctx: distributed.Context | None) -> dict[str, Any]:
+def _manifest(spec: SweepSpec, data: ImageData, device: torch.device, ctx: distributed.Context | None) -> dict[str, Any]:
     return {
         "spec": asdict(spec),
         "spec_fingerprint": fingerprint(spec),
@@ -323,15 +320,7 @@ def _manifest(spec: SweepSpec, data: ImageDataset, device: torch.device, ctx: di
         "versions": library_versions(),
         "world_size": ctx.world if ctx is not None else 1,
         "backend": ctx.backend if ctx is not None else None,
-        "dataset": {
-            "name": data.name,
-            "split": data.split,
-            "n": len(data),
-            "classes": list(data.classes),
-            "seed": spec.seed,
-            "image_shape": list(data.image_shape),
-            "has_masks": data.masks is not None,
-        },
+        "dataset": {**data.record(), "seed": spec.seed},
         "models": {},
     }
 

@@ -15,7 +15,6 @@ from typing import Any
 from robust_attn.attacks import MODES, PRECISIONS, backends, check_attack, parse_eps
 from robust_attn.attacks.base import AttackOptions
 from robust_attn.attacks.registry import attack_traits, check_params, dry_evaluation
-from robust_attn.data import list_datasets
 from robust_attn.device import check_device_name
 from robust_attn.errors import AttackParameterError, RobustAttnError, SpecError, UsageError
 
@@ -87,7 +86,11 @@ class SweepSpec:
             "(registered with @register_attack); they must be importable (PYTHONPATH)"
         },
     )
-    dataset: str = _doc("builtin", "data set: builtin, or a torchvision set read from data_dir")
+    dataset: str = _doc(
+        "builtin",
+        "data set: builtin, a torchvision set read from data_dir, imagefolder, imagenet, imagenet-c, imagefolder-c, or "
+        "package.module:factory (your own); as a table, {name = ..., and its options: resize, crop, classes, subset, ...}",
+    )
     split: str = _doc("test", "train or test")
     n: int = _doc(1000, "the first n images of the split (at most what the split holds)")
     data_dir: str | None = _doc(None, "folder holding torchvision data sets (cifar10, cifar100, svhn, mnist, fashionmnist)", run_only=True)
@@ -133,6 +136,9 @@ class SweepSpec:
     )
     model_options: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={"doc": "options of models given as tables", "internal": True}
+    )
+    data_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"doc": "options of the data set given as a table (resize, crop, classes, ...)", "internal": True}
     )
     source: str = field(
         default="", compare=False, metadata={"doc": "the spec file it was read from (set by load_spec)", "internal": True, "run_only": True}
@@ -269,8 +275,11 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
     if not isinstance(seeds, list):
         raise _fail("seeds", f"must be a list of non-negative integers such as [0, 1, 2], got {seeds!r}")
     rest = {
-        k: v for k, v in raw.items() if k not in ("attacks", "models", "modes", "name", "seeds", "plugins", "transfer", "model_options")
+        k: v
+        for k, v in raw.items()
+        if k not in ("attacks", "models", "modes", "name", "seeds", "plugins", "transfer", "model_options", "dataset", "data_options")
     }
+    dataset, data_options = _dataset(raw.get("dataset", "builtin"))
     if isinstance(rest.get("generalisation"), list):
         rest["generalisation"] = tuple(rest["generalisation"])
     spec = SweepSpec(
@@ -281,10 +290,21 @@ def parse_spec(raw: dict[str, Any], default_name: str = "sweep") -> SweepSpec:
         seeds=tuple(seeds),
         plugins=tuple(plugins),
         model_options=model_options,
+        dataset=dataset,
+        data_options=data_options,
         **rest,
     )
     spec = validate(spec)
     return validate(replace(spec, transfer=tuple(_transfer(i, t, spec) for i, t in enumerate(transfer_raw))))
+
+
+def _dataset(value: Any) -> tuple[str, dict[str, Any]]:
+    """``dataset = "name"``, or a table ``{name = "imagefolder", resize = 256, ...}``: the name and its options."""
+    if isinstance(value, str):
+        return value, {}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise _fail("dataset", f"must be a data set name, or a table with a name key and the data set's options, got {value!r}")
+    return value["name"], {k: v for k, v in value.items() if k != "name"}
 
 
 def _models(value: Any, raw: dict[str, Any], attacks: tuple[AttackSpec, ...]) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -296,7 +316,10 @@ def _models(value: Any, raw: dict[str, Any], attacks: tuple[AttackSpec, ...]) ->
         raise _fail("models", "must be a non-empty list of model references (strings, or tables with a ref key)")
     norms = {attack_traits(a.name, a.backend, a.params).norm for a in attacks if a.eps}
     threat = "Linf" if "linf" in norms else "L2" if "l2" in norms else "corruptions"
-    context = {"dataset": raw.get("dataset", "builtin"), "threat_model": threat}
+    context = {
+        "dataset": _dataset(raw.get("dataset", "builtin"))[0] if isinstance(raw.get("dataset", "builtin"), str | dict) else None,
+        "threat_model": threat,
+    }
     refs, options = [], {}
     for i, entry in enumerate(value):
         if isinstance(entry, str):
@@ -421,8 +444,12 @@ def validate(spec: SweepSpec) -> SweepSpec:
     spec = replace(spec, seeds=tuple(spec.seeds), models=_expand_seeds(tuple(spec.models), tuple(spec.seeds)))
     for m in spec.models:
         check_model_ref(m, where="models")
-    if spec.dataset not in list_datasets():
-        raise _fail("dataset", f"unknown data set {spec.dataset!r}; known: {', '.join(list_datasets())}")
+    from robust_attn.data.loading import dataset_source
+
+    try:
+        dataset_source(spec.dataset).check_options(dict(spec.data_options))
+    except RobustAttnError as err:
+        raise _fail("dataset", str(err)) from None
     if spec.split not in ("train", "test"):
         raise _fail("split", f"must be 'train' or 'test', got {spec.split!r}")
     if not spec.modes or any(m not in MODES for m in spec.modes):
