@@ -176,3 +176,54 @@ def test_your_own_data_set_from_a_factory(tmp_path: Path, monkeypatch: pytest.Mo
     assert x.shape == (4, 3, 16, 16) and y.tolist() == [0, 1, 0, 1] and masks is not None and masks.shape == (4, 16, 16)
     with pytest.raises(DataError, match=r"item 0's image is torch.uint8 \(3, 16, 16\); return a float tensor \(C, H, W\) in \[0, 1\]"):
         list(ra.load_dataset("my_data:bad").batches(4))
+
+
+MANY = """
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+
+class ManyClasses(Dataset):
+    classes = [f"c{i:04d}" for i in range(1000)]
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.rand(40, 3, 24, 24, generator=g)
+        self.targets = [int(t) for t in torch.randint(0, 1000, (40,), generator=g)]
+
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        return self.images[i], self.targets[i]
+
+
+def data():
+    return ManyClasses()
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 1000))
+"""
+
+
+def test_a_thousand_classes_go_through_the_pipeline_and_the_report_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1000 classes through the sweep (FGSM, PGD, APGD-T's nine targets) and the report: its by-class
+    table shows the least and most robust classes only, not a row per class."""
+    (tmp_path / "many.py").write_text(MANY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = ra.parse_spec({"models": ["many:model"], "dataset": "many:data", "n": 40, "batch_size": 20, "attention_samples": 0,
+                          "diagnostic_samples": 0, "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}, {"name": "pgd", "steps": 2, "eps": ["2/255"]},
+                                                                {"name": "apgd-t", "steps": 2, "eps": ["2/255"]}]})  # fmt: skip
+    run_dir = ra.run_sweep(spec, tmp_path / "run", progress=False)
+    run = ra.load_run(run_dir)
+    assert len(run.manifest["dataset"]["classes"]) == 1000 and set(run.results["attack"]) == {"fgsm", "pgd-2", "apgd-t-2"}
+    from robust_attn.reports.tables import CLASS_EXTREMES, class_extremes
+
+    attack, table = class_extremes(run)
+    assert attack is not None and len(table) == 2 * CLASS_EXTREMES and set(table["end"]) == {"least robust", "most robust"}
+    report = ra.make_report(run_dir, progress=False)
+    section = report.markdown.read_text().split("Robust accuracy by class", 1)[1].split("##", 1)[0]
+    assert section.count("\n| c0") == 2 * CLASS_EXTREMES

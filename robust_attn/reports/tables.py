@@ -552,3 +552,30 @@ def _in_order(rows: pd.DataFrame) -> pd.DataFrame:
     order = {m: i for i, m in enumerate(dict.fromkeys(rows["label"]))}
     ranked = rows.assign(_rank=rows["label"].map(order))
     return ranked.sort_values(["_rank", "eps"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+
+
+CLASS_EXTREMES = 5  # classes shown at each end of the by-class summary, whatever the class count
+
+
+def class_extremes(run: Run, eps: float = CLAIM_EPS, k: int = CLASS_EXTREMES) -> tuple[str | None, pd.DataFrame]:
+    """(attack, table): the ``k`` classes least and most robust under the strongest iterative L-inf
+    attack of the run (worst-case) at ``eps``, over every model and sample of the class; a summary
+    of bounded size for any class count (1000 ImageNet classes give 2k rows, not a table per class)."""
+    _, attack = strongest_attacks(run)
+    cells = [c for (_, a, mode), c in run.cells.items() if a == attack and mode == "worst-case" and np.isclose(c.eps, eps).any()]
+    if attack is None or not cells:
+        return None, pd.DataFrame()
+    correct = np.stack([c.correct[int(np.argmin(np.abs(c.eps - eps)))] for c in cells])  # models x samples
+    labels = run.labels[: correct.shape[1]]
+    classes = list(run.manifest.get("dataset", {}).get("classes", []))
+    rows = []
+    for label in np.unique(labels):
+        hit = correct[:, labels == label]
+        name = classes[int(label)] if int(label) < len(classes) else str(label)
+        rows.append({"class": name, "images": int(hit.shape[1]), "robust accuracy": float(hit.mean())})
+    table = pd.DataFrame(rows).sort_values(["robust accuracy", "class"], kind="stable").reset_index(drop=True)
+    if len(table) > 2 * k:
+        table = pd.concat([table.head(k).assign(end="least robust"), table.tail(k).assign(end="most robust")], ignore_index=True)
+    else:
+        table = table.assign(end="")
+    return attack, table

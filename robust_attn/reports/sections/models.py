@@ -10,7 +10,7 @@ from robust_attn.epsilon import parse_eps
 from robust_attn.reports import figures
 from robust_attn.reports.blocks import Block, Heading, Paragraph, Plot, Table, pct
 from robust_attn.reports.context import Context
-from robust_attn.reports.tables import ALL_ATTACKS
+from robust_attn.reports.tables import ALL_ATTACKS, CLAIM_EPS, class_extremes
 
 TITLE = "Accuracy per model"
 NOTE = (
@@ -84,4 +84,17 @@ def models_section(ctx: Context) -> list[Block]:
     for attack, mode in order:
         shown, keys, bold = summary_display(summ, attack, mode)
         blocks.append(Table(shown, title=f"{attack} ({mode})", keys=keys, bold=bold))
-    return blocks
+    return blocks + class_blocks(ctx)
+
+
+def class_blocks(ctx: Context) -> list[Block]:
+    """Robust accuracy by class, at its ends: the least and the most robust classes (every class
+    when there are few), so the report's size does not grow with the class count."""
+    attack, table = class_extremes(ctx.run)
+    if attack is None or table.empty:
+        return []
+    shown = table.assign(**{"robust accuracy": table["robust accuracy"].map(pct)})
+    if not shown["end"].any():
+        shown = shown.drop(columns="end")
+    title = f"Robust accuracy by class under {attack} at {CLAIM_EPS * 255:g}/255 (worst-case; all models, every image of the class)"
+    return [Table(shown, title=title)]
