@@ -90,6 +90,19 @@ def _adversarial(model: str, description: str) -> ZooEntry:
     )
 
 
+def _trades(model: str, description: str) -> ZooEntry:
+    """TRADES (beta = 6, the paper's) at the adversarial entries' eps and budget: 5 KL-ascent steps."""
+    return ZooEntry(
+        f"builtin/{model}-trades",
+        model,
+        dict(_CPU_KWARGS),
+        recipe="trades",
+        epochs=AT_EPOCHS,
+        recipe_params={"train_eps": AT_EPS},
+        description=description,
+    )
+
+
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
     return ZooEntry(
         f"{dataset}/{model}",
@@ -116,6 +129,8 @@ ZOO: dict[str, ZooEntry] = {
         _adversarial("vgg-att2-pc", "attention on l2, l3; pc; FGSM adversarial training at 2/255"),
         _adversarial("vgg-att3-pc", "attention on l1, l2, l3; pc; FGSM adversarial training at 2/255"),
         _adversarial("vgg-att3-dp", "attention on l1, l2, l3; dp; FGSM adversarial training at 2/255"),
+        _trades("vgg", "VGG baseline, TRADES (beta = 6) at 2/255"),
+        _trades("vgg-att3-pc", "attention on l1, l2, l3; pc; TRADES (beta = 6) at 2/255"),
         _paper("cifar10", "vgg", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar10", "vgg-att3-pc", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar100", "vgg", "paper's CIFAR-100 baseline (needs --data-dir)"),

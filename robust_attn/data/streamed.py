@@ -172,7 +172,8 @@ class StreamedDataset(ImageData):
         positions = torch.randperm(len(self), generator=generator).numpy() if shuffle else np.arange(len(self))
         labels = self.labels
         loader = DataLoader(_Indexed(self.items, self.indices[positions], positions), batch_size=batch_size, shuffle=False,
-                            num_workers=self.workers, collate_fn=_collate, prefetch_factor=2 if self.workers else None)  # fmt: skip
+                            num_workers=self.workers, collate_fn=_collate, prefetch_factor=2 if self.workers else None,
+                            pin_memory=torch.cuda.is_available())  # fmt: skip
         shape = self.image_shape
         for batch in loader:
             self._check(batch)

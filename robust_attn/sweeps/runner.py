@@ -28,6 +28,7 @@ from robust_attn.attacks.base import Evaluation
 from robust_attn.card import ModelCard
 from robust_attn.data import ImageData, load_dataset
 from robust_attn.device import resolve_device
+from robust_attn.errors import SpecError
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.resolve import load_model_ref
 from robust_attn.rundir import AttackCell, Cell, ModelInfo, ProbeCell, RunDir, RunWriter
@@ -264,6 +265,12 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
     infos = {m.item.ref: m.info for m in job.models}
     shas = {m.item.ref: m.card.weights_identity for m in job.models}
     job.checked = checked
+    seen = {m.item.ref: m.card.preprocessing for m in job.models}
+    for i, t in enumerate(spec.transfer):  # crafted images go from one model to another: one input size for all of them
+        names = {r for source in t.sources for r in source} | set(t.targets)
+        if len({seen[r] for r in names}) > 1:
+            raise SpecError(f"transfer[{i}]: its models declare different preprocessing ({', '.join(sorted(str(seen[r]) for r in names))}); "
+                            "images crafted at one input size cannot be fed to another: transfer between models of one preprocessing")  # fmt: skip
     job.transfers = [plan_transfer(spec, t, infos, shas, data_key(spec)) for t in spec.transfer]
 
 

@@ -1,7 +1,7 @@
 """Adversarial training steps built on the native attack engine's geometry: FGSM from a uniform
-random start with step 1.25 eps (Wong et al., ICLR 2020, "Fast is better than free") and PGD with
-a random start (Madry et al., ICLR 2018), both L-inf, plus the held-out PGD accuracy that guards
-FGSM training against catastrophic overfitting."""
+random start with step 1.25 eps (Wong et al., ICLR 2020, "Fast is better than free"), PGD with a
+random start (Madry et al., ICLR 2018) and TRADES (Zhang et al., ICML 2019), all L-inf, plus the
+held-out PGD accuracy that guards FGSM training against catastrophic overfitting."""
 
 from __future__ import annotations
 
@@ -42,3 +42,31 @@ def guard_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     accuracy = float(attack.sweep(x, y, [eps], mode="independent").correct.float().mean())
     model.train(was_training)
     return accuracy
+
+
+def trades_points(model: nn.Module, x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """TRADES's inner maximisation (Zhang et al. 2019, ``trades.py``): from x + 0.001 N(0, 1), K
+    signed-gradient steps of size ``2.5 eps / K`` on KL(f(x) || f(x')), projected on the eps-ball
+    and [0, 1], with the model in eval mode (as the reference does)."""
+    eps, steps = recipe.train_eps, recipe.attack_steps
+    step = 2.5 * eps / steps
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        clean = F.softmax(model(x), dim=1)
+    adv = x.detach() + 0.001 * torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+    for _ in range(steps):
+        adv = adv.detach().requires_grad_(True)
+        loss = F.kl_div(F.log_softmax(model(adv), dim=1), clean, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, adv)
+        adv = torch.min(torch.max(adv.detach() + step * grad.sign(), x - eps), x + eps).clamp(0, 1)
+    model.train(was_training)
+    return adv.detach()
+
+
+def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
+    """CE(f(x), y) + beta * KL(f(x) || f(x')) / batch: the KL term is taken against the model's own
+    clean prediction (not the label), the reference's ``(1/B) * KLDivLoss(sum)``."""
+    natural = F.cross_entropy(logits_clean, y)
+    robust = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_clean, dim=1), reduction="sum") / len(y)
+    return natural + beta * robust

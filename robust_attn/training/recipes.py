@@ -40,7 +40,8 @@ class Recipe:
     crop_padding: int = 0
     flip: bool = True
     label_smoothing: float = 0.0
-    adversarial: Literal["none", "fgsm", "pgd"] = "none"  # train on FGSM-RS (Wong et al. 2020) or PGD (Madry et al. 2018) points
+    adversarial: Literal["none", "fgsm", "pgd", "trades"] = "none"  # FGSM-RS (Wong et al. 2020), PGD (Madry et al. 2018) or TRADES
+    beta: float = 6.0  # TRADES: weight of the KL term (the paper's 6 for CIFAR-10)
     train_eps: float = 0.0  # L-inf training budget in pixel units
     attack_steps: int = 1  # PGD steps (fgsm: 1)
     guard_samples: int = 0  # held-out images whose PGD-10 accuracy picks the kept epoch (catastrophic-overfitting guard)
@@ -102,6 +103,22 @@ RECIPES: dict[str, Recipe] = {
         adversarial="pgd",
         train_eps=4 / 255,
         attack_steps=5,
+        guard_samples=256,
+    ),
+    # TRADES (Zhang et al., ICML 2019): CE on the clean images plus beta = 6 times the KL between the
+    # clean and the adversarial prediction, the adversarial point maximising that KL (5 steps here).
+    "trades": Recipe(
+        "trades",
+        lr=0.08,
+        epochs=6,
+        schedule="onecycle",
+        warmup_fraction=0.15,
+        nesterov=True,
+        crop_padding=2,
+        adversarial="trades",
+        train_eps=4 / 255,
+        attack_steps=5,
+        beta=6.0,
         guard_samples=256,
     ),
 }

@@ -16,7 +16,7 @@ from robust_attn.checkpoint import METADATA_KEY, load_checkpoint_with_extra, sav
 from robust_attn.data import ImageDataset
 from robust_attn.evaluate import clean_accuracy
 from robust_attn.progress import interactive, progress_bar
-from robust_attn.training.adversarial import adversarial_batch, guard_accuracy
+from robust_attn.training.adversarial import adversarial_batch, guard_accuracy, trades_loss, trades_points
 from robust_attn.training.augment import random_crop, random_flip
 from robust_attn.training.recipes import Recipe, check_epochs
 from robust_attn.versions import library_versions
@@ -159,12 +159,20 @@ def _run_epoch(
             if ddp is not None:  # this rank's rows of the global batch
                 x, y = x[ddp.rank :: ddp.world], y[ddp.rank :: ddp.world]
             x, y = x.to(device, memory_format=memory_format), y.to(device)
-            if recipe.adversarial != "none":
+            if recipe.adversarial in ("fgsm", "pgd"):
                 x = adversarial_batch(model, x, y, recipe, gen)
             for group in opt.param_groups:
                 group["lr"] = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch, epochs)
-            logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+            if recipe.adversarial == "trades":
+                adv = trades_points(model, x, recipe, gen)
+                if ddp is None:  # the reference: two forward passes in training mode
+                    logits, logits_adv = net(x), net(adv)
+                else:  # one forward per backward under DistributedDataParallel (BatchNorm sees the joint batch)
+                    logits, logits_adv = net(torch.cat([x, adv])).split(len(x))
+                loss = trades_loss(logits, logits_adv, y, recipe.beta)
+            else:
+                logits = net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
