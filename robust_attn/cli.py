@@ -81,45 +81,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_zoo_list(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import ZOO, recorded_config, resumable_seeds, seed_states
-
-    rows = [("name", "model", "data", "epochs", "quick", "cached seeds", "training, resumable", "clean acc (seed 0)", "description")]
-    problems: list[str] = []
-    for name, e in ZOO.items():
-        states = seed_states(name)  # a damaged or unreadable file is listed, not a stop
-        bad = {s: v for s, v in states.items() if v.startswith(("damaged", "unreadable"))}
-        problems += [f"  {name}@seed={s}: {v}" for s, v in bad.items()]
-        meta = recorded_config(name) if states.get(0) in ("cached", "stale") else None
-        acc = f"{meta['clean_accuracy']:.2%}" if meta and "clean_accuracy" in meta else "-"
-        seeds = ",".join(str(s) + ("!" if s in bad else "") for s, v in states.items() if v == "cached" or s in bad) or "-"
-        resumable = ",".join(str(s) for s in resumable_seeds(name)) or "-"
-        rows.append((name, e.model, e.dataset, str(e.epochs), "yes" if e.quick else "", seeds, resumable, acc, e.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
-    if problems:
-        print("cached files marked ! cannot be used (retrain with `robust-attn zoo train NAME --force`, or delete them):")
-        print("\n".join(problems))
-    return 0
-
-
-def cmd_zoo_train(args: argparse.Namespace) -> int:
-    from robust_attn.zoo import QUICK_ZOO, train_entries, with_seed
-
-    names = (
-        [with_seed(n, s) for n in (args.names or QUICK_ZOO) for s in (args.seeds or [0])] if args.seeds else list(args.names or QUICK_ZOO)
-    )
-    try:
-        trained = train_entries(names, device=args.device, data_dir=args.data_dir, force=args.force, workers=args.workers)
-        for n, meta in trained.items():
-            print(f"{n}: clean test accuracy {meta['clean_accuracy']:.2%}")
-    except KeyboardInterrupt:
-        print("stopped; run the same command again to resume")
-        return 130
-    return 0
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from robust_attn.sweeps import load_spec, run_sweep
 
@@ -283,17 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.set_defaults(func=cmd_train)
 
-    zoo = sub.add_parser("zoo", help="list or train the model zoo").add_subparsers(dest="zoo_command", required=True)
-    p = zoo.add_parser("list", help="zoo entries with cached/clean-accuracy columns")
-    p.set_defaults(func=cmd_zoo_list)
-    p = zoo.add_parser("train", help="train zoo entries into the cache (default: the quick zoo)")
-    p.add_argument("names", nargs="*", help="zoo names, optionally NAME@seed=N (default: the quick zoo)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N", help="train each name with these seeds (0 is the plain name)")
-    p.add_argument("--force", action="store_true", help="retrain even if cached")
-    p.add_argument("--data-dir", default=None, help="folder holding torchvision data sets")
-    p.add_argument("--workers", type=int, default=None, help="parallel training processes on CPU (default: one per core)")
-    _add_device(p)
-    p.set_defaults(func=cmd_zoo_train)
+    from robust_attn.commands_zoo import add_parser as add_zoo_commands
+
+    add_zoo_commands(sub, _add_device)
 
     p = sub.add_parser("sweep", help="run an epsilon sweep spec (attacks/*.toml); resumes unfinished cells")
     p.add_argument("spec", help="TOML sweep spec, e.g. attacks/quickstart.toml")
@@ -396,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         raise
+    except BrokenPipeError:  # the reader of our output went away (| head): not an error of ours or the user's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:
         import traceback
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from robust_attn.reports import Report, make_report
 from robust_attn.sweeps import load_spec, run_sweep
-from robust_attn.zoo import cached_metadata, is_zoo_ref, train_entries
+from robust_attn.zoo import is_zoo_ref, train_entries, trained_metadata
 
 PACKAGED_SPEC = Path(__file__).parent / "specs" / "quickstart.toml"
 
@@ -23,7 +23,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, device: str = "auto", pro
     t0 = time.perf_counter()
     spec_path = quickstart_spec_path()
     spec = load_spec(spec_path).with_overrides(device=device)
-    missing = [n for n in spec.models if is_zoo_ref(n) and cached_metadata(n) is None]
+    missing = [n for n in spec.models if is_zoo_ref(n) and trained_metadata(n) is None]
     if missing and progress:
         print(f"[1/3] training {len(missing)} missing quick-zoo model(s) on the built-in data: {', '.join(missing)}")
     train_entries(missing, device=device, progress=progress)

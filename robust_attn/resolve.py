@@ -215,11 +215,14 @@ def _check_zoo(ref: str) -> None:
 
 
 def _zoo_recorded(ref: str) -> dict[str, Any] | None:
-    """The cached checkpoint's metadata once trained; before that, what the entry will train on."""
-    from robust_attn.zoo import cached_metadata, checkpoint_path, entry_recorded_data
+    """The shipped (else cached) checkpoint's metadata once trained; before that, what the entry will train on."""
+    from robust_attn.zoo import check_not_shadowed, entry_recorded_data, trained_metadata, trained_path
 
-    meta = cached_metadata(ref)
-    return _with_file(meta, checkpoint_path(ref)) if meta is not None else entry_recorded_data(ref)
+    meta = trained_metadata(ref)
+    if meta is None:
+        return entry_recorded_data(ref)
+    check_not_shadowed(ref)
+    return _with_file(meta, trained_path(ref)[0])
 
 
 def _zoo_skeleton(ref: str) -> nn.Module | None:

@@ -23,12 +23,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from robust_attn import verified
+from robust_attn import shipped, verified
 from robust_attn.checkpoint import CHECKPOINT, METADATA_KEY, file_sha256, load_checkpoint, read_metadata, split_weights
 from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.data.loading import load_in_memory
 from robust_attn.device import resolve_device
-from robust_attn.errors import ModelError
+from robust_attn.errors import CheckpointError, ModelError
 from robust_attn.models import create_model
 from robust_attn.training import TrainConfig, get_recipe, resume_path, train_model
 
@@ -239,6 +239,51 @@ def cached_metadata(name: str | ZooEntry) -> dict[str, Any] | None:
     return meta if meta is not None and meta.get("zoo_entry") == entry.config() else None
 
 
+def shipped_file(name: str | ZooEntry) -> Path:
+    """Where entry ``name``'s shipped checkpoint lies (package data; see :mod:`robust_attn.shipped`)."""
+    return shipped.shipped_path(Path(f"{_entry(name).name}.safetensors"))
+
+
+def shipped_entry(name: str | ZooEntry) -> verified.Entry:
+    label = _entry(name).name
+    return verified.Entry(METADATA_KEY, f"zoo model {label}: shipped checkpoint", shipped.RESTORE, split=split_weights)
+
+
+def shipped_metadata(name: str | ZooEntry) -> dict[str, Any] | None:
+    """The shipped checkpoint's metadata, verified against its provenance record; None when the
+    entry ships no weights. Shipped weights of another configuration of the entry are a one-line
+    error (the entry changed without its weights: a maintainer's mistake, which a test guards)."""
+    entry = _entry(name)
+    if shipped.verify_shipped(shipped_file(entry)) is None:
+        return None
+    meta = verified.verify(shipped_file(entry), shipped_entry(entry))
+    if meta is None or meta.get("zoo_entry") != entry.config():
+        raise CheckpointError(f"shipped weights {shipped_file(entry)} were trained with another configuration of {entry.name} "
+                              f"({config_change(meta.get('zoo_entry') if meta else None, entry.config())}); retrain and ship them again")  # fmt: skip
+    return meta
+
+
+def trained_metadata(name: str | ZooEntry) -> dict[str, Any] | None:
+    """The metadata of the weights a zoo name loads: shipped ones first, else the cache's; None
+    when neither exists (it trains on demand)."""
+    return shipped_metadata(name) or cached_metadata(name)
+
+
+def trained_path(name: str | ZooEntry) -> tuple[Path, verified.Entry]:
+    """The file a zoo name loads and how its errors read: the shipped one, else the cache's."""
+    return (shipped_file(name), shipped_entry(name)) if shipped_metadata(name) is not None else (checkpoint_path(name), cache_entry(name))
+
+
+def check_not_shadowed(name: str | ZooEntry) -> None:
+    """A cached checkpoint of a shipped entry holds other weights (``zoo train --retrain``): loading
+    the name would silently pick one of the two; refuse in one line."""
+    entry = _entry(name)
+    ours, cached = shipped_metadata(entry), recorded_config(entry)
+    if ours is not None and cached is not None and cached.get("weights_sha256") != ours.get("weights_sha256"):
+        raise CheckpointError(f"zoo model {entry.name}: the cache holds other weights ({checkpoint_path(entry)}, retrained here) than the "
+                              f"shipped ones; delete the cached file to use the shipped weights, or sweep the retrained file by its path")  # fmt: skip
+
+
 def config_change(old: object, new: dict[str, Any]) -> str:
     """What differs between a recorded zoo configuration and the entry's: ``epochs 8 -> 6``."""
     if not isinstance(old, dict):
@@ -363,7 +408,7 @@ def train_entry(
     """
     entry = _entry(name)
     label = entry.name
-    if not force and (meta := cached_metadata(entry)) is not None:
+    if not force and (meta := trained_metadata(entry)) is not None:
         return meta
     check_before_training([entry], force)
     if not force and (note := stale_note(entry)):
@@ -460,7 +505,7 @@ def train_entries(
 
     names = list(dict.fromkeys(names))
     entries = [get_entry(n) for n in names]  # fail on a bad name before training anything
-    todo = [e for e in entries if force or cached_metadata(e) is None]  # a damaged cache file fails here
+    todo = [e for e in entries if force or trained_metadata(e) is None]  # a damaged cache file fails here
     check_before_training(todo, force)
     dev = resolve_device(device)
     count = 1 if dev.type != "cpu" else min(len(todo), torch.get_num_threads() if workers is None else workers)
@@ -497,12 +542,13 @@ def load_model(
     dev = resolve_device(device)
     key = str(name_or_path)
     if is_zoo_ref(key):
-        if cached_metadata(key) is None:
+        if trained_metadata(key) is None:
             if not train_missing:
                 why = "was trained with another configuration of its entry" if recorded_config(key) is not None else "is not trained yet"
                 raise ModelError(f"zoo model {key!r} {why}; run: robust-attn zoo train {key}")
             train_entry(key, device=dev, data_dir=data_dir, progress=progress)
-        path, entry = checkpoint_path(key), cache_entry(key)
+        check_not_shadowed(key)
+        path, entry = trained_path(key)
     else:
         path, entry = Path(key).expanduser(), CHECKPOINT
         if not path.is_file():

@@ -235,9 +235,9 @@ def _run_generalisation(job: _Job, ref: str, model: nn.Module, unit: ProbeCell |
 
 def _train_missing_zoo_models(job: _Job, checked: list[Checked]) -> None:
     """Missing zoo models are trained before the sweep, spread over the ranks of a job."""
-    from robust_attn.zoo import cached_metadata, is_zoo_ref, train_entries
+    from robust_attn.zoo import is_zoo_ref, train_entries, trained_metadata
 
-    missing = [c.ref for c in checked if c.module is None and is_zoo_ref(c.ref) and cached_metadata(c.ref) is None]
+    missing = [c.ref for c in checked if c.module is None and is_zoo_ref(c.ref) and trained_metadata(c.ref) is None]
     missing = list(distributed.broadcast(job.ctx, missing, "planning the zoo"))
     if missing:
         job.say(f"training {len(missing)} missing zoo model(s): {', '.join(missing)}")
