@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from robust_attn.corruptions.parameters import ParameterSet
+
 Generators = Sequence[np.random.Generator]
-CorruptionFn = Callable[[np.ndarray, int, Generators], np.ndarray]
-"""(images uint8 (N, H, W, C), severity 1-5, one generator per image) -> uint8 (N, H, W, C)."""
+CorruptionFn = Callable[[np.ndarray, int, Generators, ParameterSet], np.ndarray]
+"""(images uint8 (N, H, W, C), severity 1-5, one generator per image, the parameter set) -> uint8 (N, H, W, C)."""
 
 
 def to_unit(images: np.ndarray, dtype: type = np.float64) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Blur corruptions: defocus, glass, motion and zoom blur, at the CIFAR parameters."""
+"""Blur corruptions: defocus, glass, motion and zoom blur.
+
+Their radii and sigmas are in pixels, as the parameter set gives them (:mod:`.parameters`); glass
+blur visits the image's own rows and columns and zoom blur's factors are relative to the image.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,26 @@ import scipy.ndimage as ndi
 
 from robust_attn.corruptions import filters
 from robust_attn.corruptions._common import Generators, imagemagick_to_uint8, per_image, to_unit, unit_to_uint8
-
-DEFOCUS_BLUR = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))  # disk radius, alias blur
-GLASS_BLUR = ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))  # sigma, max delta, iterations
-MOTION_BLUR = ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))  # ImageMagick radius, sigma; angle ~ U(-45, 45)
-ZOOM_BLUR = (  # zoom factors, exactly as the reference's np.arange calls produce them
-    np.arange(1, 1.06, 0.01),
-    np.arange(1, 1.11, 0.01),
-    np.arange(1, 1.16, 0.01),
-    np.arange(1, 1.21, 0.01),
-    np.arange(1, 1.26, 0.01),
-)
+from robust_attn.corruptions.parameters import ParameterSet
 
 
 def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
-    """The reference's ``disk``: a normalised 17x17 disk of the radius, anti-aliased with
-    ``cv2.GaussianBlur(ksize=3x3, sigmaX=alias_blur)`` (radii up to 8, which covers CIFAR)."""
-    if radius > 8:
-        raise ValueError(f"disk radius {radius} > 8 is not a CIFAR parameter")
-    grid = np.arange(-8, 9)
+    """The reference's ``disk``: a normalised disk of the radius on a 17x17 grid (radii up to 8)
+    or a (2 radius + 1)-square grid (larger radii), anti-aliased with ``cv2.GaussianBlur`` of
+    sigma ``alias_blur`` over 3x3 or 5x5 pixels (OpenCV's reflect-101 border)."""
+    half_grid, half_blur = (8, 1) if radius <= 8 else (radius, 2)
+    grid = np.arange(-half_grid, half_grid + 1)
     xx, yy = np.meshgrid(grid, grid)
     disk = (xx**2 + yy**2 <= radius**2).astype(np.float64)
     disk /= disk.sum()
-    g = np.exp(-(np.arange(-1, 2) ** 2) / (2 * alias_blur**2))
-    g /= g.sum()  # OpenCV's getGaussianKernel(3, sigma) for sigma > 0
+    g = np.exp(-(np.arange(-half_blur, half_blur + 1) ** 2) / (2 * alias_blur**2))
+    g /= g.sum()  # OpenCV's getGaussianKernel(ksize, sigma) for sigma > 0
     return ndi.correlate(disk, np.outer(g, g), mode="mirror").astype(np.float32)
 
 
-def defocus_blur(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def defocus_blur(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """Correlation of each channel with the anti-aliased disk, OpenCV's reflect-101 border."""
-    kernel = disk_kernel(*DEFOCUS_BLUR[severity - 1])
+    kernel = disk_kernel(*params.defocus_blur[severity - 1])
     return unit_to_uint8(filters.correlate_image_axes(to_unit(images), kernel))
 
 
@@ -46,53 +40,71 @@ def glass_positions(size: int, delta: int) -> np.ndarray:
     return np.arange(size - delta, delta, -1)
 
 
-def glass_shuffle(images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def glass_shuffle(images: np.ndarray, offsets: np.ndarray, delta: int = 1) -> np.ndarray:
     """The reference's local pixel "swap", vectorised over the batch with the same result.
 
     For h, then w, from the bottom-right corner upwards, the reference runs
     ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` with (h', w') = (h + dy, w + dx) and dx, dy in
-    {-1, 0} (max delta 1 at every CIFAR severity). On an (H, W, 3) array both right-hand sides
-    are views, so this copies pixel (h', w') into (h, w) and leaves (h', w') as it was. (h', w')
-    lies up or left of (h, w), so the loop reaches it later: within one pass every visited pixel
-    takes the value its neighbour had before the pass. One pass is therefore one gather.
+    [-delta, delta). On an (H, W, 3) array both right-hand sides are views, so this copies
+    pixel (h', w') into (h, w) and leaves (h', w') as it was: each step writes only its own
+    pixel. A pixel therefore ends up with its partner's value at the time of its step: the
+    partner's final value if the loop visited the partner before (a later pixel in raster
+    order), its value before the pass otherwise. Those chains are resolved by pointer jumping;
+    at max delta 1 (all CIFAR severities) partners lie up or left, and a pass is one gather.
     ``offsets`` holds (N, passes, positions, 2) draws of (dx, dy).
     """
     n, h, w = images.shape[:3]
-    rows, cols = glass_positions(h, 1), glass_positions(w, 1)
+    rows, cols = glass_positions(h, delta), glass_positions(w, delta)
     here = (rows[:, None] * w + cols[None, :]).ravel()
-    flat = images.reshape(n, h * w, -1)
+    visited = np.zeros(h * w, dtype=bool)
+    visited[here] = True
+    base = (np.arange(n) * (h * w))[:, None]
+    flat = images.reshape(n * h * w, -1)
     for sweep in range(offsets.shape[1]):
+        partner = here[None, :] + offsets[:, sweep, :, 1] * w + offsets[:, sweep, :, 0]
         source = np.tile(np.arange(h * w), (n, 1))
-        source[:, here] = here[None, :] + offsets[:, sweep, :, 1] * w + offsets[:, sweep, :, 0]
-        flat = np.take_along_axis(flat, source[:, :, None], axis=1)
+        source[:, here] = partner
+        pending = np.zeros((n, h * w), dtype=bool)
+        pending[:, here] = visited[partner] & (partner > here[None, :])
+        source, pending = (source + base).ravel(), pending.ravel()
+        while pending.any():  # pointer jumping: follow partners that were written before
+            step = np.flatnonzero(pending)
+            source[step], pending[step] = source[source[step]], pending[source[step]]
+        flat = flat[source]
     return flat.reshape(images.shape)
 
 
-def glass_blur(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def glass_blur(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """Gaussian blur, truncation to uint8, local pixel shuffle, Gaussian blur again."""
-    sigma, delta, passes = GLASS_BLUR[severity - 1]
+    sigma, delta, passes = params.glass_blur[severity - 1]
     h, w = images.shape[1:3]
     positions = len(glass_positions(h, delta)) * len(glass_positions(w, delta))
     offsets = per_image(rngs, lambda rng: rng.integers(-delta, delta, size=(passes, positions, 2)))
     blurred = unit_to_uint8(filters.gaussian_blur(to_unit(images), sigma))
-    shuffled = glass_shuffle(blurred, offsets)
+    shuffled = glass_shuffle(blurred, offsets, delta)
     return unit_to_uint8(filters.gaussian_blur(to_unit(shuffled), sigma))
 
 
-def motion_blur(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def motion_blur(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """ImageMagick's ``MotionBlurImage`` (what the reference calls through Wand) at a random
     angle in [-45, 45) degrees, brought back to 8 bits as ImageMagick's PNG output is."""
-    radius, sigma = MOTION_BLUR[severity - 1]
+    radius, sigma = params.motion_blur[severity - 1]
     angles = np.array([rng.uniform(-45, 45) for rng in rngs])
     blurred = filters.motion_blur(images, radius, sigma, angles)
     return imagemagick_to_uint8(blurred)
 
 
-def zoom_blur(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def zoom_factors(params: ParameterSet, severity: int) -> np.ndarray:
+    """The zoom factors exactly as the reference's ``np.arange(1, stop, step)`` produces them."""
+    stop, step = params.zoom_blur[severity - 1]
+    return np.arange(1, stop, step)
+
+
+def zoom_blur(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """Mean of the image and its centre zoomed by each factor (``clipped_zoom``), applied as one
     sparse linear operator on the flattened pixels."""
     n, h, w, c = images.shape
-    operator = filters.zoom_blur_operator(h, w, tuple(float(f) for f in ZOOM_BLUR[severity - 1]))
+    operator = filters.zoom_blur_operator(h, w, tuple(float(f) for f in zoom_factors(params, severity)))
     pixels = to_unit(images).transpose(1, 2, 0, 3).reshape(h * w, n * c)
     out = np.asarray(operator @ pixels).reshape(h, w, n, c).transpose(2, 0, 1, 3)
     return unit_to_uint8(out)

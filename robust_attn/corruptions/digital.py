@@ -1,4 +1,8 @@
-"""Digital corruptions: contrast, elastic transform, pixelate and JPEG, at the CIFAR parameters."""
+"""Digital corruptions: contrast, elastic transform, pixelate and JPEG.
+
+Elastic's parameters are fractions of the image side and pixelate's of the image size; the
+parameter set (:mod:`.parameters`) gives the fractions, the contrast factors and JPEG qualities.
+"""
 
 from __future__ import annotations
 
@@ -9,33 +13,23 @@ from PIL import Image
 
 from robust_attn.corruptions import filters, geometry
 from robust_attn.corruptions._common import Generators, per_image, to_unit, unit_to_uint8
-
-CONTRAST = (0.75, 0.5, 0.4, 0.3, 0.15)  # factor towards each channel's mean
-ELASTIC = ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))  # x image size: alpha, sigma, affine
-PIXELATE = (0.95, 0.9, 0.85, 0.75, 0.65)  # size factor of the box-filtered thumbnail
-JPEG_QUALITY = (80, 65, 58, 50, 40)
+from robust_attn.corruptions.parameters import ParameterSet
 
 
-def contrast(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def contrast(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """(x - m) c + m with m each image's per-channel mean."""
-    c = CONTRAST[severity - 1]
+    c = params.contrast[severity - 1]
     x = to_unit(images)
     means = x.mean(axis=(1, 2), keepdims=True)
     return unit_to_uint8((x - means) * c + means)
 
 
-def elastic_parameters(severity: int, size: int) -> tuple[float, float, float]:
-    """(alpha, sigma, affine) in pixels: the reference's fractions of IMSIZE (32 for CIFAR)."""
-    alpha, sigma, affine = ELASTIC[severity - 1]
-    return size * alpha, size * sigma, size * affine
-
-
-def elastic_transform(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def elastic_transform(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """A random affine warp of three points (OpenCV, reflect-101 border), then a displacement
     field of Gaussian-smoothed U(-1, 1) noise times alpha, resampled bilinearly with scipy's
     ``map_coordinates(order=1, mode='reflect')``."""
     n, h, w = images.shape[:3]
-    alpha, sigma, affine = elastic_parameters(severity, min(h, w))
+    alpha, sigma, affine = params.elastic(severity, min(h, w))
     centre = np.array([h, w], dtype=np.float32) // 2
     side = min(h, w) // 3
     src = np.array([centre + side, [centre[0] + side, centre[1] - side], centre - side], dtype=np.float32)
@@ -60,19 +54,20 @@ def _stack(pictures: list[Image.Image], channels: int) -> np.ndarray:
     return arrays[..., None] if channels == 1 else arrays
 
 
-def pixelate(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
-    """Pillow's BOX resize to int(size * c) pixels and back (on CIFAR: 30, 28, 27, 24, 20)."""
-    c = PIXELATE[severity - 1]
+def pixelate(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
+    """Pillow's BOX resize to int(size * c) pixels and back (30, 28, 27, 24, 20 at 32x32; 134,
+    112, 89, 67, 56 at 224x224)."""
+    c = params.pixelate[severity - 1]
     h, w = images.shape[1:3]
     small = (int(w * c), int(h * c))
     out = [p.resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.BOX) for p in _pil_images(images)]
     return _stack(out, images.shape[-1])
 
 
-def jpeg_compression(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def jpeg_compression(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """A Pillow JPEG round trip at the severity's quality (Pillow's default 4:2:0 chroma
     subsampling for RGB; a grey image is saved as a one-channel JPEG)."""
-    quality = JPEG_QUALITY[severity - 1]
+    quality = params.jpeg_compression[severity - 1]
     out = []
     for picture in _pil_images(images):
         buffer = io.BytesIO()

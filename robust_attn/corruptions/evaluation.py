@@ -1,6 +1,7 @@
-"""Common corruptions as an evaluation of their own kind: the 15 CIFAR-10-C corruptions at
-severities 1-5 (Hendrycks & Dietterich, ICLR 2019; :mod:`robust_attn.corruptions`), or the
-published CIFAR-10-C / CIFAR-100-C images when the data set carries them.
+"""Common corruptions as an evaluation of their own kind: the 15 corruptions of Hendrycks &
+Dietterich (ICLR 2019; :mod:`robust_attn.corruptions`) at severities 1-5, with the parameter set
+of their scripts nearest the images' size (CIFAR-10-C's for 32x32, ImageNet-C's for 224, ...),
+or the published CIFAR-10-C / CIFAR-100-C / ImageNet-C images when the data set carries them.
 
 Not an attack: it has no eps and perturbs nothing adversarially. It is registered under a name
 like the attacks (``name = "corruptions"`` in a spec's ``[[attacks]]`` table) and declares its

@@ -1,9 +1,10 @@
-"""The 15 common corruptions of CIFAR-10-C and the one entry point that applies them.
+"""The 15 common corruptions of CIFAR-10-C and ImageNet-C and the one entry point that applies them.
 
 Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to Common Corruptions and
-Perturbations" (ICLR 2019), with the CIFAR parameters of their ``make_cifar_c.py``. Each
-image's random draws come from its own generator, seeded by (seed, corruption, severity, sample
-id), so an image is corrupted the same way whatever batch or rank it is processed in.
+Perturbations" (ICLR 2019), with the parameters of their script for the image size
+(:mod:`.parameters`: CIFAR's for 32x32, ImageNet-C's for 224x224, ...). Each image's random
+draws come from its own generator, seeded by (seed, corruption, severity, sample id), so an
+image is corrupted the same way whatever batch or rank it is processed in.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import numpy as np
 
 from robust_attn.corruptions import blur, digital, noise, weather
 from robust_attn.corruptions._common import CorruptionFn
+from robust_attn.corruptions.parameters import get_parameter_set, nearest_set
 from robust_attn.errors import DataError, SpecError
 
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 FAMILIES: tuple[str, ...] = ("noise", "blur", "weather", "digital")
 MIN_SIZE = 16
-CHUNK = 512  # images per inner call: keeps the float working copies in cache-sized blocks
+CHUNK = 512  # 32x32 images per inner call (fewer larger ones): keeps the float working copies in cache-sized blocks
 
 
 @dataclass(frozen=True)
 class Corruption:
-    """One corruption: its CIFAR-10-C file name, family, function and whether it draws noise."""
+    """One corruption: its CIFAR-10-C / ImageNet-C name, family, function and whether it draws noise."""
 
     name: str
     family: str
@@ -98,11 +100,21 @@ def generators(seed: int, name: str, severity: int, sample_ids: np.ndarray) -> l
     return [np.random.default_rng([seed, key, severity, int(i)]) for i in sample_ids]
 
 
-def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int, sample_ids: np.ndarray) -> np.ndarray:
+def chunk_size(height: int, width: int) -> int:
+    """Images per inner call: ``CHUNK`` at 32x32, as many pixels at other sizes (10 at 224x224)."""
+    return max(1, CHUNK * 32 * 32 // (height * width))
+
+
+def corrupt(
+    images: np.ndarray, name: str, severity: int, *, seed: int, sample_ids: np.ndarray, parameters: str | None = None
+) -> np.ndarray:
     """Corrupt uint8 images (N, C, H, W), C = 1 or 3, H and W >= 16, with ``name`` at ``severity``.
 
-    Returns uint8 (N, C, H, W). Image i's random draws come from (seed, name, severity,
-    sample_ids[i]) alone, so any split of a data set into batches or ranks gives the same images.
+    Returns uint8 (N, C, H, W). The parameters are those of the reference script whose image side
+    is nearest to min(H, W) (``parameter_set(images.shape)``: CIFAR-10-C's up to 45 pixels,
+    ImageNet-C's from 120 to 258, ...), or the set named by ``parameters``. Image i's random
+    draws come from (seed, name, severity, sample_ids[i]) alone, so any split of a data set into
+    batches or ranks gives the same images.
     """
     entry = get_corruption(name)
     severity = check_severity(severity)
@@ -110,10 +122,12 @@ def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int, sample_i
         raise SpecError(f"corruption seed must be a non-negative integer, got {seed!r}")
     arr = _check_images(images)
     ids = _check_ids(sample_ids, len(arr))
+    params = nearest_set(min(arr.shape[2:])) if parameters is None else get_parameter_set(parameters)
     hwc = np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
     out = np.empty_like(hwc)
-    for start in range(0, len(hwc), CHUNK):
-        part = slice(start, start + CHUNK)
+    chunk = chunk_size(*hwc.shape[1:3])
+    for start in range(0, len(hwc), chunk):
+        part = slice(start, start + chunk)
         rngs = generators(int(seed), name, severity, ids[part]) if entry.random else []
-        out[part] = entry.apply(hwc[part], severity, rngs)
+        out[part] = entry.apply(hwc[part], severity, rngs, params)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

@@ -1,4 +1,8 @@
-"""Weather corruptions: snow, frost, fog and brightness, at the CIFAR parameters."""
+"""Weather corruptions: snow, frost, fog and brightness.
+
+Snow's noise field, the frost crop and the fog map take the image's own size; snow's motion blur
+is in pixels, as the parameter set gives it (:mod:`.parameters`).
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,15 @@ from robust_attn.corruptions import filters
 from robust_attn.corruptions._common import Generators, imagemagick_to_uint8, levels_to_uint8, luma, per_image, to_unit, unit_to_uint8
 from robust_attn.corruptions.fractal import draws_needed, plasma_fractal
 from robust_attn.corruptions.frost import OVERLAY_COUNT, frost_overlays
+from robust_attn.corruptions.parameters import ParameterSet
 
-SNOW = (  # flake mean, flake std, zoom, threshold, blur radius, blur sigma, image weight
-    (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
-    (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-    (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-    (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-    (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
-)
-FROST = ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))  # image weight, frost weight
-FOG = ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))  # fog strength, wibble decay
-BRIGHTNESS = (0.05, 0.1, 0.15, 0.2, 0.3)  # added to the HSV value
 FROST_GREY = np.array([0.2989, 0.5870, 0.1140])  # imagecorruptions' rgb2gray for grey images
 
 
-def snow(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def snow(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """Thresholded, zoomed Gaussian flakes, motion-blurred (ImageMagick) at an angle in
     [-135, -45) degrees, added twice (once rotated by 180 degrees) to a whitened image."""
-    mean, std, zoom, threshold, radius, sigma, weight = SNOW[severity - 1]
+    mean, std, zoom, threshold, radius, sigma, weight = params.snow[severity - 1]
     h, w = images.shape[1:3]
     flakes = per_image(rngs, lambda rng: rng.normal(mean, std, size=(h, w)))
     angles = np.array([rng.uniform(-135, -45) for rng in rngs])
@@ -38,12 +33,12 @@ def snow(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
     return unit_to_uint8(x + layer + layer[:, ::-1, ::-1])
 
 
-def frost(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
-    """c0 x + c1 frost: a random crop of one of five frost photographs, blended in grey levels
-    (the overlay is converted to grey for one-channel images)."""
-    image_weight, frost_weight = FROST[severity - 1]
+def frost(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
+    """c0 x + c1 frost: a random crop of one of five frost photographs at the set's scale,
+    blended in grey levels (the overlay is converted to grey for one-channel images)."""
+    image_weight, frost_weight = params.frost[severity - 1]
     h, w, c = images.shape[1:]
-    overlays = frost_overlays(h, w)
+    overlays = frost_overlays(h, w, params.frost_scale)
     crops = []
     for rng in rngs:
         overlay = overlays[int(rng.integers(OVERLAY_COUNT))]
@@ -57,13 +52,14 @@ def frost(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
 
 
 def fog_mapsize(height: int, width: int) -> int:
-    """The fractal's side: 32 for CIFAR, the next power of two for larger images."""
+    """The fractal's side: the next power of two of the longer side, at least 32. This gives
+    every reference script's own ``mapsize``: 32 (CIFAR), 64 (64x64), 256 (224) and 512 (299)."""
     return max(32, 1 << (max(height, width) - 1).bit_length())
 
 
-def fog(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def fog(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """x + c0 * plasma fractal on every channel, rescaled by max(x) / (max(x) + c0)."""
-    strength, decay = FOG[severity - 1]
+    strength, decay = params.fog[severity - 1]
     h, w = images.shape[1:3]
     size = fog_mapsize(h, w)
     uniforms = per_image(rngs, lambda rng: rng.random(draws_needed(size)))
@@ -73,14 +69,14 @@ def fog(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
     return unit_to_uint8((x + strength * haze) * peak / (peak + strength))
 
 
-def brightness(images: np.ndarray, severity: int, rngs: Generators) -> np.ndarray:
+def brightness(images: np.ndarray, severity: int, rngs: Generators, params: ParameterSet) -> np.ndarray:
     """V + c in HSV space (``skimage.color.rgb2hsv`` / ``hsv2rgb``), V clipped to 1.
 
     Hue and saturation are kept, and every RGB channel is V times a function of them, so the
     round trip equals scaling each pixel by V' / V (black pixels become grey V' = c). For one
     channel V is the value itself: clip(x + c, 0, 1), as ``imagecorruptions`` does.
     """
-    c = BRIGHTNESS[severity - 1]
+    c = params.brightness[severity - 1]
     x = to_unit(images)
     value = x.max(axis=3, keepdims=True)
     brighter = np.minimum(value + c, 1)

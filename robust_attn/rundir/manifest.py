@@ -147,6 +147,7 @@ CELL_FIELDS: tuple[Field, ...] = (
     Field("norm", "string", "yes", "linf, l2, l1, or none (corruptions)"),
     Field("eps", "list[number]", "no", "the eps grid (attack and transfer cells; a corruption cell has none)"),
     Field("source", "string | null", "no", "transfer cells: the model (or models joined by +) the images were crafted on"),
+    Field("corruption_parameters", "string", "no", "corruption cells: the parameter set the image size chose (cifar, imagenet, ...)"),
     Field("params", "object", "yes", "the attack's parameters"),
     Field("traits", "object", "yes", "what the attack declares: norm, iterative, traceable, minimum_norm, ensemble, strength, ..."),
     Field("seconds", "number | null", "no", "wall time of the cell"),

@@ -23,7 +23,9 @@ from robust_attn import verified
 from robust_attn.corruptions.evaluation import CommonCorruptions
 from robust_attn.data import ImageData
 
-CACHE_VERSION = "corruptions-2"  # bump when a corruption's implementation changes its images (2: verified safetensors)
+CACHE_VERSION = (
+    "corruptions-3"  # bump when a corruption's implementation changes its images (2: verified safetensors; 3: the parameter set in the key)
+)
 METADATA_KEY = "robust_attn_corruptions"
 IMAGES = "images"
 CORRUPTED_IMAGES = verified.Entry(METADATA_KEY, "cached corrupted images", "it is made again", contents="images")
@@ -36,7 +38,9 @@ def cache_dir() -> Path:
 
 
 def cache_key(clean: np.ndarray, sample_ids: np.ndarray, corruption: str, severity: int, seed: int) -> str:
-    h = hashlib.sha256(f"{CACHE_VERSION}|{corruption}|{severity}|{seed}|{clean.shape}".encode())
+    from robust_attn.corruptions import parameter_set
+
+    h = hashlib.sha256(f"{CACHE_VERSION}|{corruption}|{severity}|{seed}|{clean.shape}|{parameter_set(clean.shape[1:])}".encode())
     h.update(np.ascontiguousarray(clean).tobytes())
     h.update(np.ascontiguousarray(sample_ids, dtype=np.int64).tobytes())
     return h.hexdigest()[:32]

@@ -31,7 +31,7 @@ from robust_attn.device import resolve_device
 from robust_attn.errors import SpecError
 from robust_attn.progress import interactive, progress_bar
 from robust_attn.resolve import load_model_ref
-from robust_attn.rundir import AttackCell, Cell, ModelInfo, ProbeCell, RunDir, RunWriter
+from robust_attn.rundir import AttackCell, Cell, CorruptionCell, ModelInfo, ProbeCell, RunDir, RunWriter
 from robust_attn.rundir.lock import RunLock
 from robust_attn.sweeps.cells import CellRun, build_attack, build_evaluation, run_cell
 from robust_attn.sweeps.fingerprint import differences, fingerprint
@@ -166,6 +166,10 @@ def _run_cells(job: _Job, data: ImageData, model: nn.Module, cells: list[Cell]) 
         if run is None:  # another rank writes
             continue
         meta = _cell_meta(job, evaluation, run, time.perf_counter() - t0)
+        if isinstance(cell, CorruptionCell):  # which of Hendrycks & Dietterich's tables the image size chose
+            from robust_attn.corruptions import parameter_set
+
+            meta["corruption_parameters"] = parameter_set(data.image_shape)
         job.writer.write_cell(cell, run.outcome, data.labels.numpy(), np.arange(len(data)), meta)
         if job.spec.save_examples and isinstance(evaluation, Attack) and isinstance(cell, AttackCell):
             job.writer.write_examples(cell, example_arrays(evaluation, data, cell, job.spec.save_examples))
