@@ -223,7 +223,7 @@ def test_a_resume_file_does_not_break_the_zoo_listing(isolated_home: Path, capsy
     (folder / "vgg-att2-pc@seed=2.resume.safetensors").write_bytes(b"partial")
     assert main(["zoo", "list"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("builtin/vgg-att2-pc "))
-    assert re.search(r"\s-\s+2\s", row), "seed 2 listed as training, resumable; none cached"
+    assert re.search(r"\s-\s+- \(resumable: 2\)\s", row), "seed 2 listed as training, resumable; none shipped or cached"
 
 
 def test_report_into_a_read_only_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

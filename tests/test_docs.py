@@ -219,3 +219,59 @@ def test_studies_page_lists_every_committed_study(pages: dict[str, str]) -> None
     for name in studies:
         assert f"| `reports/{name}` |" in page and f"]({name}/index.md)" in page, name
     assert not re.search(r"\b(Two|Three|Four|Five|Six|Seven|Eight|Nine|Ten) run directories\b", page)
+
+
+def test_your_data_page_lists_every_data_source_and_option(pages: dict[str, str]) -> None:
+    """The "Your data" page is read from the data registry: a row for every registered data set
+    (and for your own, package.module:factory), and every option of every data table with its doc."""
+    from robust_attn.data.loading import dataset_source, list_datasets
+
+    page = pages["your-data.md"]
+    names = list_datasets()
+    assert {"builtin", "imagefolder", "imagenet", "imagenet-c", "imagefolder-c"} <= set(names)
+    sources = [(name, dataset_source(name)) for name in names] + [("package.module:factory", dataset_source("my_pkg.data:make"))]
+    for name, source in sources:
+        row = next((line for line in page.splitlines() if line.startswith(f"| `{name}` | ")), None)
+        assert row is not None, f"{name} has no row"
+        assert source.description.replace("<", "&lt;") in row and ", ".join(source.splits) in row, name
+        for option, doc in source.options.items():
+            line = next((x for x in page.splitlines() if x.startswith(f"| `{option}` | {doc.replace('<', '&lt;')} |")), None)
+            assert line is not None and f"`{name}`" in line, f"{name}: option {option} is not documented as it declares"
+    assert "| `resize` |" in page and "| `subset` |" in page and "| `corrupted_dir` |" in page
+
+
+def test_the_my_data_example_loads_and_matches_its_image_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pages: dict[str, str]
+) -> None:
+    """docs/examples/my_data.py, shown whole on the page, runs through ra.load_dataset as the page's
+    spec names it: ten classes in turn, each image's mask exactly the square of its class's colour;
+    written as an image folder by the same file, it reads back with the same labels and pixels
+    (to the 255th a PNG keeps). The page's spec for it parses."""
+    import tomllib
+
+    import torch
+
+    import robust_attn as ra
+
+    example = ROOT / "docs" / "examples" / "my_data.py"
+    page = pages["your-data.md"]
+    assert example.read_text().strip() in page, "the page shows the example file as it is"
+    monkeypatch.syspath_prepend(str(example.parent))
+    my_data = importlib.import_module("my_data")
+    data = ra.load_dataset("my_data:make", n=20)
+    assert data.classes == tuple(my_data.COLOURS) and data.labels.tolist() == [i % 10 for i in range(20)]
+    assert data.has_masks and data.image_shape == (3, 32, 32)
+    x, y, masks = data.head(20)
+    assert masks is not None and x.shape == (20, 3, 32, 32)
+    for image, label, mask in zip(x, y, masks, strict=True):
+        colour = torch.tensor(my_data.COLOURS[data.classes[int(label)]])
+        assert 64 <= int(mask.sum()) <= 256 and torch.equal(image[:, mask].T, colour.expand(int(mask.sum()), 3))
+    root = tmp_path / "colours"
+    assert my_data.write_folder(root, my_data.Colours(n=20)) == 20
+    folder = ra.load_dataset("imagefolder", data_dir=root, classes=list(data.classes))
+    assert torch.equal(folder.labels, data.labels)
+    read = torch.cat([b for _, b, _ in folder.batches(8)])
+    assert torch.allclose(read, x.mul(255).round().div(255), atol=1e-6)
+    spec = next(block for block in re.findall(r"```toml\n(.*?)```", page, re.DOTALL) if "my_data:make" in block)
+    parsed = ra.parse_spec(tomllib.loads(spec))
+    assert parsed.dataset == "my_data:make" and parsed.models == ("attention_cnn:make", "plain_cnn:make")

@@ -227,3 +227,36 @@ def test_a_thousand_classes_go_through_the_pipeline_and_the_report_stays_bounded
     report = ra.make_report(run_dir, progress=False)
     section = report.markdown.read_text().split("Robust accuracy by class", 1)[1].split("##", 1)[0]
     assert section.count("\n| c0") == 2 * CLASS_EXTREMES
+
+
+def test_a_models_own_preprocessing_applies_to_data_held_in_memory(tmp_path: Path) -> None:
+    """A small folder is held in memory; a model that declares its preprocessing still gets the
+    images decoded at its size (they are decoded again, not reused at the data's)."""
+    from robust_attn.data.preprocessing import Preprocessing
+
+    root = write_folder(tmp_path / "pets")  # 40x48 images
+    data = ra.load_dataset("imagefolder", data_dir=root, resize=36, crop=32)
+    assert not data.streamed and data.image_shape == (3, 32, 32)
+    theirs = data.for_model(Preprocessing(28, 24))
+    assert theirs.image_shape == (3, 24, 24) and torch.equal(theirs.labels, data.labels)
+    assert theirs.record()["preprocessing"]["crop"] == 24
+
+
+def test_another_folder_into_a_run_is_not_taken_for_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data_dir says where the data lies, not what it is: a folder of other images swept into the
+    same run directory with the same spec is computed again, not served the first folder's cells."""
+    (tmp_path / "id_models.py").write_text("import torch, torch.nn as nn\n\n\ndef make():\n    torch.manual_seed(0)\n"
+                                            "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 48 * 40, 3))\n")  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    a, b = write_folder(tmp_path / "a"), tmp_path / "b"
+    for path in sorted(a.rglob("*.jpg")):
+        (b / path.relative_to(a)).parent.mkdir(parents=True, exist_ok=True)
+        _jpeg(b / path.relative_to(a), seed=999 + len(list(b.rglob("*.jpg"))))
+    raw = {"models": ["id_models:make"], "n": 12, "attention_samples": 0, "diagnostic_samples": 0, "dataset": "imagefolder",
+           "attacks": [{"name": "fgsm", "eps": ["0", "2/255"]}]}  # fmt: skip
+    first = ra.run_sweep(ra.parse_spec({**raw, "data_dir": str(a)}), tmp_path / "run", progress=False)
+    before = pd.read_parquet(first / "samples.parquet")
+    second = ra.run_sweep(ra.parse_spec({**raw, "data_dir": str(b)}), tmp_path / "run", progress=False)
+    after = pd.read_parquet(second / "samples.parquet")
+    assert not before["clean_pred"].equals(after["clean_pred"]) or not before["pred"].equals(after["pred"]), "the second folder was swept"
+    assert len(list((tmp_path / "run" / "cells").glob("*.parquet"))) == 2

@@ -26,6 +26,7 @@ import api_reference
 import bad_inputs
 import cli_reference
 import copies
+import data_reference
 import schema_reference
 import spec_reference
 import zoo_reference
@@ -56,6 +57,9 @@ MARKERS: dict[str, Callable[[], str]] = {
     "quickstart-output": copies.quickstart_output,
     "zoo-entries": zoo_reference.zoo_entries,
     "architectures": zoo_reference.architectures,
+    "data-sources": data_reference.data_sources,
+    "data-options": data_reference.data_options,
+    "my-data-example": data_reference.my_data_example,
 }
 
 

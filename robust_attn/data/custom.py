@@ -45,6 +45,14 @@ class UserItems:
     def describe(self, index: int) -> str:
         return f"{self.ref}[{index}]"
 
+    def size(self, index: int) -> int:
+        return 0  # the factory's items: identified by its reference and the items' count
+
+    def failure(self, index: int, err: Exception) -> str:
+        from robust_attn.errors import first_line
+
+        return f"data set {self.ref!r}: item {index} raised {first_line(err)}; fix its __getitem__ in your code"
+
     def with_preprocessing(self, preprocessing: Preprocessing) -> UserItems:
         if not preprocessing.identity:
             raise DataError(f"data set {self.ref!r} makes its own tensors: resize and crop them in the factory, not with preprocessing")
@@ -77,7 +85,10 @@ def load_custom(ref: str, split: str, n: int | None, **options: Any) -> ImageDat
     """The factory's data set, streamed; ``n`` keeps the first n items."""
     dataset = _build(ref)
     if not isinstance(dataset, torch.utils.data.Dataset) or not hasattr(dataset, "__len__"):
-        raise DataError(f"data set {ref!r} returned {type(dataset).__name__}, not a torch.utils.data.Dataset with a length")
+        raise DataError(
+            f"data set {ref!r} returned {type(dataset).__name__}, not a torch.utils.data.Dataset with a length; "
+            "return a Dataset (with __len__ and __getitem__) from the factory"
+        )
     classes = getattr(dataset, "classes", None)
     if not isinstance(classes, list | tuple) or not classes or not all(isinstance(c, str) for c in classes):
         raise DataError(f"data set {ref!r} has no classes attribute (a list of class names in label order); add one")
@@ -85,7 +96,9 @@ def load_custom(ref: str, split: str, n: int | None, **options: Any) -> ImageDat
         raise DataError(f"data set {ref!r} is empty")
     labels = _labels(dataset, ref)
     if int(labels.min()) < 0 or int(labels.max()) >= len(classes):
-        raise DataError(f"data set {ref!r}: a label is outside 0..{len(classes) - 1} (its {len(classes)} classes)")
+        raise DataError(
+            f"data set {ref!r}: a label is outside 0..{len(classes) - 1} (its {len(classes)} classes); labels index its classes attribute"
+        )
     items = UserItems(dataset, ref)
     first = items.load(0)
     workers = options.get("loader_workers", 0)

@@ -66,6 +66,11 @@ class ImageData(ABC):
     def streamed(self) -> bool:
         return False
 
+    def identity(self) -> str:
+        """What distinguishes these images from another copy of the same name, split and n ("" for
+        data that the name, split, n and seed determine: generated or torchvision's)."""
+        return ""
+
     def record(self) -> dict[str, Any]:
         """What the run directory keeps of the data (manifest ``dataset``)."""
         pre = getattr(self, "preprocessing", None)
@@ -94,6 +99,7 @@ class ImageDataset(ImageData, Dataset[tuple[torch.Tensor, int]]):
     published_corruptions: Callable[[str, int, np.ndarray], np.ndarray] | None = None
     trained_as: str | None = None  # the data set models are trained on to be evaluated here (cifar10 for cifar10c)
     preprocessing: Any = None  # how its images were decoded from files (a Preprocessing), when they were
+    decoded_from: Any = None  # the streamed set its images were decoded from: a model's own preprocessing decodes them again
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -115,6 +121,19 @@ class ImageDataset(ImageData, Dataset[tuple[torch.Tensor, int]]):
     @property
     def has_masks(self) -> bool:
         return self.masks is not None
+
+    def identity(self) -> str:
+        return "" if self.decoded_from is None else str(self.decoded_from.identity())
+
+    def for_model(self, preprocessing: Any) -> ImageData:
+        """Images decoded from files are decoded again at a model's own preprocessing (held in
+        memory again when they fit); generated and in-memory sets have one form."""
+        if preprocessing is None or preprocessing == self.preprocessing or self.decoded_from is None:
+            return self
+        view = self.decoded_from.for_model(preprocessing)
+        from robust_attn.data.streamed import fits_in_memory
+
+        return view.in_memory() if fits_in_memory(view) else view
 
     def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         k = min(n, len(self))
@@ -138,6 +157,7 @@ class ImageDataset(ImageData, Dataset[tuple[torch.Tensor, int]]):
             shifted,
             self.trained_as,
             self.preprocessing,
+            None if self.decoded_from is None else self.decoded_from.subset(n, offset),
         )
 
     def batches(

@@ -34,11 +34,12 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple(resources.files("robust_attn.data").joinpath("imagenet_wnids.txt").read_text().split())
 
 
-def _folder(path: Path, what: str) -> Path:
+def _folder(path: Path, what: str, layout: str = "<class>/<image>") -> Path:
+    """``path``, a folder; else one line saying what it should hold (``layout``)."""
     if path.is_file():
-        raise DataNotFound(f"{what} {str(path)!r} is a file, not a folder; point data_dir at the folder of class folders")
+        raise DataNotFound(f"{what} {str(path)!r} is a file, not a folder; point data_dir at the folder holding {layout}")
     if not path.is_dir():
-        raise DataNotFound(f"{what} {str(path)!r} does not exist; point data_dir at the folder holding the class folders")
+        raise DataNotFound(f"{what} {str(path)!r} does not exist; point data_dir at the folder holding {layout}")
     return path
 
 
@@ -81,9 +82,10 @@ def _classes(options: dict[str, Any]) -> tuple[str, ...] | None:
     if given is None:
         return None
     if not isinstance(given, list | tuple) or not given or not all(isinstance(c, str) for c in given):
-        raise DataError(f"classes must be a non-empty list of class names (folder names), got {given!r}")
-    if len(set(given)) != len(given):
-        raise DataError("classes name a class twice; each class once, in the model's order")
+        raise DataError(f"dataset.classes must be a non-empty list of class names (folder names), got {given!r}")
+    twice = next((c for c in given if given.count(c) > 1), None)
+    if twice is not None:
+        raise DataError(f"dataset.classes names {twice!r} twice; each class once, in the model's order")
     return tuple(given)
 
 
@@ -92,7 +94,7 @@ def finish(data: StreamedDataset, n: int | None, options: dict[str, Any]) -> Ima
     data = data.subset(n)
     stream = options.get("stream", "auto")
     if stream not in ("auto", True, False):
-        raise DataError(f'stream must be true, false or "auto", got {stream!r}')
+        raise DataError(f'dataset.stream must be true, false or "auto", got {stream!r}')
     keep = stream is False or (stream == "auto" and fits_in_memory(data))
     return data.in_memory() if keep else data
 
@@ -101,10 +103,10 @@ def _streamed(name: str, split: str, paths: list[Path], labels: list[int], class
               mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.25, 0.25, 0.25)) -> StreamedDataset:  # fmt: skip
     order = stratified(labels) if options.get("order", "stratified") == "stratified" else np.arange(len(paths))
     if options.get("order", "stratified") not in ("stratified", "folder"):
-        raise DataError(f'order must be "stratified" or "folder", got {options.get("order")!r}')
+        raise DataError(f'dataset.order must be "stratified" or "folder", got {options.get("order")!r}')
     workers = options.get("loader_workers", 2)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise DataError(f"loader_workers must be an integer >= 0, got {workers!r}")
+        raise DataError(f"dataset.loader_workers must be an integer >= 0, got {workers!r}")
     pre = from_options(options)
     items = FileItems([paths[i] for i in order], pre)
     return StreamedDataset(name, split, items, torch.tensor([labels[i] for i in order], dtype=torch.long), classes, mean, std, pre,
@@ -144,7 +146,9 @@ def load_imagenet(split: str, n: int | None, data_dir: str | Path | None, **opti
     5,000 images in its order. Preprocessing defaults to RobustBench's Res256Crop224."""
     if data_dir is None:
         raise DataNotFound("imagenet needs data_dir: the folder holding val/<wnid>/*.JPEG (ILSVRC2012 validation, RobustBench's layout)")
-    root = _folder(Path(data_dir).expanduser() / "val", "ImageNet validation folder")
+    if split not in ("val", "test"):
+        raise DataError(f'imagenet has the validation images only (split = "val" or "test", both ILSVRC2012 val), not {split!r}')
+    root = _folder(Path(data_dir).expanduser() / "val", "ImageNet validation folder", "val/<wnid>/*.JPEG")
     options = {"resize": 256, "crop": 224, **options}
     wnids = imagenet_wnids()
     subset = options.get("subset")
@@ -203,7 +207,7 @@ def load_imagenet_c(split: str, n: int | None, data_dir: str | Path | None, **op
     """ImageNet validation with ImageNet-C's published copies under ``<data_dir>/ImageNet-C``."""
     clean = load_imagenet(split, n, data_dir, **{**options, "stream": True})
     assert isinstance(clean, StreamedDataset) and data_dir is not None
-    tree = _folder(Path(data_dir).expanduser() / "ImageNet-C", "ImageNet-C folder")
+    tree = _folder(Path(data_dir).expanduser() / "ImageNet-C", "ImageNet-C folder", "ImageNet-C/<corruption>/<severity>/<wnid>/<image>")
     relative = _relative(clean, Path(data_dir).expanduser() / "val")
     return _with_published(clean, tree, relative, "imagenet-c", "imagenet", options)
 
@@ -215,7 +219,7 @@ def load_imagefolder_c(split: str, n: int | None, data_dir: str | Path | None, *
         raise DataNotFound("imagefolder-c needs corrupted_dir: the folder holding <corruption>/<severity>/<class>/<image>")
     clean = load_imagefolder(split, n, data_dir, name="imagefolder-c", **{**options, "stream": True})
     assert isinstance(clean, StreamedDataset) and data_dir is not None
-    tree = _folder(Path(str(corrupted)).expanduser(), "corrupted image folder")
+    tree = _folder(Path(str(corrupted)).expanduser(), "corrupted image folder", "<corruption>/<severity>/<class>/<image>")
     return _with_published(clean, tree, _relative(clean, Path(data_dir).expanduser()), "imagefolder-c", "imagefolder", options)
 
 

@@ -103,7 +103,8 @@ def dataset_source(name: str) -> DataSource:
     from robust_attn.resolve import is_import_spec
 
     if is_import_spec(name):  # the user's own: package.module:factory
-        return DataSource(name, _custom(name), splits=("train", "test", "val"), streams=True, options={"loader_workers": FILE_OPTIONS["loader_workers"]},
+        return DataSource(name, _custom(name), splits=("train", "test", "val"), streams=True,
+                          options={"loader_workers": "DataLoader worker processes reading its items (default 0: in the main process)"},
                           description="your own data set: a factory returning a torch Dataset of (image, label[, mask]) with classes")  # fmt: skip
     try:
         return _DATASETS[_key(name)]
@@ -267,11 +268,11 @@ def _register_files() -> None:
     any_split = ("train", "test", "val")
     register_dataset(DataSource("imagefolder", _files(folders.load_imagefolder), splits=any_split, streams=True, options=FILE_OPTIONS,
                                 description="your images in data_dir/<class>/<image> (torchvision ImageFolder), decoded batch by batch"))  # fmt: skip
-    imagenet = {**FILE_OPTIONS, "subset": "robustbench: RobustBench's 5,000 test images, in its order",
+    imagenet = {**{k: v for k, v in FILE_OPTIONS.items() if k != "classes"}, "subset": "robustbench: RobustBench's 5,000 test images, in its order",
                 "subset_file": "a copy of RobustBench's id list (wnid/file lines), if robustbench is not installed"}  # fmt: skip
-    register_dataset(DataSource("imagenet", _files(folders.load_imagenet), splits=any_split, streams=True, options=imagenet, num_classes=1000,
+    register_dataset(DataSource("imagenet", _files(folders.load_imagenet), splits=("val", "test"), streams=True, options=imagenet, num_classes=1000,
                                 description="ILSVRC2012 validation in data_dir/val/<wnid>/*.JPEG; Res256Crop224 unless set"))  # fmt: skip
-    register_dataset(DataSource("imagenet-c", _files(folders.load_imagenet_c), splits=any_split, streams=True, options=imagenet, num_classes=1000,
+    register_dataset(DataSource("imagenet-c", _files(folders.load_imagenet_c), splits=("val", "test"), streams=True, options=imagenet, num_classes=1000,
                                 description="ImageNet validation with ImageNet-C's published corruptions in data_dir/ImageNet-C"))  # fmt: skip
     with_c = {**FILE_OPTIONS, "corrupted_dir": "the folder of published corruptions: <corruption>/<severity>/<class>/<image>"}
     register_dataset(DataSource("imagefolder-c", _files(folders.load_imagefolder_c), splits=any_split, streams=True, options=with_c,

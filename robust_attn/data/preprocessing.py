@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robust_attn.errors import SpecError
+from robust_attn.errors import DataError, SpecError
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
@@ -33,10 +33,14 @@ class Preprocessing:
         for name in ("resize", "crop"):
             value = getattr(self, name)
             sizes = value if isinstance(value, tuple) else (value,)
-            if value is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
-                raise SpecError(f"{name} must be a positive integer or [height, width], got {value!r}")
+            if value is not None and (
+                len(sizes) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes)
+            ):
+                raise SpecError(
+                    f"dataset.{name} must be a positive integer or [height, width], got {list(value) if isinstance(value, tuple) else value!r}"
+                )
         if self.interpolation not in INTERPOLATIONS:
-            raise SpecError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+            raise SpecError(f"dataset.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
 
     @property
     def identity(self) -> bool:
@@ -61,7 +65,11 @@ class Preprocessing:
             size = list(self.resize) if isinstance(self.resize, tuple) else self.resize
             image = tvf.resize(image, size, interpolation=InterpolationMode(self.interpolation), antialias=True)
         if self.crop is not None:
-            image = tvf.center_crop(image, list(self.crop) if isinstance(self.crop, tuple) else self.crop)
+            crop = self.crop if isinstance(self.crop, tuple) else (self.crop, self.crop)
+            if crop[0] > image.height or crop[1] > image.width:
+                raise DataError(f"crop {list(crop)} is larger than the image ({image.height}x{image.width} after resize); "
+                                "set a resize at least as large as the crop, or a smaller crop")  # fmt: skip
+            image = tvf.center_crop(image, list(crop))
         array = np.asarray(image, dtype=np.uint8)
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
 

@@ -37,6 +37,12 @@ class Items(Protocol):
     def describe(self, index: int) -> str:
         """The item named for a message (a file path, ``factory[i]``)."""
 
+    def failure(self, index: int, err: Exception) -> str:
+        """One line: why item ``index`` could not be read, and the fix."""
+
+    def size(self, index: int) -> int:
+        """A cheap fingerprint of item ``index`` (a file's size in bytes; 0 where there is none)."""
+
     def with_preprocessing(self, preprocessing: Preprocessing) -> Items: ...
 
 
@@ -59,6 +65,16 @@ class FileItems:
     def describe(self, index: int) -> str:
         return str(self.paths[index])
 
+    def size(self, index: int) -> int:
+        try:
+            return self.paths[index].stat().st_size
+        except OSError:
+            return -1
+
+    def failure(self, index: int, err: Exception) -> str:
+        return (f"{self.paths[index]} cannot be read ({type(err).__name__}: {str(err).strip()[:200]}); remove or replace it "
+                "(nothing is skipped: every model must see the same samples)")  # fmt: skip
+
     def with_preprocessing(self, preprocessing: Preprocessing) -> FileItems:
         return replace(self, preprocessing=preprocessing)
 
@@ -79,9 +95,9 @@ class _Indexed(Dataset[tuple[int, Any, Any, str]]):
         try:
             image, mask = self.items.load(index)
         except DataError as err:
-            return sample, None, None, str(err)
+            return sample, None, None, f"{self.items.describe(index)}: {err}"
         except Exception as err:  # PIL's UnidentifiedImageError, a truncated JPEG's OSError, a user's item
-            return sample, None, None, f"{self.items.describe(index)} cannot be read ({type(err).__name__}: {str(err).strip()[:200]})"
+            return sample, None, None, self.items.failure(index, err)
         return sample, image, mask, ""
 
 
@@ -165,7 +181,7 @@ class StreamedDataset(ImageData):
             if why.startswith("shape"):
                 raise DataError(f"{self.items.describe(int(self.indices[batch['index']]))} has {why}: the images differ in size; set resize and crop in the "
                                 "data table (e.g. resize = 256, crop = 224), or use a model that declares its preprocessing")  # fmt: skip
-            raise DataError(f"{why}; remove or replace it (nothing is skipped: every model must see the same samples)")
+            raise DataError(why)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
         assert self.indices is not None
@@ -194,6 +210,18 @@ class StreamedDataset(ImageData):
         batch = self._read(list(range(min(n, len(self)))))
         return _as_float(batch["images"]), self.labels[batch["ids"]], batch["masks"]
 
+    def identity(self) -> str:
+        """What distinguishes these images from another folder's (their files' names and sizes);
+        a sweep keys its units on it, so a run of one folder is not taken for another's."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        assert self.indices is not None
+        for i in self.indices:
+            digest.update(self.items.describe(int(i)).encode())
+            digest.update(str(self.items.size(int(i))).encode())
+        return digest.hexdigest()[:16]
+
     def for_model(self, preprocessing: Any) -> ImageData:
         if preprocessing is None or preprocessing == self.preprocessing:
             return self
@@ -212,7 +240,7 @@ class StreamedDataset(ImageData):
             raise DataError(f"{self.name}: its images are floats, not 8-bit files; it streams (stream = true)")
         held = torch.cat(masks) if masks and all(m is not None for m in masks) else None
         return ImageDataset(self.name, self.split, stacked, self.labels, self.classes, self.mean, self.std, held,
-                            self.published_corruptions, self.trained_as, self.preprocessing)  # fmt: skip
+                            self.published_corruptions, self.trained_as, self.preprocessing, self)  # fmt: skip
 
 
 def _as_float(images: torch.Tensor) -> torch.Tensor:

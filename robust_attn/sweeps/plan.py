@@ -29,7 +29,9 @@ def model_info(card: ModelCard) -> ModelInfo:
     return ModelInfo(card.ref, card.architecture, card.train_seed, card.training_regime, card.has_attention)
 
 
-def data_key(spec: SweepSpec) -> list[Any]:
+def data_key(spec: SweepSpec, data_id: str = "") -> list[Any]:
+    """What the images and their batches are: the spec's data fields, and ``data_id`` (the files'
+    identity, :meth:`robust_attn.data.ImageData.identity`) for data read from a folder."""
     key: list[Any] = [spec.dataset, spec.split, spec.n, spec.seed, spec.batch_size, spec.precision, spec.channels_last]
     if spec.fold_bn:  # only when set, so runs made before the option existed keep their keys
         key.append("fold_bn")
@@ -37,10 +39,12 @@ def data_key(spec: SweepSpec) -> list[Any]:
         from robust_attn.data.loading import dataset_source
 
         key.append(dataset_source(spec.dataset).result_options(dict(spec.data_options)))
+    if data_id:  # likewise: another folder of the same name is other data
+        key.append(data_id)
     return key
 
 
-def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[Cell]:
+def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str, data_id: str = "") -> list[Cell]:
     """The cells of one model, one per evaluation of the spec (and mode, for attacks), of the
     evaluation's kind; their hash covers everything that changes the numbers."""
     from robust_attn.corruptions.evaluation import CommonCorruptions
@@ -58,11 +62,11 @@ def make_cells(spec: SweepSpec, info: ModelInfo, model_sha: str) -> list[Cell]:
         }
         if isinstance(evaluation, CommonCorruptions):  # no eps, no modes: each condition is its own evaluation of the clean images
             conditions = evaluation.conditions()
-            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, data_key(spec)])
+            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, conditions, data_key(spec, data_id)])
             cells.append(CorruptionCell(**common, norm="none", mode="independent", config_hash=h, conditions=conditions))
             continue
         for mode in spec.modes:
-            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, data_key(spec)])
+            h = config_hash([info.ref, model_sha, a.name, a.backend, a.params, list(a.eps), mode, data_key(spec, data_id)])
             cells.append(AttackCell(**common, norm=evaluation.norm, mode=mode, config_hash=h, eps=list(a.eps)))
     return cells
 
@@ -77,9 +81,11 @@ def probe_attack(spec: SweepSpec) -> AttackSpec | None:
     return max(fit, key=lambda ta: (ta[0].norm == "linf", ta[0].strength, int(ta[1].params.get("steps", 1))))[1]
 
 
-def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackSpec) -> ProbeCell:
+def make_probe(spec: SweepSpec, info: ModelInfo, model_sha: str, attack: AttackSpec, data_id: str = "") -> ProbeCell:
     label = attack.name.upper() + (f"-{attack.params['steps']}" if "steps" in attack.params else "")
-    h = config_hash([info.ref, model_sha, "probe", attack.name, attack.params, list(attack.eps), spec.attention_samples, data_key(spec)])
+    h = config_hash(
+        [info.ref, model_sha, "probe", attack.name, attack.params, list(attack.eps), spec.attention_samples, data_key(spec, data_id)]
+    )
     return ProbeCell(info, label, h)
 
 
@@ -100,8 +106,8 @@ def make_generalisation_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -
     return ProbeCell(info, "linear probes", h, kind="generalisation")
 
 
-def make_indicator_unit(spec: SweepSpec, info: ModelInfo, model_sha: str) -> ProbeCell:
+def make_indicator_unit(spec: SweepSpec, info: ModelInfo, model_sha: str, data_id: str = "") -> ProbeCell:
     """The unit of one model's indicators of attack failure (all the spec's attacks)."""
     attacks = [[a.name, a.backend, a.params, max(a.eps)] for a in spec.attacks if a.eps]  # eps-ball attacks only
-    h = config_hash([info.ref, model_sha, "indicators", attacks, spec.diagnostic_samples, data_key(spec)])
+    h = config_hash([info.ref, model_sha, "indicators", attacks, spec.diagnostic_samples, data_key(spec, data_id)])
     return ProbeCell(info, "indicators", h, kind="indicators")

@@ -69,10 +69,11 @@ def check_recorded(card: ModelCard, data: ImageData) -> None:
         or (card.num_classes is not None and card.num_classes != len(data.classes))
     )
     if mismatched:
-        raise ModelDataMismatch(
-            f"model {card.ref!r} was trained on {theirs} but the sweep's data is {ours}; "
-            f"set dataset = {str(trained)!r} in the spec, or sweep a model trained on {data.name}"
-        )
+        same_set = trained is not None and str(trained) == expected
+        fix = (f"set classes = [...] in the data table to the model's {card.num_classes} classes, or sweep a model trained on these "
+               f"{len(data.classes)}" if same_set and card.num_classes != len(data.classes) else
+               f"set dataset = {str(trained)!r} in the spec, or sweep a model trained on {data.name}")  # fmt: skip
+        raise ModelDataMismatch(f"model {card.ref!r} was trained on {theirs} but the sweep's data is {ours}; {fix}")
     check_class_order(card, data)
 
 

@@ -250,6 +250,7 @@ def _train_missing_zoo_models(job: _Job, checked: list[Checked]) -> None:
 
 def _plan(job: _Job, checked: list[Checked]) -> None:
     """Every model's cells and probes, before any work (zoo models are trained by now)."""
+    data_id = job.data.identity()  # a folder's files, so that another folder of the same name is not taken for it
     spec = job.spec
     probe_with = probe_attack(spec) if spec.attention_samples > 0 else None
     any_attention = any(c.has_attention for c in checked)
@@ -259,10 +260,10 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
         seen = card.preprocessing.record() if card.preprocessing is not None else job.data.record().get("preprocessing")
         job.manifest["models"][item.ref] = {**card.manifest_record(), "preprocessing": seen}  # what the model saw
         wants_probe = probe_with is not None and (item.has_attention or (any_attention and job.data.has_masks))
-        probe = make_probe(spec, info, sha, probe_with) if probe_with is not None and wants_probe else None
-        indicators = make_indicator_unit(spec, info, sha) if spec.diagnostic_samples > 0 else None
+        probe = make_probe(spec, info, sha, probe_with, data_id) if probe_with is not None and wants_probe else None
+        indicators = make_indicator_unit(spec, info, sha, data_id) if spec.diagnostic_samples > 0 else None
         general = make_generalisation_unit(spec, info, sha) if spec.generalisation else None
-        job.models.append(_Model(item, card, info, make_cells(spec, info, sha), probe, indicators, general))
+        job.models.append(_Model(item, card, info, make_cells(spec, info, sha, data_id), probe, indicators, general))
     from robust_attn.sweeps.plan import data_key
     from robust_attn.sweeps.transfer import plan_transfer
 
@@ -275,7 +276,7 @@ def _plan(job: _Job, checked: list[Checked]) -> None:
         if len({seen[r] for r in names}) > 1:
             raise SpecError(f"transfer[{i}]: its models declare different preprocessing ({', '.join(sorted(str(seen[r]) for r in names))}); "
                             "images crafted at one input size cannot be fed to another: transfer between models of one preprocessing")  # fmt: skip
-    job.transfers = [plan_transfer(spec, t, infos, shas, data_key(spec)) for t in spec.transfer]
+    job.transfers = [plan_transfer(spec, t, infos, shas, data_key(spec, data_id)) for t in spec.transfer]
 
 
 def _run_models(job: _Job) -> None:

@@ -93,7 +93,9 @@ class SweepSpec:
     )
     split: str = _doc("test", "train or test")
     n: int = _doc(1000, "the first n images of the split (at most what the split holds)")
-    data_dir: str | None = _doc(None, "folder holding torchvision data sets (cifar10, cifar100, svhn, mnist, fashionmnist)", run_only=True)
+    data_dir: str | None = _doc(
+        None, "folder of the data: torchvision's sets, an image folder (<class>/<image>), ImageNet (val/<wnid>/...)", run_only=True
+    )
     download: bool = _doc(False, "let torchvision download the data set into data_dir (flag --download)", run_only=True)
     verify: bool = _doc(
         True, "check torchvision's MD5 sums of CIFAR/SVHN files; false for a re-packed copy (flag --no-verify)", run_only=True
