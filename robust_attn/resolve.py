@@ -23,6 +23,7 @@ import torch.nn as nn
 from robust_attn.card import ModelCard, card_from_record
 from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
 from robust_attn.model_sources import _SOURCES, ModelSource
+from robust_attn.models.transformer_attention import with_transformer_attention
 from robust_attn.protocols import has_attention
 
 
@@ -68,7 +69,7 @@ def load_model(ref: str | Path, device: str | torch.device = "auto", **options: 
     source = source_for(ref)
     source.check(ref)
     model, record = source.load(ref, device, **options)
-    model = model.eval()
+    model = with_transformer_attention(model.eval())  # a ViT trunk gets the attention protocol (its CLS and rollout maps)
     return model, card_from_record(ref, source.kind, record, model, attention_of(model))
 
 
@@ -150,7 +151,7 @@ def build_import_spec(ref: str, device: str | torch.device = "auto") -> nn.Modul
             raise _user_error(ref, "the factory", err) from err
     if not isinstance(model, nn.Module):
         raise ModelError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module; return the model from the factory")
-    return model.to(resolve_device(device)).eval()
+    return with_transformer_attention(model.to(resolve_device(device)).eval())
 
 
 def _load_import(ref: str, device: str | torch.device = "auto", **_: Any) -> tuple[nn.Module, dict[str, Any]]:
