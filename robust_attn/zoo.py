@@ -103,6 +103,21 @@ def _trades(model: str, description: str) -> ZooEntry:
     )
 
 
+# The families beside LTPA at the compact VGG's budget (same images, epochs, recipes; about the same
+# multiply-adds): a PreAct ResNet-18 of base width 11 and a small ViT (robust_attn.models).
+FAMILY_KWARGS: dict[str, dict[str, Any]] = {"resnet": {"width": 11}, "vit": {}}
+
+
+def _family(model: str, regime: str, description: str) -> ZooEntry:
+    """A family's entry trained clean, with FGSM-AT or with PGD-AT, at the VGG entries' budget."""
+    kwargs = FAMILY_KWARGS.get(model, dict(_CPU_KWARGS))
+    suffix = {"clean": "", "fgsm-at": "-at", "pgd-at": "-pgd-at"}[regime]
+    if regime == "clean":
+        return ZooEntry(f"builtin/{model}", model, dict(kwargs), epochs=BUILTIN_EPOCHS, description=description)
+    return ZooEntry(f"builtin/{model}{suffix}", model, dict(kwargs), recipe=regime, epochs=AT_EPOCHS, recipe_params={"train_eps": AT_EPS},
+                    description=description)  # fmt: skip
+
+
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
     return ZooEntry(
         f"{dataset}/{model}",
@@ -131,6 +146,14 @@ ZOO: dict[str, ZooEntry] = {
         _adversarial("vgg-att3-dp", "attention on l1, l2, l3; dp; FGSM adversarial training at 2/255"),
         _trades("vgg", "VGG baseline, TRADES (beta = 6) at 2/255"),
         _trades("vgg-att3-pc", "attention on l1, l2, l3; pc; TRADES (beta = 6) at 2/255"),
+        _family("vgg", "pgd-at", "VGG baseline, PGD adversarial training (5 steps) at 2/255"),
+        _family("vgg-att3-pc", "pgd-at", "attention on l1, l2, l3; pc; PGD adversarial training at 2/255"),
+        _family("resnet", "clean", "PreAct ResNet-18, width 11 (the VGG's multiply-adds)"),
+        _family("resnet", "fgsm-at", "PreAct ResNet-18, width 11; FGSM adversarial training at 2/255"),
+        _family("resnet", "pgd-at", "PreAct ResNet-18, width 11; PGD adversarial training at 2/255"),
+        _family("vit", "clean", "ViT, 4x4 patches, 8 blocks of width 64 (the VGG's multiply-adds)"),
+        _family("vit", "fgsm-at", "ViT, 4x4 patches; FGSM adversarial training at 2/255"),
+        _family("vit", "pgd-at", "ViT, 4x4 patches; PGD adversarial training at 2/255"),
         _paper("cifar10", "vgg", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar10", "vgg-att3-pc", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar100", "vgg", "paper's CIFAR-100 baseline (needs --data-dir)"),

@@ -1,5 +1,7 @@
-"""Model zoo architectures: VGG baselines and LTPA attention variants, registered by name."""
+"""Model zoo architectures, registered by name: VGG baselines and LTPA attention variants, and the
+families they are compared with at one budget: a PreAct ResNet-18 and a small vision transformer."""
 
+from robust_attn.models import resnet, vit  # noqa: F401  (registers the ResNet and ViT controls)
 from robust_attn.models.attention import Attended, AttentionBlock
 from robust_attn.models.fold import fold_batchnorm
 from robust_attn.models.normalize import Normalize

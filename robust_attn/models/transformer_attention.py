@@ -100,6 +100,7 @@ class TransformerAttention(nn.Module):
         out: torch.Tensor = self.inner(x)
         return out
 
+    @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         vit = self._vit[0]
         weights = block_attention(vit, self.inner, x)
