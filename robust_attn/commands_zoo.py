@@ -54,6 +54,7 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_train(args: argparse.Namespace) -> int:
+    from robust_attn.device import resolve_device
     from robust_attn.errors import UsageError
     from robust_attn.zoo import QUICK_ZOO, get_entry, shipped_metadata, train_entries, with_seed
 
@@ -62,6 +63,7 @@ def cmd_zoo_train(args: argparse.Namespace) -> int:
     )
     for n in names:
         get_entry(n)  # an unknown entry is one line before any training
+    resolve_device(args.device)  # so is a device that does not exist here
     retrain = args.retrain or args.force
     if not retrain:
         already = [n for n in names if shipped_metadata(n) is not None]

@@ -5,7 +5,7 @@ An entry is data (architecture, data set, recipe, seed), not code; its checkpoin
 ``load_model("builtin/vgg-att3-pc")`` works offline on a fresh machine. Every read of the cache
 verifies the file (:mod:`robust_attn.verified`): a damaged or unreadable checkpoint is a one-line
 error naming it and the fix, found before anything trains, and is never retrained in its place
-unless asked (``--force``); one trained with another configuration of its entry is retrained
+unless asked (``--retrain``); one trained with another configuration of its entry is retrained
 with a printed note.
 """
 
@@ -228,7 +228,7 @@ def cache_entry(name: str | ZooEntry) -> verified.Entry:
     return verified.Entry(
         METADATA_KEY,
         f"zoo model {label}: cached checkpoint",
-        f"retrain it with `robust-attn zoo train {label} --force`, or delete the file",
+        f"retrain it with `robust-attn zoo train {label} --retrain`, or delete the file",
         split=split_weights,
     )
 
@@ -239,7 +239,7 @@ def resume_entry(name: str | ZooEntry) -> verified.Entry:
     return verified.Entry(
         METADATA_KEY,
         f"zoo model {label}: resumable state of an unfinished training run",
-        f"delete it to train from the start, or retrain with `robust-attn zoo train {label} --force`",
+        f"delete it to train from the start, or retrain with `robust-attn zoo train {label} --retrain`",
         split=split_weights,
     )
 

@@ -220,9 +220,9 @@ def test_report_of_an_unfinished_run_says_what_is_missing(tmp_path: Path, capsys
 def test_a_resume_file_does_not_break_the_zoo_listing(isolated_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = isolated_home / "zoo" / "builtin"
     folder.mkdir(parents=True)
-    (folder / "vgg-att2-pc@seed=2.resume.safetensors").write_bytes(b"partial")
+    (folder / "vgg-att2-dp@seed=2.resume.safetensors").write_bytes(b"partial")
     assert main(["zoo", "list"]) == 0
-    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("builtin/vgg-att2-pc "))
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("builtin/vgg-att2-dp "))
     assert re.search(r"\s-\s+- \(resumable: 2\)\s", row), "seed 2 listed as training, resumable; none shipped or cached"
 
 

@@ -194,7 +194,7 @@ def test_a_damaged_zoo_checkpoint_is_one_line_and_kept(kind: str, monkeypatch: p
     damage, why = DAMAGE[kind]
     damage(path)
     before = _digest(path) if path.is_file() else None
-    expected = rf"^zoo model builtin/tiny-cache: cached checkpoint '{re.escape(str(path))}' {why}.*; retrain it with `robust-attn zoo train builtin/tiny-cache --force`, or delete the file$"
+    expected = rf"^zoo model builtin/tiny-cache: cached checkpoint '{re.escape(str(path))}' {why}.*; retrain it with `robust-attn zoo train builtin/tiny-cache --retrain`, or delete the file$"
     for call in (lambda: train_entries([entry.name]), lambda: ra.load_model(entry.name, "cpu"), lambda: cached_metadata(entry.name)):
         with pytest.raises(CheckpointError) as err:
             call()
@@ -223,7 +223,7 @@ def test_zoo_train_names_the_damaged_file_and_exits_2(
     path.write_bytes(b"")
     assert main(["zoo", "train", entry.name]) == 2
     line = _one_error_line(capsys)
-    assert f"cached checkpoint '{path}' is empty (0 bytes" in line and "zoo train builtin/tiny-cache --force" in line
+    assert f"cached checkpoint '{path}' is empty (0 bytes" in line and "zoo train builtin/tiny-cache --retrain" in line
     assert path.stat().st_size == 0
 
 
@@ -549,7 +549,7 @@ def images() -> Any:
 
 
 def _batch(attack: _Corruptions, data: Any) -> np.ndarray:
-    return corrupted.corrupted_batch(attack, data, np.arange(8), "gaussian_noise", 3, 0)
+    return corrupted.corrupted_batch(attack, data, np.arange(8), data.images[:8].numpy(), "gaussian_noise", 3, 0)  # type: ignore[arg-type]
 
 
 def _only_cache_file() -> Path:

@@ -155,11 +155,11 @@ def test_zoo_list_shows_epochs_and_cache_state(isolated_home: Path, capsys: pyte
 
     assert main(["zoo", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:7] == ["name", "model", "data", "epochs", "quick", "cached", "seeds"]
+    assert lines[0].split()[:8] == ["name", "model", "data", "epochs", "recipe", "shipped", "seeds", "cached"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == set(ra.ZOO)
-    for name in ra.QUICK_ZOO:
-        assert rows[name][3] == str(ra.ZOO[name].epochs) and rows[name][4:7] == ["yes", "-", "-"]  # empty cache
+    for name in ra.QUICK_ZOO:  # shipped with the package at seeds 0-2; nothing in the (empty) cache
+        assert rows[name][3] == str(ra.ZOO[name].epochs) and rows[name][4:7] == [ra.ZOO[name].recipe, "0,1,2", "-"]
 
 
 def test_quick_zoo_entries_share_one_training_budget() -> None:

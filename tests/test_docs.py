@@ -257,6 +257,7 @@ def test_the_my_data_example_loads_and_matches_its_image_folder(
     page = pages["your-data.md"]
     assert example.read_text().strip() in page, "the page shows the example file as it is"
     monkeypatch.syspath_prepend(str(example.parent))
+    monkeypatch.delitem(sys.modules, "my_data", raising=False)  # imported here, forgotten after the test
     my_data = importlib.import_module("my_data")
     data = ra.load_dataset("my_data:make", n=20)
     assert data.classes == tuple(my_data.COLOURS) and data.labels.tolist() == [i % 10 for i in range(20)]

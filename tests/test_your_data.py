@@ -168,14 +168,14 @@ def bad():
 
 
 def test_your_own_data_set_from_a_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "my_data.py").write_text(FACTORY)
+    (tmp_path / "two_shades.py").write_text(FACTORY)
     monkeypatch.syspath_prepend(str(tmp_path))
-    data = ra.load_dataset("my_data:make", n=6)
+    data = ra.load_dataset("two_shades:make", n=6)
     assert data.classes == ("dark", "light") and len(data) == 6 and data.has_masks and data.image_shape == (3, 16, 16)
     x, y, masks = data.head(4)
     assert x.shape == (4, 3, 16, 16) and y.tolist() == [0, 1, 0, 1] and masks is not None and masks.shape == (4, 16, 16)
     with pytest.raises(DataError, match=r"item 0's image is torch.uint8 \(3, 16, 16\); return a float tensor \(C, H, W\) in \[0, 1\]"):
-        list(ra.load_dataset("my_data:bad").batches(4))
+        list(ra.load_dataset("two_shades:bad").batches(4))
 
 
 MANY = """

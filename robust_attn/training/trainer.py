@@ -31,6 +31,7 @@ class TrainResult:
     seconds: float
     images_per_second: float
     history: list[dict[str, float]] = field(default_factory=list)
+    threads: int = 0  # torch's intra-op threads while training (the sums' order, hence the weights, depends on it)
 
 
 def resume_path(out: Path) -> Path:
@@ -299,7 +300,8 @@ def train_model(
     test_acc = done.history[-1]["test_accuracy"] if done.history else clean_accuracy(model, test, device=device)
     test_acc, guard_meta = _keep_best(model, test, recipe, config, done, epochs, test_acc)
     result = TrainResult(
-        test_acc, epochs, done.seconds, done.images_seen / max(done.seconds, 1e-9) if done.images_seen else 0.0, done.history
+        test_acc, epochs, done.seconds, done.images_seen / max(done.seconds, 1e-9) if done.images_seen else 0.0, done.history,
+        torch.get_num_threads(),
     )
     if out is not None and config.main:
         meta = {**base_meta, "clean_accuracy": test_acc, "test_size": len(test), "train_result": asdict(result), **guard_meta}

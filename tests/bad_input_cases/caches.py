@@ -20,11 +20,11 @@ import robust_attn as ra
 
 
 def _cached_vgg() -> Path:
-    """A cached checkpoint of the zoo's builtin/vgg under this test's ROBUST_ATTN_HOME, as its
+    """A cached checkpoint of the zoo's builtin/vgg-att2-dp under this test's ROBUST_ATTN_HOME, as its
     training would write it (random weights: nothing is trained)."""
     from robust_attn.zoo import ZOO, checkpoint_path
 
-    entry = ZOO["builtin/vgg"]
+    entry = ZOO["builtin/vgg-att2-dp"]
     torch.manual_seed(0)
     model = ra.create_model(entry.model, num_classes=10, **entry.model_kwargs)
     classes = list(ra.load_dataset("builtin", "test", n=1).classes)
@@ -58,40 +58,40 @@ def _refuse_once(path: Path) -> None:
 
 
 def zero_byte_checkpoint(t: Path) -> list[str]:
-    """The cached checkpoint of ``builtin/vgg`` is empty (0 bytes); spec ``models = ["builtin/vgg"]``."""
+    """The cached checkpoint of ``builtin/vgg-att2-dp`` is empty (0 bytes); spec ``models = ["builtin/vgg-att2-dp"]``."""
     path = _cached_vgg()
     path.write_bytes(b"")
-    return _sweep(t, body="", models='["builtin/vgg"]')
+    return _sweep(t, body="", models='["builtin/vgg-att2-dp"]')
 
 
 def truncated_checkpoint(t: Path) -> list[str]:
-    """The cached checkpoint of ``builtin/vgg`` lost its last 100 bytes; spec ``models = ["builtin/vgg"]``."""
+    """The cached checkpoint of ``builtin/vgg-att2-dp`` lost its last 100 bytes; spec ``models = ["builtin/vgg-att2-dp"]``."""
     path = _cached_vgg()
     path.write_bytes(path.read_bytes()[:-100])
-    return _sweep(t, body="", models='["builtin/vgg"]')
+    return _sweep(t, body="", models='["builtin/vgg-att2-dp"]')
 
 
 def edited_checkpoint(t: Path) -> list[str]:
-    """One byte of the weights in the cached checkpoint of ``builtin/vgg`` changed (same size,
-    valid header); spec ``models = ["builtin/vgg"]``."""
+    """One byte of the weights in the cached checkpoint of ``builtin/vgg-att2-dp`` changed (same size,
+    valid header); spec ``models = ["builtin/vgg-att2-dp"]``."""
     path = _cached_vgg()
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    return _sweep(t, body="", models='["builtin/vgg"]')
+    return _sweep(t, body="", models='["builtin/vgg-att2-dp"]')
 
 
 def unreadable_checkpoint(t: Path) -> list[str]:
-    """The cached checkpoint of ``builtin/vgg`` cannot be read by the user (another user's file,
+    """The cached checkpoint of ``builtin/vgg-att2-dp`` cannot be read by the user (another user's file,
     mode 0600; as root, where permissions do not bind, its first open is refused the same way);
-    ``robust-attn zoo train builtin/vgg``."""
+    ``robust-attn zoo train builtin/vgg-att2-dp``."""
     path = _cached_vgg()
     path.chmod(0o600)
     if os.geteuid() != 0:
         path.chmod(0o000)
     else:
         _refuse_once(path)
-    return ["zoo", "train", "builtin/vgg"]
+    return ["zoo", "train", "builtin/vgg-att2-dp"]
 
 
 def damaged_hub_conversion(t: Path) -> list[str]:
@@ -112,16 +112,16 @@ def damaged_hub_conversion(t: Path) -> list[str]:
 
 CASES: list[Case] = [
     ("zero-byte cached zoo checkpoint", lambda t: zero_byte_checkpoint(t),
-     r"zoo model builtin/vgg: cached checkpoint '.*builtin/vgg\.safetensors' is empty \(0 bytes.*\); "
-     r"retrain it with `robust-attn zoo train builtin/vgg --force`, or delete the file"),
+     r"zoo model builtin/vgg-att2-dp: cached checkpoint '.*builtin/vgg-att2-dp\.safetensors' is empty \(0 bytes.*\); "
+     r"retrain it with `robust-attn zoo train builtin/vgg-att2-dp --retrain`, or delete the file"),
     ("truncated cached zoo checkpoint", lambda t: truncated_checkpoint(t),
-     r"zoo model builtin/vgg: cached checkpoint '.*' is truncated or corrupt \(.* bytes, its header describes .*\); "
-     r"retrain it with `robust-attn zoo train builtin/vgg --force`"),
+     r"zoo model builtin/vgg-att2-dp: cached checkpoint '.*' is truncated or corrupt \(.* bytes, its header describes .*\); "
+     r"retrain it with `robust-attn zoo train builtin/vgg-att2-dp --retrain`"),
     ("edited cached zoo checkpoint", lambda t: edited_checkpoint(t),
-     r"zoo model builtin/vgg: cached checkpoint '.*' is damaged: its weights fail their sha256 check .*; "
-     r"retrain it with `robust-attn zoo train builtin/vgg --force`"),
+     r"zoo model builtin/vgg-att2-dp: cached checkpoint '.*' is damaged: its weights fail their sha256 check .*; "
+     r"retrain it with `robust-attn zoo train builtin/vgg-att2-dp --retrain`"),
     ("unreadable cached zoo checkpoint", lambda t: unreadable_checkpoint(t),
-     r"zoo model builtin/vgg: cached checkpoint '.*' cannot be read \(Permission denied: owned by .*, mode .*\); "
+     r"zoo model builtin/vgg-att2-dp: cached checkpoint '.*' cannot be read \(Permission denied: owned by .*, mode .*\); "
      r"ask its owner to make it readable \(chmod a\+r\), or set ROBUST_ATTN_HOME to a cache of your own"),
     ("damaged hub conversion", lambda t: damaged_hub_conversion(t),
      r"hub cache '.*test_efficientnet.*\.safetensors' is empty \(0 bytes.*\); delete it: the next load converts the original weights again"),
