@@ -300,7 +300,11 @@ def train_model(
     test_acc = done.history[-1]["test_accuracy"] if done.history else clean_accuracy(model, test, device=device)
     test_acc, guard_meta = _keep_best(model, test, recipe, config, done, epochs, test_acc)
     result = TrainResult(
-        test_acc, epochs, done.seconds, done.images_seen / max(done.seconds, 1e-9) if done.images_seen else 0.0, done.history,
+        test_acc,
+        epochs,
+        done.seconds,
+        done.images_seen / max(done.seconds, 1e-9) if done.images_seen else 0.0,
+        done.history,
         torch.get_num_threads(),
     )
     if out is not None and config.main:
