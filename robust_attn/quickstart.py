@@ -7,7 +7,7 @@ from pathlib import Path
 
 from robust_attn.reports import Report, make_report
 from robust_attn.sweeps import load_spec, run_sweep
-from robust_attn.zoo import is_zoo_ref, train_entries, trained_metadata
+from robust_attn.zoo import is_zoo_ref, shipped_metadata, train_entries, trained_metadata
 
 PACKAGED_SPEC = Path(__file__).parent / "specs" / "quickstart.toml"
 
@@ -19,13 +19,18 @@ def quickstart_spec_path() -> Path:
 
 
 def quickstart(out: str | Path = "runs/quickstart", *, device: str = "auto", progress: bool = True) -> Report:
-    """Train missing quick-zoo models, run the quickstart sweep (resuming) and write the report."""
+    """Load the shipped quick-zoo models (train any missing), run the quickstart sweep (resuming) and write the report."""
     t0 = time.perf_counter()
     spec_path = quickstart_spec_path()
     spec = load_spec(spec_path).with_overrides(device=device)
-    missing = [n for n in spec.models if is_zoo_ref(n) and trained_metadata(n) is None]
-    if missing and progress:
-        print(f"[1/3] training {len(missing)} missing quick-zoo model(s) on the built-in data: {', '.join(missing)}")
+    zoo_models = [n for n in spec.models if is_zoo_ref(n)]
+    missing = [n for n in zoo_models if trained_metadata(n) is None]
+    if progress:
+        ships = sum(shipped_metadata(n) is not None for n in zoo_models)
+        which = f" on the built-in data: {', '.join(missing)}" if missing else ""
+        print(
+            f"[1/3] models: {ships} shipped with the package, {len(zoo_models) - ships - len(missing)} cached, {len(missing)} to train{which}"
+        )
     train_entries(missing, device=device, progress=progress)
     if progress:
         print(f"[2/3] sweep {spec_path} -> {out}")

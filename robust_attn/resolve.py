@@ -13,7 +13,6 @@ normalisation, weights' identity and budget, from the source's record or what th
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ import torch
 import torch.nn as nn
 
 from robust_attn.card import ModelCard, card_from_record
-from robust_attn.errors import ModelError, SpecError, UserCodeError, first_line, user_frames
+from robust_attn.errors import ModelError, SpecError, UserCodeError
+from robust_attn.import_spec import import_object, is_import_spec, user_error
 from robust_attn.model_sources import _SOURCES, ModelSource
 from robust_attn.models.transformer_attention import with_transformer_attention
 from robust_attn.protocols import has_attention
@@ -104,31 +104,8 @@ def attention_of(model: nn.Module) -> tuple[str, ...]:
 
 
 # -- import specs -------------------------------------------------------------------------------
-def is_import_spec(ref: str) -> bool:
-    """``package.module:factory`` (a callable returning an nn.Module, or a module instance)."""
-    mod, sep, attr = ref.partition(":")
-    return bool(sep and mod and attr) and all(p.isidentifier() for p in mod.split(".")) and attr.isidentifier()
-
-
-def _user_error(ref: str, what: str, err: BaseException) -> UserCodeError:
-    return UserCodeError(
-        f"model {ref!r}: {what} raised {first_line(err)}; fix it in your code (traceback of your files below)", user_frames(err)
-    )
-
-
 def _import_factory(ref: str) -> Any:
-    mod_name, attr = ref.split(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except ModuleNotFoundError as err:
-        if err.name and mod_name.startswith(err.name):  # the module itself is missing, not one it imports
-            raise ModelError(f"cannot import {mod_name!r} for model {ref!r} ({err}); check PYTHONPATH and the name before ':'") from None
-        raise _user_error(ref, f"importing {mod_name}", err) from err
-    except Exception as err:  # the user's module raised at import (NameError, SyntaxError, ...)
-        raise _user_error(ref, f"importing {mod_name}", err) from err
-    if not hasattr(module, attr):
-        raise ModelError(f"module {mod_name!r} has no {attr!r} for model {ref!r}; check the name after ':'")
-    obj = getattr(module, attr)
+    obj = import_object(ref)
     if not callable(obj) and not isinstance(obj, nn.Module):
         raise ModelError(
             f"{ref!r} names a {type(obj).__name__}, not a factory or a torch.nn.Module; point it at a function returning the model"
@@ -148,7 +125,7 @@ def build_import_spec(ref: str, device: str | torch.device = "auto") -> nn.Modul
         try:
             model = obj()
         except Exception as err:
-            raise _user_error(ref, "the factory", err) from err
+            raise user_error(ref, "the factory", err) from err
     if not isinstance(model, nn.Module):
         raise ModelError(f"{ref!r} returned {type(model).__name__}, not a torch.nn.Module; return the model from the factory")
     return with_transformer_attention(model.to(resolve_device(device)).eval())

@@ -17,6 +17,7 @@ from robust_attn.data.dataset import ImageData
 from robust_attn.data.preprocessing import Preprocessing
 from robust_attn.data.streamed import StreamedDataset
 from robust_attn.errors import DataError, UserCodeError, first_line, user_frames
+from robust_attn.import_spec import import_object
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,8 @@ class UserItems:
 
 
 def _build(ref: str) -> Any:
-    from robust_attn.resolve import _import_factory
-
     try:
-        factory = _import_factory(ref)
+        factory = import_object(ref, "data set", DataError)
         return factory() if callable(factory) and not isinstance(factory, torch.utils.data.Dataset) else factory
     except UserCodeError:
         raise

@@ -130,10 +130,7 @@ class ImageDataset(ImageData, Dataset[tuple[torch.Tensor, int]]):
         memory again when they fit); generated and in-memory sets have one form."""
         if preprocessing is None or preprocessing == self.preprocessing or self.decoded_from is None:
             return self
-        view = self.decoded_from.for_model(preprocessing)
-        from robust_attn.data.streamed import fits_in_memory
-
-        return view.in_memory() if fits_in_memory(view) else view
+        return self.decoded_from.for_model(preprocessing).held_if_small()
 
     def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         k = min(n, len(self))

@@ -21,6 +21,7 @@ from robust_attn.data.dataset import ImageData, ImageDataset
 from robust_attn.data.shapes import SHAPE_CLASSES, generate_shapes
 from robust_attn.data.torchvision_sets import TORCHVISION_SETS, load_torchvision
 from robust_attn.errors import DataError, DataNotFound
+from robust_attn.import_spec import is_import_spec
 
 BUILTIN = "builtin"
 BUILTIN_MEAN = (0.5, 0.5, 0.5)
@@ -100,8 +101,6 @@ def load_in_memory(name: str, split: str = "test", **kwargs: Any) -> ImageDatase
 
 
 def dataset_source(name: str) -> DataSource:
-    from robust_attn.resolve import is_import_spec
-
     if is_import_spec(name):  # the user's own: package.module:factory
         return DataSource(name, _custom(name), splits=("train", "test", "val"), streams=True,
                           options={"loader_workers": "DataLoader worker processes reading its items (default 0: in the main process)"},

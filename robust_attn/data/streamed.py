@@ -251,6 +251,10 @@ class StreamedDataset(ImageData):
             return self
         return replace(self, items=self.items.with_preprocessing(preprocessing), preprocessing=preprocessing, _shape=None)
 
+    def held_if_small(self) -> ImageData:
+        """Decoded once and held when the images fit the in-memory budget, else streamed (stream = "auto")."""
+        return self.in_memory() if fits_in_memory(self) else self
+
     def in_memory(self) -> ImageDataset:
         """Every image decoded once into a uint8 tensor (file items: uint8 already, so the numbers
         are those of the streamed set)."""

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from robust_attn.errors import ModelError
 from robust_attn.models.normalize import Normalize
 from robust_attn.models.registry import register_model
 
@@ -60,6 +61,8 @@ class PreActResNet18(nn.Module):
 @register_model("resnet")
 def preact_resnet18(num_classes: int = 10, in_channels: int = 3, image_size: int = 32, width: int = 11, **kwargs: object) -> nn.Module:
     """PreAct ResNet-18 of base width ``width`` (64 is the standard one)."""
+    if isinstance(width, bool) or not float(width).is_integer() or width < 1:
+        raise ModelError(f"resnet: width is the base number of channels, a positive integer (11 matches the compact VGG); got {width!r}")
     mean = kwargs.get("mean", (0.5, 0.5, 0.5))
     std = kwargs.get("std", (0.25, 0.25, 0.25))
     return PreActResNet18(num_classes, in_channels, int(width), tuple(mean), tuple(std))  # type: ignore[arg-type]
