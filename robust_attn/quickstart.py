@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from robust_attn.device import resolve_device
+from robust_attn.distributed import usable_cores
 from robust_attn.reports import Report, make_report
 from robust_attn.sweeps import load_spec, run_sweep
 from robust_attn.zoo import is_zoo_ref, shipped_metadata, train_entries, trained_metadata
@@ -23,6 +25,8 @@ def quickstart(out: str | Path = "runs/quickstart", *, device: str = "auto", pro
     t0 = time.perf_counter()
     spec_path = quickstart_spec_path()
     spec = load_spec(spec_path).with_overrides(device=device)
+    if resolve_device(spec.device).type == "cpu" and spec.workers == 1:
+        spec = spec.with_overrides(workers=min(2, usable_cores()))  # small models: one 1-thread rank per core beats one process
     zoo_models = [n for n in spec.models if is_zoo_ref(n)]
     missing = [n for n in zoo_models if trained_metadata(n) is None]
     if progress:

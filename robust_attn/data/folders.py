@@ -34,12 +34,12 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple(resources.files("robust_attn.data").joinpath("imagenet_wnids.txt").read_text().split())
 
 
-def _folder(path: Path, what: str, layout: str = "<class>/<image>") -> Path:
-    """``path``, a folder; else one line saying what it should hold (``layout``)."""
+def _folder(path: Path, what: str, layout: str = "<class>/<image>", field: str = "data_dir") -> Path:
+    """``path``, a folder; else one line saying what it should hold (``layout``) and which field names it."""
     if path.is_file():
-        raise DataNotFound(f"{what} {str(path)!r} is a file, not a folder; point data_dir at the folder holding {layout}")
+        raise DataNotFound(f"{what} {str(path)!r} is a file, not a folder; point {field} at the folder holding {layout}")
     if not path.is_dir():
-        raise DataNotFound(f"{what} {str(path)!r} does not exist; point data_dir at the folder holding {layout}")
+        raise DataNotFound(f"{what} {str(path)!r} does not exist; point {field} at the folder holding {layout}")
     return path
 
 
@@ -219,7 +219,7 @@ def load_imagefolder_c(split: str, n: int | None, data_dir: str | Path | None, *
         raise DataNotFound("imagefolder-c needs corrupted_dir: the folder holding <corruption>/<severity>/<class>/<image>")
     clean = load_imagefolder(split, n, data_dir, name="imagefolder-c", **{**options, "stream": True})
     assert isinstance(clean, StreamedDataset) and data_dir is not None
-    tree = _folder(Path(str(corrupted)).expanduser(), "corrupted image folder", "<corruption>/<severity>/<class>/<image>")
+    tree = _folder(Path(str(corrupted)).expanduser(), "corrupted image folder", "<corruption>/<severity>/<class>/<image>", "dataset.corrupted_dir")
     return _with_published(clean, tree, _relative(clean, Path(data_dir).expanduser()), "imagefolder-c", "imagefolder", options)
 
 
