@@ -34,7 +34,10 @@ def _cifar100(root: Path) -> dict[str, Any]:
 def _svhn(root: Path) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
-        scipy.io.savemat(root / f"{split}_32x32.mat", {"X": rng.integers(0, 256, (32, 32, 3, 5), dtype=np.uint8), "y": np.array([[10], [1], [2], [3], [4]], np.uint8)})
+        scipy.io.savemat(
+            root / f"{split}_32x32.mat",
+            {"X": rng.integers(0, 256, (32, 32, 3, 5), dtype=np.uint8), "y": np.array([[10], [1], [2], [3], [4]], np.uint8)},
+        )
     return {"verify": False}
 
 
@@ -109,8 +112,8 @@ def test_every_registered_data_set_keeps_its_declarations(source: DataSource, tm
         assert data.has_masks == source.has_masks
         assert isinstance(data, StreamedDataset) == (source.streams and data.streamed)
         for _, x, y in data.batches(5):
-            assert x.dtype == torch.float32 and x.shape[1:] == data.image_shape and 0 <= x.min() and x.max() <= 1
-            assert ((0 <= y) & (y < len(data.classes))).all()
+            assert x.dtype == torch.float32 and x.shape[1:] == data.image_shape and x.min() >= 0 and x.max() <= 1
+            assert ((y >= 0) & (y < len(data.classes))).all()
     undeclared = next(s for s in ("train", "test", "val", "extra") if s not in source.splits)
     with pytest.raises(DataError, match=undeclared):
         ra.load_dataset(source.name, undeclared, n=8, data_dir=data_dir, **options)

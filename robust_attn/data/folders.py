@@ -219,7 +219,9 @@ def load_imagefolder_c(split: str, n: int | None, data_dir: str | Path | None, *
         raise DataNotFound("imagefolder-c needs corrupted_dir: the folder holding <corruption>/<severity>/<class>/<image>")
     clean = load_imagefolder(split, n, data_dir, name="imagefolder-c", **{**options, "stream": True})
     assert isinstance(clean, StreamedDataset) and data_dir is not None
-    tree = _folder(Path(str(corrupted)).expanduser(), "corrupted image folder", "<corruption>/<severity>/<class>/<image>", "dataset.corrupted_dir")
+    tree = _folder(
+        Path(str(corrupted)).expanduser(), "corrupted image folder", "<corruption>/<severity>/<class>/<image>", "dataset.corrupted_dir"
+    )
     return _with_published(clean, tree, _relative(clean, Path(data_dir).expanduser()), "imagefolder-c", "imagefolder", options)
 
 
