@@ -198,6 +198,24 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+@contextlib.contextmanager
+def alone_on_the_host(ctx: Context | None) -> Iterator[None]:
+    """Work that rank 0 does alone while its local peers wait at a barrier (the probes): it takes
+    their threads for the while, so the host's cores stay busy; restored after."""
+    import torch
+
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if ctx is None or ctx.world == 1 or local <= 1:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(usable_cores(), before * local))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def check_workers(workers: int) -> None:
     """More local ranks than cores only compete for them (and each holds its own model and data)."""
     cores = usable_cores()

@@ -167,6 +167,7 @@ def run_cell(
     main = ctx is None or ctx.is_main
     bar = progress_bar(n, f"  {cell.model.ref} {cell.attack} [{cell.mode}]", enabled=progress and main)
     mine: list[BatchResult] = []
+    shown = 0  # rank 0 counts the other ranks' batches as its own (an estimate, capped at n, completed once gathered)
     for b, (idx, x, y) in enumerate(data.batches(spec.batch_size)):
         if ctx is not None and not ctx.shard(b):
             continue
@@ -175,7 +176,10 @@ def run_cell(
         except Exception as err:
             raise _batch_error(cell.model.ref, b, idx, err) from err
         hooks.batch_done(ctx.rank if ctx is not None else 0, b + 1)
-        bar.update(len(idx) * (ctx.world if ctx is not None else 1))
-    bar.close()
+        step = min(len(idx) * (ctx.world if ctx is not None else 1), n - shown)
+        shown += step
+        bar.update(step)
     gathered = distributed.gather(ctx, (mine, evaluation.cost, evaluation.member_costs()), f"cell {cell.model.ref} {cell.attack}")
+    bar.update(n - shown)
+    bar.close()
     return None if gathered is None else _assemble(gathered, cell.size, n, evaluation.categorical_columns)

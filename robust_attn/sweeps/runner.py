@@ -181,7 +181,8 @@ def _run_probe_units(job: _Job, data: ImageData, ref: str, model: nn.Module, pro
     if probe is not None and probe_with is not None and job.todo([probe]):
         if job.main:
             t0 = time.perf_counter()
-            result = run_probe(model, probe_with, data, probe, job.spec)
+            with distributed.alone_on_the_host(job.ctx):
+                result = run_probe(model, probe_with, data, probe, job.spec)
             seconds = time.perf_counter() - t0
             n = min(job.spec.attention_samples, len(data))
             job.writer.write_probe(probe, result, {"seconds": seconds, "samples": n})
@@ -190,7 +191,8 @@ def _run_probe_units(job: _Job, data: ImageData, ref: str, model: nn.Module, pro
     if indicators is not None and job.todo([indicators]):
         if job.main:
             t0 = time.perf_counter()
-            result = run_indicators(model, data, indicators, job.spec)
+            with distributed.alone_on_the_host(job.ctx):
+                result = run_indicators(model, data, indicators, job.spec)
             seconds = time.perf_counter() - t0
             job.writer.write_probe(indicators, result, {"seconds": seconds, "samples": min(job.spec.diagnostic_samples, len(data))})
             rows = result.indicators
