@@ -28,11 +28,12 @@ from robust_attn.reports.checks import (
     large_eps_near_zero,
     libraries_agree,
 )
+from robust_attn.reports.sections.families import FAMILIES
 from robust_attn.reports.sections.threats import CORRUPTIONS, GENERALISATION, TRANSFER
 from robust_attn.stats import eps_at_half, mcnemar_exact, normalised_auc, wilson_interval
 from robust_attn.sweeps import parse_spec, run_sweep
 
-THREAT_SECTIONS = (CORRUPTIONS, TRANSFER, GENERALISATION)  # sections of data these runs do not hold
+THREAT_SECTIONS = (CORRUPTIONS, TRANSFER, GENERALISATION, FAMILIES)  # sections of data these runs do not hold
 
 
 def test_wilson_interval_known_values() -> None:

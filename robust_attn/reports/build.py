@@ -36,6 +36,7 @@ from robust_attn.reports.sections.appendix import appendix_section
 from robust_attn.reports.sections.architectures import architecture_section, claims_section
 from robust_attn.reports.sections.attacks import attack_section
 from robust_attn.reports.sections.attention import attention_section, segmentation_section
+from robust_attn.reports.sections.families import families_section
 from robust_attn.reports.sections.models import models_section
 from robust_attn.reports.sections.provenance import checks_section, run_section
 from robust_attn.reports.sections.threats import corruption_section, generalisation_section, transfer_section
@@ -47,6 +48,7 @@ SECTION_WRITERS: list[Callable[[Context], list[Block]]] = [
     answer_section,  # page 1: Summary
     claims_section,  # The paper's claims
     architecture_section,  # Architectures
+    families_section,  # Families (three architectures or more)
     checks_section,  # Sanity checks
     models_section,  # Accuracy per model
     attack_section,  # Attack comparison
@@ -62,6 +64,7 @@ SECTIONS = [
     "Summary",
     "The paper's claims",
     "Architectures",
+    "Families",
     "Sanity checks",
     "Accuracy per model",
     "Attack comparison",

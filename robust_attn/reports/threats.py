@@ -121,15 +121,16 @@ def transfer_matrix(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["target", "source", "attack", "eps", "accuracy", "white_box"])
 
 
-def _transfer_matrix(run: Run, sources: list[str], targets: list[str], eps: float) -> np.ndarray | None:
+def _transfer_matrix(run: Run, sources: list[str], targets: list[str], eps: float, attack: str | None = None) -> np.ndarray | None:
     """Target seeds x samples: each sample's correctness averaged over the source models (a model
-    is never its own source here: that is the white-box diagonal)."""
+    is never its own source here: that is the white-box diagonal); ``attack``: one transfer
+    table's attack id only (None: every table)."""
     rows = []
     for t in targets:
         per_source = [
             c.correct[int(np.argmin(np.abs(c.eps - eps)))]
-            for (target, _, _), c in run.transfers.items()
-            if target == t and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()
+            for (target, crafted_by, _), c in run.transfers.items()
+            if target == t and attack in (None, crafted_by) and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()
         ]
         if not per_source:
             return None
