@@ -102,7 +102,6 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 NOT_YET_RERUN: dict[str, str] = {
     "adversarial-rapid": "made on an Intel Xeon's retrained weights on 2026-12-03; its rerun takes about 20 min",
     "corruptions": "made on an Intel Xeon's retrained weights on 2026-12-01; its rerun takes about 45 min",
-    "generalisation": "made on an Intel Xeon's retrained weights on 2026-12-02; its rerun takes about 9 min",
     "transfer": "made on an Intel Xeon's retrained weights on 2026-12-02; its rerun takes about 30 min",
 }
 
