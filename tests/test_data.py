@@ -112,14 +112,19 @@ def _write_idx(path: Path, arr: np.ndarray) -> None:
         fh.write(arr.astype(np.uint8).tobytes())
 
 
-@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashionmnist", "FashionMNIST")])
-def test_mnist_family_real_format(tmp_path: Path, name: str, folder: str) -> None:
-    raw = tmp_path / folder / "raw"
+def write_mnist(root: Path, folder: str) -> None:
+    """torchvision's raw idx files of MNIST or FashionMNIST: 6 training and 4 test digits."""
+    raw = root / folder / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 6), ("t10k", 4)):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashionmnist", "FashionMNIST")])
+def test_mnist_family_real_format(tmp_path: Path, name: str, folder: str) -> None:
+    write_mnist(tmp_path, folder)
     ds = ra.load_dataset(name, "train", data_dir=tmp_path)
     assert ds.images.shape == (6, 1, 28, 28) and ds.labels.tolist() == [0, 1, 2, 3, 4, 5]
     assert len(ds.classes) == 10

@@ -16,7 +16,7 @@ import scipy.io
 import torch
 from test_cifar_c import write_release
 from test_corruption_sweep import _write_cifar10, _write_cifar10c
-from test_data import _write_cifar, _write_idx
+from test_data import _write_cifar, write_mnist
 from test_your_data import _imagenet, _jpeg, write_folder
 
 import robust_attn as ra
@@ -42,16 +42,7 @@ def _svhn(root: Path) -> dict[str, Any]:
 
 
 def _mnist(folder: str) -> Callable[[Path], dict[str, Any]]:
-    def write(root: Path) -> dict[str, Any]:
-        raw = root / folder / "raw"
-        raw.mkdir(parents=True)
-        rng = np.random.default_rng(0)
-        for prefix, n in (("train", 6), ("t10k", 4)):
-            _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-            _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-        return {}
-
-    return write
+    return lambda root: (write_mnist(root, folder), {})[1]
 
 
 def _cifar10c(root: Path) -> dict[str, Any]:
