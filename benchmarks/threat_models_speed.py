@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,16 +22,7 @@ import torch
 import robust_attn as ra
 from robust_attn.attacks.registry import dry_evaluation
 from robust_attn.corruptions import CORRUPTIONS, SEVERITIES
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+from robust_attn.versions import cpu_name
 
 
 def corruptions(n: int, batch: int) -> None:
@@ -115,7 +104,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--transfer-n", type=int, default=500)
     args = p.parse_args()
-    print(f"machine: {_cpu()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     corruptions(args.n, args.batch_size)
     transfer(args.transfer_n)
 

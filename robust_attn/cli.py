@@ -31,7 +31,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from robust_attn.data.loading import load_in_memory
     from robust_attn.device import resolve_device
-    from robust_attn.models import create_model
+    from robust_attn.models import create_model_for
     from robust_attn.models.registry import get_factory
     from robust_attn.training import check_epochs, get_recipe, train_model
 
@@ -50,19 +50,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = {"data_dir": args.data_dir, "download": args.download, "verify": not args.no_verify, "seed": args.seed}
     train = load_in_memory(args.dataset, "train", n=args.train_size, **data)
     test = load_in_memory(args.dataset, "test", n=args.test_size, **data)
-    c, h, _ = train.image_shape
     torch.manual_seed(args.seed)
-    model = create_model(
-        args.model,
-        num_classes=len(train.classes),
-        in_channels=c,
-        image_size=h,
-        mean=list(train.mean),
-        std=list(train.std),
-        width=args.width,
-        layout=args.layout,
-        dropout=args.dropout,
-    )
+    model = create_model_for(args.model, train, width=args.width, layout=args.layout, dropout=args.dropout)
     out = Path(args.out) / f"{args.model}.safetensors"
     ranks = f", {ctx.world} ranks ({ctx.backend}, DistributedDataParallel)" if ctx is not None else ""
     if main:

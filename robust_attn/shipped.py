@@ -12,7 +12,6 @@ every committed study names weights whose sha256 equals a shipped file's.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -64,20 +63,12 @@ def verify_shipped(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def ship(cached: Path, target: Path, meta: dict[str, Any], command: str) -> dict[str, Any]:
     """Copy a trained checkpoint into the shipped weights with its provenance record (maintainers:
     ``robust-attn zoo ship NAME``); returns the record."""
     import torch
+
+    from robust_attn.versions import cpu_name
 
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(cached, target)
@@ -88,7 +79,7 @@ def ship(cached: Path, target: Path, meta: dict[str, Any], command: str) -> dict
         "zoo_entry": meta.get("zoo_entry"),
         "command": command,
         "torch": torch.__version__,
-        "cpu": _cpu(),
+        "cpu": cpu_name(),
         "threads": result.get("threads"),
         "training_seconds": result.get("seconds"),
         "clean_accuracy": meta.get("clean_accuracy"),

@@ -41,6 +41,11 @@ def _cpu() -> tuple[str, list[str]]:
     return name, flags
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what the platform says."""
+    return _cpu()[0]
+
+
 def environment() -> dict[str, Any]:
     """What bit-identical results depend on: the CPU (model, the instruction-set features torch
     dispatches on), the torch build and the thread count. Equal environments and inputs give

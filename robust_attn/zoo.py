@@ -29,7 +29,7 @@ from robust_attn.data import ImageDataset, load_dataset
 from robust_attn.data.loading import load_in_memory
 from robust_attn.device import resolve_device
 from robust_attn.errors import CheckpointError, ModelError
-from robust_attn.models import create_model
+from robust_attn.models import create_model_for
 from robust_attn.training import TrainConfig, get_recipe, resume_path, train_model
 
 # Compact layout at 1/8 width without dropout: about 2,500 images/s for training on 2 cores.
@@ -438,17 +438,8 @@ def train_entry(
         print(note, flush=True)
     dev = resolve_device(device)
     train, test = data if data is not None else entry_data(entry, data_dir)
-    c, h, _ = train.image_shape
     torch.manual_seed(entry.seed)
-    model = create_model(
-        entry.model,
-        num_classes=len(train.classes),
-        in_channels=c,
-        image_size=h,
-        mean=list(train.mean),
-        std=list(train.std),
-        **entry.model_kwargs,
-    )
+    model = create_model_for(entry.model, train, **entry.model_kwargs)
     if progress:
         n_threads = torch.get_num_threads()
         threads = f", {n_threads} thread{'s' if n_threads > 1 else ''}" if dev.type == "cpu" else ""

@@ -5,7 +5,7 @@ from robust_attn.models import resnet, vit  # noqa: F401  (registers the ResNet 
 from robust_attn.models.attention import Attended, AttentionBlock
 from robust_attn.models.fold import fold_batchnorm
 from robust_attn.models.normalize import Normalize
-from robust_attn.models.registry import create_model, list_models, register_model
+from robust_attn.models.registry import create_model, create_model_for, list_models, register_model
 from robust_attn.models.vgg import VGG, AttentionOutput, AttentionVGG
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "AttentionVGG",
     "Normalize",
     "create_model",
+    "create_model_for",
     "fold_batchnorm",
     "list_models",
     "register_model",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch.nn as nn
 
@@ -48,3 +48,12 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     setattr(model, "model_name", name)  # noqa: B010  (nn.Module's __setattr__ is typed for tensors)
     setattr(model, "model_kwargs", dict(kwargs))  # noqa: B010
     return model
+
+
+def create_model_for(name: str, data: Any, **kwargs: object) -> nn.Module:
+    """``name`` shaped for the data set ``data``: its class count, channels, image side and
+    normalisation (the model normalises its [0, 1] input itself)."""
+    c, h, _ = data.image_shape
+    return create_model(
+        name, num_classes=len(data.classes), in_channels=c, image_size=h, mean=list(data.mean), std=list(data.std), **kwargs
+    )
