@@ -100,7 +100,6 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 # the shipped ones (each costs tens of minutes on 2 cores): the test requires that they still
 # differ, so one rerun on the shipped weights must leave this list.
 NOT_YET_RERUN: dict[str, str] = {
-    "adversarial-rapid": "made on an Intel Xeon's retrained weights on 2026-12-03; its rerun takes about 20 min",
     "corruptions": "made on an Intel Xeon's retrained weights on 2026-12-01; its rerun takes about 45 min",
     "transfer": "made on an Intel Xeon's retrained weights on 2026-12-02; its rerun takes about 30 min",
 }
