@@ -96,12 +96,6 @@ def _perturbed(model: object) -> object:
 
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
-# Studies made on weights trained on another CPU, before the weights shipped, and not yet rerun on
-# the shipped ones (each costs tens of minutes on 2 cores): the test requires that they still
-# differ, so one rerun on the shipped weights must leave this list.
-NOT_YET_RERUN: dict[str, str] = {
-    "corruptions": "made on an Intel Xeon's retrained weights on 2026-12-01; its rerun takes about 45 min",
-}
 
 
 def _studies() -> list[Path]:
@@ -119,7 +113,4 @@ def test_every_committed_study_rests_on_the_shipped_weights(study: Path) -> None
     zoo_models = {name: meta for name, meta in models.items() if zoo.is_zoo_ref(name)}
     assert zoo_models, f"{study.name}: no zoo model"
     differing = sorted(n for n, meta in zoo_models.items() if n not in records or records[n]["weights_sha256"] != meta["weights_sha256"])
-    if study.name in NOT_YET_RERUN:
-        assert differing, f"{study.name} now rests on the shipped weights: remove it from NOT_YET_RERUN"
-    else:
-        assert not differing, f"{study.name}: {differing} are not the shipped weights; rerun the study or ship its weights"
+    assert not differing, f"{study.name}: {differing} are not the shipped weights; rerun the study or ship its weights"
