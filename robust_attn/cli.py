@@ -34,6 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from robust_attn.models import create_model_for
     from robust_attn.models.registry import get_factory
     from robust_attn.training import check_epochs, get_recipe, train_model
+    from robust_attn.zoo import model_defaults
 
     get_factory(args.model)  # fail on a bad name before generating or loading data
     recipe = get_recipe(args.recipe)
@@ -51,12 +52,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = load_in_memory(args.dataset, "train", n=args.train_size, **data)
     test = load_in_memory(args.dataset, "test", n=args.test_size, **data)
     torch.manual_seed(args.seed)
-    model = create_model_for(args.model, train, width=args.width, layout=args.layout, dropout=args.dropout)
+    given = {k: v for k, v in (("width", args.width), ("layout", args.layout), ("dropout", args.dropout)) if v is not None}
+    options = model_defaults(args.model) | given
+    model = create_model_for(args.model, train, **options)
     out = Path(args.out) / f"{args.model}.safetensors"
     ranks = f", {ctx.world} ranks ({ctx.backend}, DistributedDataParallel)" if ctx is not None else ""
     if main:
         print(
-            f"training {args.model} on {len(train)} {train.name} images ({args.layout} layout, width {args.width}, recipe {recipe.name}, {device}{ranks})"
+            f"training {args.model} on {len(train)} {train.name} images ({', '.join(f'{k} {v}' for k, v in options.items())}, recipe {recipe.name}, {device}{ranks})"
         )
     try:
         result = train_model(
@@ -218,9 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", default="builtin", help="builtin (default), cifar10, cifar100, svhn, mnist, fashionmnist")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
-    p.add_argument("--width", type=float, default=0.125, help="channel width multiplier, 1.0 = paper (default: 0.125)")
-    p.add_argument("--layout", choices=["compact", "paper"], default="compact", help="compact (CPU, stages at 16/8/4) or paper (32/16/8)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout scale, 1.0 = the paper's rates (default: 0)")
+    p.add_argument(
+        "--width",
+        type=float,
+        help="VGG family: channel width multiplier, 1.0 = paper; ResNet: base channels (default: the zoo's, 0.125 and 11)",
+    )
+    p.add_argument(
+        "--layout", choices=["compact", "paper"], help="VGG family: compact (CPU, stages at 16/8/4, the default) or paper (32/16/8)"
+    )
+    p.add_argument("--dropout", type=float, help="VGG family: dropout scale, 1.0 = the paper's rates (default: 0)")
     p.add_argument("--recipe", default="fast", help="fast (few epochs, CPU), paper (SGD, step schedule) or cosine")
     p.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     p.add_argument("--batch-size", type=int, default=None, help="override the recipe's batch size")

@@ -108,9 +108,15 @@ def _trades(model: str, description: str) -> ZooEntry:
 FAMILY_KWARGS: dict[str, dict[str, Any]] = {"resnet": {"width": 11}, "vit": {}}
 
 
+def model_defaults(model: str) -> dict[str, Any]:
+    """The architecture options the zoo trains ``model`` with on a CPU (the VGG family's compact
+    layout at width 1/8; the ResNet's and the ViT's own at the VGG's budget)."""
+    return dict(FAMILY_KWARGS.get(model, _CPU_KWARGS))
+
+
 def _family(model: str, regime: str, description: str) -> ZooEntry:
     """A family's entry trained clean, with FGSM-AT or with PGD-AT, at the VGG entries' budget."""
-    kwargs = FAMILY_KWARGS.get(model, dict(_CPU_KWARGS))
+    kwargs = model_defaults(model)
     suffix = {"clean": "", "fgsm-at": "-at", "pgd-at": "-pgd-at"}[regime]
     if regime == "clean":
         return ZooEntry(f"builtin/{model}", model, dict(kwargs), epochs=BUILTIN_EPOCHS, description=description)
