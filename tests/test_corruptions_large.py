@@ -25,6 +25,7 @@ import scipy.ndimage as ndi
 import scipy.stats
 import torch
 from PIL import Image
+from test_corruptions import reference_clipped_zoom
 
 import robust_attn as ra
 from robust_attn.corruptions import CORRUPTIONS, PARAMETER_SETS, blur, corrupt, frost, parameter_set, registry
@@ -367,15 +368,6 @@ def test_motion_blur_streak_is_imagemagicks_kernel_at_the_sets_radius_and_sigma(
             inside = (rows >= 0) & (cols >= 0)
             np.add.at(expected, (rows[inside], cols[inside]), 255 * weights[inside])
             assert np.abs(out[k] - expected).max() <= 1, (severity, k)
-
-
-def reference_clipped_zoom(img: np.ndarray, factor: float) -> np.ndarray:
-    h = img.shape[0]
-    ch = int(np.ceil(h / factor))
-    top = (h - ch) // 2
-    img = ndi.zoom(img[top : top + ch, top : top + ch], (factor, factor, 1), order=1)
-    trim = (img.shape[0] - h) // 2
-    return img[trim : trim + h, trim : trim + h]
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
