@@ -78,31 +78,6 @@ AT_EPS = 2 / 255
 AT_EPOCHS = 10
 
 
-def _adversarial(model: str, description: str) -> ZooEntry:
-    return ZooEntry(
-        f"builtin/{model}-at",
-        model,
-        dict(_CPU_KWARGS),
-        recipe="fgsm-at",
-        epochs=AT_EPOCHS,
-        recipe_params={"train_eps": AT_EPS},
-        description=description,
-    )
-
-
-def _trades(model: str, description: str) -> ZooEntry:
-    """TRADES (beta = 6, the paper's) at the adversarial entries' eps and budget: 5 KL-ascent steps."""
-    return ZooEntry(
-        f"builtin/{model}-trades",
-        model,
-        dict(_CPU_KWARGS),
-        recipe="trades",
-        epochs=AT_EPOCHS,
-        recipe_params={"train_eps": AT_EPS},
-        description=description,
-    )
-
-
 # The families beside LTPA at the compact VGG's budget (same images, epochs, recipes; about the same
 # multiply-adds): a PreAct ResNet-18 of base width 11 and a small ViT (robust_attn.models).
 FAMILY_KWARGS: dict[str, dict[str, Any]] = {"resnet": {"width": 11}, "vit": {}}
@@ -114,14 +89,17 @@ def model_defaults(model: str) -> dict[str, Any]:
     return dict(FAMILY_KWARGS.get(model, _CPU_KWARGS))
 
 
-def _family(model: str, regime: str, description: str) -> ZooEntry:
-    """A family's entry trained clean, with FGSM-AT or with PGD-AT, at the VGG entries' budget."""
-    kwargs = model_defaults(model)
-    suffix = {"clean": "", "fgsm-at": "-at", "pgd-at": "-pgd-at"}[regime]
+# An entry's name is the model's with its regime's suffix: builtin/vgg-att3-pc-at, builtin/vit-pgd-at, ...
+REGIME_SUFFIX = {"clean": "", "fgsm-at": "-at", "pgd-at": "-pgd-at", "trades": "-trades"}
+
+
+def _regime_entry(model: str, regime: str, description: str) -> ZooEntry:
+    """An entry trained clean or adversarially (FGSM-AT, PGD-AT, TRADES at AT_EPS for AT_EPOCHS),
+    at the model's zoo options and the VGG entries' budget."""
+    name, kwargs = f"builtin/{model}{REGIME_SUFFIX[regime]}", model_defaults(model)
     if regime == "clean":
-        return ZooEntry(f"builtin/{model}", model, dict(kwargs), epochs=BUILTIN_EPOCHS, description=description)
-    return ZooEntry(f"builtin/{model}{suffix}", model, dict(kwargs), recipe=regime, epochs=AT_EPOCHS, recipe_params={"train_eps": AT_EPS},
-                    description=description)  # fmt: skip
+        return ZooEntry(name, model, kwargs, epochs=BUILTIN_EPOCHS, description=description)
+    return ZooEntry(name, model, kwargs, recipe=regime, epochs=AT_EPOCHS, recipe_params={"train_eps": AT_EPS}, description=description)
 
 
 def _paper(dataset: str, model: str, description: str) -> ZooEntry:
@@ -146,20 +124,20 @@ ZOO: dict[str, ZooEntry] = {
         _builtin("vgg-att3-dp", True, "attention on l1, l2, l3; dot-product compatibility; concat"),
         _builtin("vgg-att3-pc-indep", False, "attention on l1, l2, l3; pc; one classifier per stage"),
         _builtin("vgg-att2-dp", False, "attention on l2, l3; dot-product compatibility; concat"),
-        _adversarial("vgg", "VGG baseline, FGSM adversarial training at 2/255"),
-        _adversarial("vgg-att2-pc", "attention on l2, l3; pc; FGSM adversarial training at 2/255"),
-        _adversarial("vgg-att3-pc", "attention on l1, l2, l3; pc; FGSM adversarial training at 2/255"),
-        _adversarial("vgg-att3-dp", "attention on l1, l2, l3; dp; FGSM adversarial training at 2/255"),
-        _trades("vgg", "VGG baseline, TRADES (beta = 6) at 2/255"),
-        _trades("vgg-att3-pc", "attention on l1, l2, l3; pc; TRADES (beta = 6) at 2/255"),
-        _family("vgg", "pgd-at", "VGG baseline, PGD adversarial training (5 steps) at 2/255"),
-        _family("vgg-att3-pc", "pgd-at", "attention on l1, l2, l3; pc; PGD adversarial training at 2/255"),
-        _family("resnet", "clean", "PreAct ResNet-18, width 11 (the VGG's multiply-adds)"),
-        _family("resnet", "fgsm-at", "PreAct ResNet-18, width 11; FGSM adversarial training at 2/255"),
-        _family("resnet", "pgd-at", "PreAct ResNet-18, width 11; PGD adversarial training at 2/255"),
-        _family("vit", "clean", "ViT, 4x4 patches, 8 blocks of width 64 (the VGG's multiply-adds)"),
-        _family("vit", "fgsm-at", "ViT, 4x4 patches; FGSM adversarial training at 2/255"),
-        _family("vit", "pgd-at", "ViT, 4x4 patches; PGD adversarial training at 2/255"),
+        _regime_entry("vgg", "fgsm-at", "VGG baseline, FGSM adversarial training at 2/255"),
+        _regime_entry("vgg-att2-pc", "fgsm-at", "attention on l2, l3; pc; FGSM adversarial training at 2/255"),
+        _regime_entry("vgg-att3-pc", "fgsm-at", "attention on l1, l2, l3; pc; FGSM adversarial training at 2/255"),
+        _regime_entry("vgg-att3-dp", "fgsm-at", "attention on l1, l2, l3; dp; FGSM adversarial training at 2/255"),
+        _regime_entry("vgg", "trades", "VGG baseline, TRADES (beta = 6) at 2/255"),
+        _regime_entry("vgg-att3-pc", "trades", "attention on l1, l2, l3; pc; TRADES (beta = 6) at 2/255"),
+        _regime_entry("vgg", "pgd-at", "VGG baseline, PGD adversarial training (5 steps) at 2/255"),
+        _regime_entry("vgg-att3-pc", "pgd-at", "attention on l1, l2, l3; pc; PGD adversarial training at 2/255"),
+        _regime_entry("resnet", "clean", "PreAct ResNet-18, width 11 (the VGG's multiply-adds)"),
+        _regime_entry("resnet", "fgsm-at", "PreAct ResNet-18, width 11; FGSM adversarial training at 2/255"),
+        _regime_entry("resnet", "pgd-at", "PreAct ResNet-18, width 11; PGD adversarial training at 2/255"),
+        _regime_entry("vit", "clean", "ViT, 4x4 patches, 8 blocks of width 64 (the VGG's multiply-adds)"),
+        _regime_entry("vit", "fgsm-at", "ViT, 4x4 patches; FGSM adversarial training at 2/255"),
+        _regime_entry("vit", "pgd-at", "ViT, 4x4 patches; PGD adversarial training at 2/255"),
         _paper("cifar10", "vgg", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar10", "vgg-att3-pc", "paper layout and recipe (needs --data-dir, hours on a GPU)"),
         _paper("cifar100", "vgg", "paper's CIFAR-100 baseline (needs --data-dir)"),
