@@ -48,7 +48,7 @@ SECTION_WRITERS: list[Callable[[Context], list[Block]]] = [
     answer_section,  # page 1: Summary
     claims_section,  # The paper's claims
     architecture_section,  # Architectures
-    families_section,  # Families (three architectures or more)
+    families_section,  # Families (three architectures or more, two threat-model kinds or more)
     checks_section,  # Sanity checks
     models_section,  # Accuracy per model
     attack_section,  # Attack comparison

@@ -129,8 +129,8 @@ def _transfer_matrix(run: Run, sources: list[str], targets: list[str], eps: floa
     for t in targets:
         per_source = [
             c.correct[int(np.argmin(np.abs(c.eps - eps)))]
-            for (target, crafted_by, _), c in run.transfers.items()
-            if target == t and attack in (None, crafted_by) and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()
+            for (target, table, _), c in run.transfers.items()
+            if target == t and attack in (None, table) and c.source in sources and c.source != t and np.isclose(c.eps, eps).any()
         ]
         if not per_source:
             return None
