@@ -22,7 +22,7 @@ import torch
 
 from robust_attn.data.dataset import ImageData
 from robust_attn.data.preprocessing import Preprocessing, from_options
-from robust_attn.data.streamed import FileItems, StreamedDataset, fits_in_memory
+from robust_attn.data.streamed import FileItems, StreamedDataset
 from robust_attn.errors import DataError, DataNotFound
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # shown in reports; models normalise themselves
@@ -95,8 +95,14 @@ def finish(data: StreamedDataset, n: int | None, options: dict[str, Any]) -> Ima
     stream = options.get("stream", "auto")
     if stream not in ("auto", True, False):
         raise DataError(f'dataset.stream must be true, false or "auto", got {stream!r}')
-    keep = stream is False or (stream == "auto" and fits_in_memory(data))
-    return data.in_memory() if keep else data
+    return _as_asked(data, stream)
+
+
+def _as_asked(data: StreamedDataset, stream: object) -> ImageData:
+    """``stream = false``: decoded and held; ``"auto"``: held when it fits; ``true``: streamed."""
+    if stream is False:
+        return data.in_memory()
+    return data.held_if_small() if stream == "auto" else data
 
 
 def _streamed(name: str, split: str, paths: list[Path], labels: list[int], classes: tuple[str, ...], options: dict[str, Any],
@@ -232,5 +238,4 @@ def _with_published(
 
     data = replace(clean, name=name, trained_as=trained_as)
     data = replace(data, published_corruptions=published_from(tree, data, relative))
-    stream = options.get("stream", "auto")
-    return data.in_memory() if stream is False or (stream == "auto" and fits_in_memory(data)) else data
+    return _as_asked(data, options.get("stream", "auto"))
